@@ -1,0 +1,1 @@
+"""Backtesting on recorded WebSocket frames through the production engine."""

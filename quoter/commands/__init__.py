@@ -1,0 +1,1 @@
+"""Subcommands of the ``quoter`` CLI, one module each."""

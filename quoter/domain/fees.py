@@ -1,0 +1,69 @@
+"""Kalshi's trading fee, exactly (kalshi-api.md §5.4 and the worked case in §0a).
+
+fee = rate x multiplier x C x P x (1 - P), rounded **up** to $0.0001, where the taker rate is
+0.07 and makers pay 0.25x that (``quadratic_with_maker_fees``) or 0.5x on combos
+(``quadratic_with_combo_maker_fees``), and nothing under plain ``quadratic``.
+§0a: 0.07 x 1 x 0.48 x 0.52 = 0.017472 -> charged "0.017500".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from fractions import Fraction
+
+from quoter.domain.money import MAX_PRICE_MICROS, MoneyError, check_price, check_qty
+
+__all__ = ["FEE_ROUNDING_MICROS", "FeeSchedule", "FeeType", "trade_fee_micros"]
+
+FEE_ROUNDING_MICROS = 100  # $0.0001
+_TAKER_RATE = Fraction(7, 100)
+
+
+class FeeType(StrEnum):
+    """The series ``fee_type`` values."""
+
+    QUADRATIC = "quadratic"
+    QUADRATIC_WITH_MAKER_FEES = "quadratic_with_maker_fees"
+    QUADRATIC_WITH_COMBO_MAKER_FEES = "quadratic_with_combo_maker_fees"
+    # How "flat" is computed is not documented; we charge it like quadratic (an upper bound
+    # for makers) until a demo fill pins it down.
+    FLAT = "flat"
+
+
+_MAKER_SHARE: dict[FeeType, Fraction] = {
+    FeeType.QUADRATIC: Fraction(0),
+    FeeType.QUADRATIC_WITH_MAKER_FEES: Fraction(1, 4),
+    FeeType.QUADRATIC_WITH_COMBO_MAKER_FEES: Fraction(1, 2),
+    FeeType.FLAT: Fraction(1, 4),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FeeSchedule:
+    """A series' fee terms: its type and multiplier (as an exact fraction, usually 1)."""
+
+    fee_type: FeeType = FeeType.QUADRATIC_WITH_MAKER_FEES
+    multiplier: Fraction = Fraction(1)
+
+    def __post_init__(self) -> None:
+        if self.multiplier < 0:
+            raise MoneyError(f"fee multiplier {self.multiplier} is negative")
+
+    def fee_micros(self, price_micros: int, qty_centi: int, *, is_taker: bool) -> int:
+        """Fee in micro-dollars for one fill, rounded up to $0.0001."""
+        share = Fraction(1) if is_taker else _MAKER_SHARE[self.fee_type]
+        return trade_fee_micros(price_micros, qty_centi, _TAKER_RATE * share * self.multiplier)
+
+
+def trade_fee_micros(price_micros: int, qty_centi: int, rate: Fraction) -> int:
+    """Return ``rate x C x P x (1-P)`` in micro-dollars, rounded up to $0.0001."""
+    check_price(price_micros)
+    check_qty(qty_centi)
+    if rate < 0:
+        raise MoneyError(f"fee rate {rate} is negative")
+    # dollars = rate * (q/100) * (p/1e6) * ((1e6-p)/1e6); in units of $0.0001 multiply by 1e4.
+    exact = rate * qty_centi * price_micros * (MAX_PRICE_MICROS - price_micros)
+    units = exact / (100 * MAX_PRICE_MICROS * MAX_PRICE_MICROS) * 10_000
+    ceil_units = -(-units.numerator // units.denominator)
+    return ceil_units * FEE_ROUNDING_MICROS
