@@ -1,0 +1,66 @@
+"""Ports: the only things that change between the live, simulated and replay worlds.
+
+The runtime talks to the outside through these Protocols. Live and simulated runs use the
+Kalshi adapters (``quoter.kalshi.adapter``); backtests plug in replay sources and modelled
+execution. Test doubles are real implementations (the simulator over real sockets, an
+in-process ASGI transport), never mocks of our own code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from quoter.domain.events import BookSnapshotReceived
+from quoter.domain.types import MarketInfo
+
+__all__ = ["ExecutionPort", "FrameSource", "InboundFrame", "MarketDataPort"]
+
+
+@dataclass(frozen=True, slots=True)
+class InboundFrame:
+    """One raw WebSocket frame as received, before decoding."""
+
+    data: bytes | str
+    ts_recv_ns: int
+    conn_id: str = ""
+
+
+class FrameSource(Protocol):
+    """Where raw frames come from: a live feed or a recording."""
+
+    def frames(self) -> AsyncIterator[InboundFrame]:
+        """Yield frames in arrival order."""
+        ...
+
+
+class ExecutionPort(Protocol):
+    """Where quote commands go: Kalshi's REST API, the simulator, or a backtest model."""
+
+    async def submit_quote(
+        self, rfq_id: str, yes_bid_micros: int, no_bid_micros: int, *,
+        rest_remainder: bool, post_only: bool, subaccount: int | None,
+    ) -> str:
+        """Create (or replace) our quote on an RFQ; returns the quote id."""
+        ...
+
+    async def confirm_quote(self, rfq_id: str, quote_id: str) -> None:
+        """Confirm an accepted quote (last look: yes)."""
+        ...
+
+    async def cancel_quote(self, rfq_id: str, quote_id: str) -> None:
+        """Withdraw a quote."""
+        ...
+
+
+class MarketDataPort(Protocol):
+    """Market metadata and book snapshots on demand."""
+
+    async def fetch_market(self, ticker: str) -> MarketInfo:
+        """Load a market's metadata."""
+        ...
+
+    async def fetch_book(self, ticker: str, ts_recv_ns: int) -> BookSnapshotReceived:
+        """Load a market's full order book."""
+        ...
