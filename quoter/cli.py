@@ -18,6 +18,9 @@ __all__ = ["main"]
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
     "decode",
+    "control",
+    "config",
+    "sim",
 )
 
 

@@ -53,6 +53,9 @@ def _parse_fixed(text: str, places: int, what: str) -> int:
     s = text.strip()
     if not s:
         raise MoneyError(f"{what} is empty")
+    if len(s) > 40:
+        # Also keeps int() from raising its own ValueError on enormous digit strings.
+        raise MoneyError(f"{what} is too long ({len(s)} characters)")
     neg = s[0] == "-"
     if s[0] in "+-":
         s = s[1:]
