@@ -14,6 +14,7 @@
     ├── ExchangeRejectedError the exchange refused the request (4xx with code/message):
     │                         record it and carry on
     ├── DecodeError           a malformed frame or response: count it, skip it, keep the raw bytes
+    ├── PagingLimitError      a REST listing exceeded its max_pages bound: raise the bound
     └── StrategyError         a pricer raised or overran its budget: pull that market's quotes
 
 Money errors (``quoter.domain.money.MoneyError``) are ``ValueError``s raised by the domain and
@@ -28,6 +29,7 @@ __all__ = [
     "DecodeError",
     "ExchangeRejectedError",
     "FatalError",
+    "PagingLimitError",
     "QuoterError",
     "RateLimitedError",
     "ReconciliationError",
@@ -115,3 +117,7 @@ class DecodeError(QuoterError):
 
 class StrategyError(QuoterError):
     """A pricing module failed."""
+
+
+class PagingLimitError(QuoterError):
+    """A paged listing had more pages than the caller's ``max_pages`` bound."""
