@@ -1,0 +1,71 @@
+"""``quoter halt | resume | cancel-all | status``: operate a running service.
+
+Each subcommand reads ``QUOTER_CONTROL_HOST`` / ``QUOTER_CONTROL_PORT`` and the token
+(``QUOTER_CONTROL_TOKEN`` or the token file, ``QUOTER_CONTROL_TOKEN_FILE``); ``--port`` and
+``--token-file`` override them. Exit status: 0 done, 1 the service refused or was unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from quoter.control import ControlClient
+from quoter.errors import QuoterError
+from quoter.settings import ControlSettings
+
+__all__ = ["register", "run"]
+
+_HELP = {
+    "halt": "stop quoting and pull open quotes",
+    "resume": "resume quoting after a halt",
+    "cancel-all": "cancel every open quote (quoting continues unless halted)",
+    "status": "print the service's status as JSON",
+}
+
+
+def register(subparsers: Any) -> None:
+    """Add the halt, resume, cancel-all and status subcommands."""
+    for name, help_text in _HELP.items():
+        parser: argparse.ArgumentParser = subparsers.add_parser(
+            name, help=help_text, description=help_text
+        )
+        parser.add_argument("--port", type=int, help="control port (default: settings)")
+        parser.add_argument("--token-file", type=Path, help="control token file")
+        parser.add_argument(
+            "--timeout", type=float, default=5.0, help="seconds to wait (default 5)"
+        )
+        if name == "halt":
+            parser.add_argument("--reason", default="operator", help="why (logged and stored)")
+        parser.set_defaults(func=run, control_action=name)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Send one control action and print the service's answer."""
+    overrides: dict[str, Any] = {}
+    if args.port is not None:
+        overrides["control_port"] = args.port
+    if args.token_file is not None:
+        overrides["control_token_file"] = args.token_file
+    try:
+        settings = ControlSettings(**overrides)
+        client = ControlClient.from_settings(settings, timeout_s=args.timeout)
+        action: str = args.control_action
+        if action == "halt":
+            result = client.halt(args.reason)
+        elif action == "resume":
+            result = client.resume()
+        elif action == "cancel-all":
+            result = client.cancel_all()
+        else:
+            result = client.status()
+    except (QuoterError, ValidationError, ValueError) as exc:
+        print(f"quoter {args.control_action}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return 0

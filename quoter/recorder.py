@@ -1,0 +1,582 @@
+"""Raw recording of a run: every inbound frame, every REST exchange, and decision events.
+
+The file format is specified in ``docs/recording-format.md``. In short: gzip-compressed JSON
+lines, one self-contained file per rotation period, each starting with a header line.
+Inbound frames keep their exact received text (``"frame"``), so a replay decodes the same
+bytes the live run decoded. Headers of HTTP requests are never written: the recorder never
+sees them (``RecordingTransport`` records method, path and bodies only), and every outbound
+body and event payload also goes through the log redactor.
+
+Writing never blocks the event loop for long: ``record_*`` encodes one line and appends it to
+an in-memory buffer (microseconds). When the buffer reaches ``flush_bytes`` or is older than
+``flush_interval_s``, the whole batch is handed to a writer thread that compresses it, writes
+it and ``Z_SYNC_FLUSH``-es the gzip stream (so a reader, or a crash, sees every handed-off
+batch). The hand-off queue is bounded (``max_pending_batches``): if the disk cannot keep up,
+whole batches are dropped and counted (``dropped_lines``) and a ``gap`` event line records
+the loss, rather than stalling trading. ``flush()`` waits for the writer (shutdown, tests).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import platform
+import queue
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final, Protocol
+
+import httpx
+import msgspec
+import structlog
+
+from quoter import __version__
+from quoter.clock import Clock
+from quoter.observability.logging import Redactor
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "EventLine",
+    "HeaderLine",
+    "InLine",
+    "OutLine",
+    "RecordLine",
+    "Recorder",
+    "RecordingTransport",
+    "WsOutLine",
+    "read_recording",
+    "read_recordings",
+    "recording_files",
+]
+
+FORMAT_NAME: Final = "quoter-recording"
+FORMAT_VERSION: Final = 1
+_NS_PER_S: Final = 1_000_000_000
+_SUFFIX: Final = ".jsonl.gz"
+# Lines that are not inbound frames carry a top-level "type" that no Kalshi frame uses, so a
+# bare-frame reader (quoter.kalshi.frames) sees a well-formed frame of an unknown type and
+# skips it, instead of failing on it.
+_TYPE_PREFIX: Final = "quoter_recording_"
+
+_log = structlog.get_logger("quoter.recorder")
+
+
+class _RawFrameLike(Protocol):
+    data: bytes | str
+    ts_recv_ns: int
+    conn_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderLine:
+    """The first line of every file: what was recorded, by what, when."""
+
+    format_version: int
+    quoter_version: str
+    python_version: str
+    start_wall_ns: int
+    start_ns: int
+    file_seq: int
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class InLine:
+    """One inbound WebSocket frame, exactly as received."""
+
+    ts_recv_ns: int
+    wall_ns: int
+    conn: str
+    frame: str
+
+
+@dataclass(frozen=True, slots=True)
+class WsOutLine:
+    """One outbound WebSocket command (subscribe, ...)."""
+
+    ts_ns: int
+    wall_ns: int
+    conn: str
+    frame: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutLine:
+    """One REST request and its response (bodies only, never headers)."""
+
+    method: str
+    path: str
+    body: str | None
+    status: int | None
+    response_body: str | None
+    sent_ns: int
+    recv_ns: int
+    wall_ns: int
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventLine:
+    """A decision, timer or other fact needed to reproduce the run."""
+
+    kind: str
+    ts_ns: int
+    wall_ns: int
+    payload: Mapping[str, Any]
+
+
+RecordLine = HeaderLine | InLine | WsOutLine | OutLine | EventLine
+
+
+def _text(raw: bytes | str) -> str:
+    # Kalshi sends text frames (UTF-8); a byte that is not UTF-8 is kept as U+FFFD rather than
+    # crashing the recorder, and the replay will then report the frame as malformed.
+    return raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+
+
+def _builtins(value: Any) -> Any:
+    """Turn dataclasses, enums, tuples and sets (e.g. domain events) into plain JSON values."""
+    return msgspec.to_builtins(value, str_keys=True, order="deterministic")
+
+
+def _open_exclusive(path: Path) -> IO[bytes]:
+    return path.open("xb")
+
+
+def _dumps(obj: Mapping[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+class Recorder:
+    """Append-only, rotating, gzip JSON-lines recorder (see the module docstring)."""
+
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        clock: Clock,
+        max_bytes: int = 256 * 1024 * 1024,
+        max_age_s: float = 3600.0,
+        header: Mapping[str, Any] | None = None,
+        redactor: Redactor | None = None,
+        flush_bytes: int = 256 * 1024,
+        flush_interval_s: float = 1.0,
+        max_pending_batches: int = 64,
+        compresslevel: int = 5,
+        threaded: bool = True,
+        opener: Callable[[Path], IO[bytes]] | None = None,
+    ) -> None:
+        if max_bytes <= 0 or max_age_s <= 0:
+            raise ValueError("max_bytes and max_age_s must be positive")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        self._max_bytes = max_bytes
+        self._max_age_ns = int(max_age_s * _NS_PER_S)
+        self._header_fields = dict(header or {})
+        self._redactor = redactor if redactor is not None else Redactor()
+        self._flush_bytes = flush_bytes
+        self._flush_interval_ns = int(flush_interval_s * _NS_PER_S)
+        self._compresslevel = compresslevel
+        self._opener = opener if opener is not None else _open_exclusive
+        self._buf: list[str] = []
+        self._buf_bytes = 0
+        self._buf_since_ns = clock.now_ns()
+        self._closed = False
+        self.dropped_lines = 0
+        self._unreported_drops = 0
+        self.lines_written = 0
+        self.files: list[Path] = []
+        # Writer state (touched only by the writer: the thread, or the caller if unthreaded).
+        self._raw: IO[bytes] | None = None
+        self._gz: gzip.GzipFile | None = None
+        self._file_start_ns = 0
+        self._file_seq = 0
+        self._writer_error: BaseException | None = None
+        self._queue: queue.Queue[tuple[list[str], int, int] | None] | None = None
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._queue = queue.Queue(maxsize=max_pending_batches)
+            self._thread = threading.Thread(
+                target=self._writer_loop, name="quoter-recorder", daemon=True
+            )
+            self._thread.start()
+
+    # --- recording (called on the event loop) -----------------------------------------
+
+    def record_in(self, conn: str, raw: bytes | str, ts_recv_ns: int, wall_ns: int) -> None:
+        """Record one inbound frame verbatim with its receive times and connection id."""
+        self._append(
+            _dumps(
+                {"k": "in", "ts_recv_ns": ts_recv_ns, "wall_ns": wall_ns, "conn": conn,
+                 "frame": _text(raw)}
+            )
+        )
+
+    def record_ws_out(self, conn: str, raw: bytes | str, ts_ns: int, wall_ns: int) -> None:
+        """Record one outbound WebSocket command (subscriptions are part of the run)."""
+        self._append(
+            _dumps(
+                {"k": "ws_out", "type": _TYPE_PREFIX + "ws_out", "ts_ns": ts_ns,
+                 "wall_ns": wall_ns, "conn": conn,
+                 "text": self._redactor.redact_text(_text(raw))}
+            )
+        )
+
+    def record_out(
+        self,
+        method: str,
+        path: str,
+        body: bytes | str | None,
+        status: int | None,
+        response_body: bytes | str | None,
+        sent_ns: int,
+        recv_ns: int,
+        *,
+        error: str | None = None,
+    ) -> None:
+        """Record one REST request/response: method, path, bodies and times (never headers)."""
+        self._append(
+            _dumps(
+                {
+                    "k": "out",
+                    "type": _TYPE_PREFIX + "out",
+                    "method": method,
+                    "path": self._redactor.redact_text(path),
+                    "body": None if body is None else self._redactor.redact_text(_text(body)),
+                    "status": status,
+                    "response_body": (
+                        None
+                        if response_body is None
+                        else self._redactor.redact_text(_text(response_body))
+                    ),
+                    "sent_ns": sent_ns,
+                    "recv_ns": recv_ns,
+                    "wall_ns": self._clock.wall_ns(),
+                    "error": error,
+                }
+            )
+        )
+
+    def record_event(self, kind: str, payload: Any) -> None:
+        """Record a decision, timer or other fact: a mapping or a dataclass (e.g. an event)."""
+        self._append(
+            _dumps(
+                {
+                    "k": "event",
+                    "type": _TYPE_PREFIX + "event",
+                    "kind": kind,
+                    "ts_ns": self._clock.now_ns(),
+                    "wall_ns": self._clock.wall_ns(),
+                    "payload": self._redactor.redact(_builtins(payload)),
+                }
+            )
+        )
+
+    def tap(self, frame: _RawFrameLike) -> None:
+        """Feed tap for inbound frames (``KalshiFeed(tap=recorder.tap)``)."""
+        self.record_in(frame.conn_id, frame.data, frame.ts_recv_ns, self._clock.wall_ns())
+
+    def tap_out(self, frame: _RawFrameLike) -> None:
+        """Feed tap for outbound commands (``KalshiFeed(tap_out=recorder.tap_out)``)."""
+        self.record_ws_out(frame.conn_id, frame.data, frame.ts_recv_ns, self._clock.wall_ns())
+
+    def _append(self, line: str) -> None:
+        if self._closed:
+            raise RuntimeError("recorder is closed")
+        self._buf.append(line)
+        self._buf_bytes += len(line) + 1
+        if (
+            self._buf_bytes >= self._flush_bytes
+            or self._clock.now_ns() - self._buf_since_ns >= self._flush_interval_ns
+        ):
+            self._hand_off()
+
+    def poll(self) -> None:
+        """Hand off the buffer if it is due by time (call from a periodic timer)."""
+        if self._buf and self._clock.now_ns() - self._buf_since_ns >= self._flush_interval_ns:
+            self._hand_off()
+
+    def _hand_off(self, *, block: bool = False) -> None:
+        if not self._buf and not self._unreported_drops:
+            return
+        now_ns, wall_ns = self._clock.now_ns(), self._clock.wall_ns()
+        lines, self._buf, self._buf_bytes = self._buf, [], 0
+        self._buf_since_ns = now_ns
+        if self._queue is None:
+            self._write_batch(lines, now_ns, wall_ns)
+            return
+        if self._writer_error is not None:
+            # The disk failed: keep trading, count the loss; flush()/close() will raise.
+            self.dropped_lines += len(lines)
+            return
+        if self._unreported_drops:
+            # Say in-band where lines are missing, just before the first batch that made it.
+            gap = _dumps(
+                {"k": "event", "type": _TYPE_PREFIX + "event", "kind": "gap",
+                 "ts_ns": now_ns, "wall_ns": wall_ns,
+                 "payload": {"dropped_lines": self._unreported_drops}}
+            )
+            batch = [gap, *lines]
+        else:
+            batch = lines
+        try:
+            self._queue.put((batch, now_ns, wall_ns), block=block)
+        except queue.Full:
+            # Never stall trading on a slow disk: drop this batch and count it.
+            self.dropped_lines += len(lines)
+            self._unreported_drops += len(lines)
+            _log.warning("recorder_dropped_lines", lines=len(lines))
+            return
+        self._unreported_drops = 0
+
+    @property
+    def healthy(self) -> bool:
+        """False once the writer failed or lines were dropped (report it on /healthz)."""
+        return self._writer_error is None and self.dropped_lines == 0
+
+    def flush(self) -> None:
+        """Hand off the buffer and wait until everything handed off is written."""
+        self._hand_off(block=True)
+        if self._queue is not None:
+            self._queue.join()
+            if self._writer_error is not None:
+                raise RuntimeError("recorder writer failed") from self._writer_error
+
+    def close(self) -> None:
+        """Write everything, stop the writer thread and close the current file."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            if self._queue is not None and self._thread is not None:
+                self._queue.put(None)
+                self._thread.join()
+            else:
+                self._close_file()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing (writer thread, or inline when unthreaded) ------------------------------
+
+    def _writer_loop(self) -> None:
+        assert self._queue is not None
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    self._close_file()
+                    return
+                if self._writer_error is None:
+                    self._write_batch(*item)
+            except Exception as exc:  # reported by flush()/close() and `healthy`
+                self._writer_error = exc
+                _log.error("recorder_write_failed", error=type(exc).__name__)
+            finally:
+                self._queue.task_done()
+
+    def _write_batch(self, lines: list[str], now_ns: int, wall_ns: int) -> None:
+        for line in lines:
+            if self._gz is None or self._due_for_rotation(now_ns):
+                self._rotate(now_ns, wall_ns)
+            assert self._gz is not None
+            self._gz.write(line.encode("utf-8") + b"\n")
+            self.lines_written += 1
+        if self._gz is not None:
+            # A sync flush ends a deflate block: a reader (or a crash) sees every line so far.
+            self._gz.flush(zlib.Z_SYNC_FLUSH)
+            assert self._raw is not None
+            self._raw.flush()
+
+    def _due_for_rotation(self, now_ns: int) -> bool:
+        assert self._raw is not None
+        return (
+            self._raw.tell() >= self._max_bytes
+            or now_ns - self._file_start_ns >= self._max_age_ns
+        )
+
+    def _rotate(self, now_ns: int, wall_ns: int) -> None:
+        self._close_file()
+        seconds = wall_ns // _NS_PER_S
+        stamp = f"{seconds}.{(wall_ns % _NS_PER_S) // 1_000_000:03d}"
+        path = self.directory / f"rec-{stamp}-{self._file_seq:05d}-{os.getpid()}{_SUFFIX}"
+        self._raw = self._opener(path)
+        self._gz = gzip.GzipFile(
+            filename="", mode="wb", fileobj=self._raw, compresslevel=self._compresslevel,
+            mtime=0,
+        )
+        self._file_start_ns = now_ns
+        header = {
+            **self._header_fields,
+            "k": "header",
+            "type": _TYPE_PREFIX + "header",
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "quoter_version": __version__,
+            "python_version": platform.python_version(),
+            "start_wall_ns": wall_ns,
+            "start_ns": now_ns,
+            "file_seq": self._file_seq,
+        }
+        self._gz.write(_dumps(self._redactor.redact(_builtins(header))).encode("utf-8") + b"\n")
+        self._file_seq += 1
+        self.files.append(path)
+        _log.info("recording_file_opened", path=str(path))
+
+    def _close_file(self) -> None:
+        if self._gz is not None:
+            self._gz.close()
+            self._gz = None
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that records each request/response (bodies only) to a Recorder."""
+
+    def __init__(
+        self, recorder: Recorder, clock: Clock, inner: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._recorder = recorder
+        self._clock = clock
+        self._inner = inner if inner is not None else httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Forward the request, record it, and return an equivalent response."""
+        body = request.content if request.content else None
+        path = request.url.raw_path.decode("ascii", "replace")
+        sent_ns = self._clock.now_ns()
+        try:
+            response = await self._inner.handle_async_request(request)
+            try:
+                # The raw (still content-encoded) bytes, read straight off the stream: a
+                # response built in memory (MockTransport) is pre-read yet its stream replays.
+                stream = response.stream
+                if not isinstance(stream, httpx.AsyncByteStream):
+                    raise TypeError("RecordingTransport needs an async inner transport")
+                raw = b"".join([chunk async for chunk in stream])
+            finally:
+                await response.aclose()
+        except Exception as exc:
+            self._recorder.record_out(
+                request.method, path, body, None, None, sent_ns, self._clock.now_ns(),
+                error=type(exc).__name__,
+            )
+            raise
+        recv_ns = self._clock.now_ns()
+        decoded = httpx.Response(
+            response.status_code, headers=response.headers, stream=httpx.ByteStream(raw)
+        )
+        await decoded.aread()  # undo any content-encoding for the record only
+        self._recorder.record_out(
+            request.method, path, body, response.status_code, decoded.content, sent_ns, recv_ns
+        )
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=httpx.ByteStream(raw),
+            request=request,
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        """Close the wrapped transport."""
+        await self._inner.aclose()
+
+
+def recording_files(directory: Path | str) -> list[Path]:
+    """Return a directory's recording files in recording order."""
+    return sorted(Path(directory).glob(f"rec-*{_SUFFIX}"), key=_file_order)
+
+
+def _file_order(path: Path) -> tuple[float, int, str]:
+    parts = path.name.removesuffix(_SUFFIX).split("-")
+    try:
+        return float(parts[1]), int(parts[2]), path.name
+    except (IndexError, ValueError):
+        return float("inf"), 0, path.name
+
+
+def _iter_complete_lines(path: Path) -> Iterator[bytes]:
+    """Yield complete lines; a truncated tail (a file still being written, or a crash) ends it.
+
+    ``gzip.open`` raises ``EOFError`` on a stream without its trailer and drops the data it
+    already decompressed, so we drive ``zlib`` ourselves (``wbits=31``: gzip framing).
+    """
+    inflater = zlib.decompressobj(wbits=31)
+    pending = b""
+    with path.open("rb") as f:
+        while not inflater.eof:
+            chunk = f.read(65536)
+            if not chunk:
+                break
+            try:
+                pending += inflater.decompress(chunk)
+            except zlib.error:
+                break  # damaged data: keep what was complete before it
+            *lines, pending = pending.split(b"\n")
+            yield from lines
+    if inflater.eof and pending:
+        yield pending  # a final line without a newline in a complete file
+
+
+def _parse(obj: dict[str, Any]) -> RecordLine | None:
+    kind = obj.get("k")
+    if kind == "in":
+        return InLine(obj["ts_recv_ns"], obj["wall_ns"], obj["conn"], obj["frame"])
+    if kind == "out":
+        return OutLine(
+            obj["method"], obj["path"], obj["body"], obj["status"], obj["response_body"],
+            obj["sent_ns"], obj["recv_ns"], obj["wall_ns"], obj.get("error"),
+        )
+    if kind == "event":
+        return EventLine(obj["kind"], obj["ts_ns"], obj["wall_ns"], obj["payload"])
+    if kind == "ws_out":
+        return WsOutLine(obj["ts_ns"], obj["wall_ns"], obj["conn"], obj["text"])
+    if kind == "header":
+        if obj.get("format") != FORMAT_NAME:
+            raise ValueError(f"not a {FORMAT_NAME} file (format={obj.get('format')!r})")
+        if obj["format_version"] > FORMAT_VERSION:
+            raise ValueError(f"recording format v{obj['format_version']} is newer than this reader")
+        reserved = {"k", "type", "format", "format_version", "quoter_version",
+                    "python_version", "start_wall_ns", "start_ns", "file_seq"}
+        return HeaderLine(
+            obj["format_version"], obj["quoter_version"], obj["python_version"],
+            obj["start_wall_ns"], obj["start_ns"], obj["file_seq"],
+            {k: v for k, v in obj.items() if k not in reserved},
+        )
+    return None  # a kind from a newer minor version: skip it
+
+
+def read_recording(path: Path | str) -> Iterator[RecordLine]:
+    """Yield every line of one recording file (header first); tolerates a truncated tail."""
+    p = Path(path)
+    first = True
+    for raw in _iter_complete_lines(p):
+        if not raw.strip():
+            continue
+        obj = json.loads(raw)
+        if first and obj.get("k") != "header":
+            raise ValueError(f"{p} does not start with a recording header")
+        first = False
+        parsed = _parse(obj)
+        if parsed is not None:
+            yield parsed
+
+
+def read_recordings(paths: Iterable[Path | str]) -> Iterator[RecordLine]:
+    """Yield the lines of several recording files in the given order."""
+    for path in paths:
+        yield from read_recording(path)
