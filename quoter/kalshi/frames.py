@@ -10,6 +10,7 @@ For a wrapped object frame the yielded bytes are the frame's **exact text span**
 wrapped JSON-text frame yields that text, UTF-8 encoded. Blank lines are skipped; ``-`` reads
 stdin; a path ending in ``.gz`` is read through gzip. A line that looks wrapped but is not a
 valid wrapper is yielded whole, as a bare frame, so the decoder reports what is wrong with it.
+Recordings (``quoter.recorder``) are frame files too: their non-frame lines are skipped.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class _Wrapper(msgspec.Struct):
 
 
 _WRAPPER = msgspec.json.Decoder(_Wrapper)
+_RECORDING_META = b'"type":"quoter_recording_'
 _STR = msgspec.json.Decoder(str)
 
 
@@ -62,7 +64,8 @@ def _unwrap(line: bytes) -> tuple[int | None, bytes] | None:
 def _iter_lines(stream: IO[bytes]) -> Iterator[FrameLine]:
     for line_no, line in enumerate(stream, start=1):
         text = line.strip()
-        if not text:
+        if not text or _RECORDING_META in text:
+            # Recording header / REST / event lines (docs/recording-format.md) hold no frame.
             continue
         unwrapped = _unwrap(text)
         if unwrapped is None:
