@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	# The official SDK declares Python>=3.13 but its generated models import on 3.11;
 	# it is used only by the conformance tests.
-	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python 'kalshi-python-sync>=3.34' || true
+	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python 'kalshi-python-sync>=3.34'
 	$(BIN)/python -m pip install -q -e tests/thirdparty_pricer
 	touch $(STAMP)
 

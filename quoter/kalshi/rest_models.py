@@ -352,7 +352,15 @@ class PositionsPage(_Model, frozen=True):
 
 class _BalanceShard(_Model, frozen=True):
     exchange_index: int = 0
-    balance: int | None = None
+    # SDK 3.34 (IndexedBalance) sends a dollar string; older responses an integer in cents.
+    balance: str | int | None = None
+
+    @property
+    def balance_micros(self) -> int | None:
+        """This shard's balance in micro-dollars."""
+        if isinstance(self.balance, str):
+            return parse_dollars(self.balance)
+        return None if self.balance is None else self.balance * MICROS_PER_CENT
 
 
 class Balance(_Model, frozen=True):

@@ -1,0 +1,293 @@
+"""Operator views of a running service: a live terminal dashboard and a line-per-event printer.
+
+* :func:`render` turns a :class:`~quoter.status.StatusSnapshot` into rich tables (pure).
+* :class:`LiveView` redraws that on a TTY, about 4 times a second.
+* :class:`ActivityPrinter` is for logs and CI (no TTY): one compact line per new decision, fill
+  or halt change, so a ``make demo`` log shows activity as it happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections import deque
+from collections.abc import Callable, Hashable, Mapping
+from types import TracebackType
+from typing import Final, TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from quoter.domain.money import format_fp
+from quoter.observability.logging import format_wall_ns
+from quoter.status import (
+    DecisionView,
+    FillView,
+    StatusSnapshot,
+    dollars,
+    ordered_counts,
+    ordered_reasons,
+    usd,
+)
+
+__all__ = [
+    "ActivityPrinter",
+    "LiveView",
+    "format_decision",
+    "format_duration_ms",
+    "format_fill",
+    "is_tty",
+    "render",
+]
+
+#: How many recent decisions the live view shows.
+RECENT_DECISIONS: Final = 12
+#: At most this many open quotes are listed (oldest first); the title keeps the full count.
+MAX_QUOTE_ROWS: Final = 15
+
+
+def format_duration_ms(ms: int) -> str:
+    """Format a duration in milliseconds as ``H:MM:SS.mmm``."""
+    sign = "-" if ms < 0 else ""
+    seconds, millis = divmod(abs(ms), 1000)
+    minutes, secs = divmod(seconds, 60)
+    hours, mins = divmod(minutes, 60)
+    return f"{sign}{hours}:{mins:02d}:{secs:02d}.{millis:03d}"
+
+
+def _reasons_line(title: str, reasons: Mapping[str, int]) -> Text | None:
+    items = ordered_reasons(reasons)
+    if not items:
+        return None
+    return Text(f"{title}: " + ", ".join(f"{k} {v}" for k, v in items))
+
+
+def _header(s: StatusSnapshot) -> Text:
+    state = Text(f"HALTED ({s.halt_reason})" if s.halted else "QUOTING",
+                 style="bold red" if s.halted else "bold green")
+    text = Text.assemble(
+        ("quoter", "bold"), f"  mode {s.mode}  env {s.env}  ", state,
+        f"  uptime {format_duration_ms(s.uptime_ms)}",
+    )
+    counts = "  ".join(f"{k} {v}" for k, v in ordered_counts(s.counts))
+    if counts:
+        text.append("\n" + counts)
+    return text
+
+
+def _quotes_table(s: StatusSnapshot) -> Table:
+    t = Table(title=f"open quotes ({len(s.open_quotes)})", title_justify="left", expand=False)
+    for col in ("market", "rfq", "quote", "yes bid", "no bid", "state", "age", "strategy"):
+        t.add_column(col, justify="right" if col in ("yes bid", "no bid", "age") else "left")
+    for q in s.open_quotes[:MAX_QUOTE_ROWS]:
+        t.add_row(
+            q.market_ticker, q.rfq_id, q.quote_id, dollars(q.yes_bid_micros),
+            dollars(q.no_bid_micros), q.state, f"{q.age_ms} ms", q.strategy,
+        )
+    hidden = len(s.open_quotes) - MAX_QUOTE_ROWS
+    if hidden > 0:
+        t.caption = f"... and {hidden} more"
+    return t
+
+
+def _decisions_table(s: StatusSnapshot) -> Table:
+    recent = s.recent_decisions[-RECENT_DECISIONS:]
+    t = Table(title="recent decisions", title_justify="left")
+    for col in ("time (UTC)", "market", "rfq", "decision", "reason", "strategy"):
+        t.add_column(col)
+    for d in reversed(recent):  # newest at the top
+        t.add_row(
+            format_wall_ns(d.wall_ns)[11:23], d.market_ticker, d.rfq_id, d.decision, d.reason,
+            d.strategy,
+        )
+    return t
+
+
+def _positions_table(s: StatusSnapshot) -> Table:
+    t = Table(
+        title=(
+            f"positions  realized PnL {usd(s.pnl_realized_micros)}"
+            f"  worst-case exposure {usd(s.exposure_worst_case_micros)}"
+        ),
+        title_justify="left",
+    )
+    for col in ("market", "position", "exchange", "cost", "realized PnL", "fees"):
+        t.add_column(col, justify="left" if col == "market" else "right")
+    for p in s.positions:
+        exch = p.exchange_position_centi
+        mismatch = exch is not None and exch != p.position_centi
+        t.add_row(
+            p.market_ticker,
+            format_fp(p.position_centi),
+            Text("-" if exch is None else format_fp(exch), style="bold red" if mismatch else ""),
+            usd(p.cost_micros),
+            usd(p.realized_pnl_micros),
+            usd(p.fees_micros),
+        )
+    return t
+
+
+def _latency_table(s: StatusSnapshot) -> Table:
+    t = Table(title="latency (us)", title_justify="left")
+    t.add_column("series")
+    for col in ("count", "p50", "p90", "p99", "max"):
+        t.add_column(col, justify="right")
+    for v in s.latencies:
+        t.add_row(v.name, str(v.count), str(v.p50_us), str(v.p90_us), str(v.p99_us),
+                  str(v.max_us))
+    return t
+
+
+def render(snapshot: StatusSnapshot) -> RenderableType:
+    """Render a snapshot as a group: header and counts, quotes, decisions, positions, latency."""
+    parts: list[RenderableType] = [_header(snapshot)]
+    for line in (
+        _reasons_line("declined", snapshot.decline_reasons),
+        _reasons_line("not quoted", snapshot.no_quote_reasons),
+    ):
+        if line is not None:
+            parts.append(line)
+    parts += [
+        _quotes_table(snapshot),
+        _decisions_table(snapshot),
+        _positions_table(snapshot),
+        _latency_table(snapshot),
+    ]
+    return Group(*parts)
+
+
+def is_tty(stream: TextIO | None = None) -> bool:
+    """Return True if ``stream`` (default stdout) is an interactive terminal."""
+    stream = sys.stdout if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class LiveView:
+    """Redraw :func:`render` of ``snapshot_fn()`` in place on a TTY.
+
+    Use as a context manager, and drive it with :meth:`run` as a named task of the service's
+    TaskGroup. Refreshing happens on the event loop, not on rich's refresh thread, because
+    ``snapshot_fn`` reads state that the event loop owns and mutates.
+    """
+
+    def __init__(
+        self,
+        snapshot_fn: Callable[[], StatusSnapshot],
+        *,
+        console: Console | None = None,
+        refresh_per_second: float = 4.0,
+    ) -> None:
+        if refresh_per_second <= 0:
+            raise ValueError(f"refresh_per_second must be positive, got {refresh_per_second}")
+        self._snapshot_fn = snapshot_fn
+        self.refresh_per_second = refresh_per_second
+        self._live = Live(
+            console=console,
+            auto_refresh=False,
+            refresh_per_second=refresh_per_second,
+            transient=False,
+        )
+
+    def __enter__(self) -> LiveView:
+        self._live.start()
+        self.refresh()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with contextlib.suppress(Exception):
+            self.refresh()  # leave the final state on screen
+        self._live.stop()
+
+    def refresh(self) -> None:
+        """Take a snapshot and redraw now."""
+        self._live.update(render(self._snapshot_fn()), refresh=True)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Redraw every ``1 / refresh_per_second`` seconds until ``stop`` is set."""
+        interval_s = 1.0 / self.refresh_per_second
+        while not stop.is_set():
+            self.refresh()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval_s):
+                    await stop.wait()
+
+
+class _Seen:
+    """A bounded set: remembers the last ``capacity`` keys."""
+
+    def __init__(self, capacity: int) -> None:
+        self._order: deque[Hashable] = deque()
+        self._keys: set[Hashable] = set()
+        self._capacity = capacity
+
+    def add(self, key: Hashable) -> bool:
+        """Remember ``key``; return True if it was new."""
+        if key in self._keys:
+            return False
+        self._keys.add(key)
+        self._order.append(key)
+        if len(self._order) > self._capacity:
+            self._keys.discard(self._order.popleft())
+        return True
+
+
+def format_decision(d: DecisionView) -> str:
+    """Format one decision as a compact log line."""
+    parts = [format_wall_ns(d.wall_ns)[11:23], d.decision, d.market_ticker or "-",
+             f"rfq={d.rfq_id or '-'}", f"reason={d.reason}"]
+    if d.strategy:
+        parts.append(f"strategy={d.strategy}")
+    return " ".join(parts)
+
+
+def format_fill(f: FillView) -> str:
+    """Format one fill as a compact log line."""
+    return (
+        f"{format_wall_ns(f.wall_ns)[11:23]} fill {f.market_ticker} {f.side}"
+        f" {format_fp(f.count_centi)} @ {dollars(f.price_micros)} fee {dollars(f.fee_micros)}"
+        f" trade={f.trade_id}{' taker' if f.is_taker else ''}"
+    )
+
+
+class ActivityPrinter:
+    """Print one line per decision, fill or halt change not printed before (for non-TTY output).
+
+    Feed it successive snapshots with :meth:`update`; items are recognised by value (decisions)
+    or ``trade_id`` (fills), so overlapping windows of recent items print each item once.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, memory: int = 10_000) -> None:
+        self._stream = stream
+        self._decisions = _Seen(memory)
+        self._fills = _Seen(memory)
+        self._halted = False
+
+    def update(self, snapshot: StatusSnapshot) -> list[str]:
+        """Print what is new in ``snapshot`` (oldest first) and return the lines printed."""
+        lines: list[str] = []
+        if snapshot.halted != self._halted:
+            self._halted = snapshot.halted
+            lines.append(f"HALTED: {snapshot.halt_reason}" if snapshot.halted else "RESUMED")
+        # Decisions and fills are merged in time order so the log reads as it happened.
+        new: list[tuple[int, int, str]] = []
+        for d in snapshot.recent_decisions:
+            if self._decisions.add(d):
+                new.append((d.wall_ns, len(new), format_decision(d)))
+        for f in snapshot.recent_fills:
+            if self._fills.add(f.trade_id):
+                new.append((f.wall_ns, len(new), format_fill(f)))
+        lines += [line for _, _, line in sorted(new)]
+        if lines:
+            stream = self._stream if self._stream is not None else sys.stdout
+            stream.write("".join(f"{line}\n" for line in lines))
+            stream.flush()
+        return lines

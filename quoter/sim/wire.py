@@ -1,0 +1,490 @@
+"""JSON shapes the simulator sends: Kalshi's exact field names and units.
+
+See kalshi-api.md §2.6, §3 and §4.
+
+Prices go out as ``*_dollars`` strings with 4 decimals, quantities as 2-decimal ``*_fp``
+strings, timestamps as RFC 3339 (UTC, microseconds) or integer seconds/ms where Kalshi uses
+them. The REST shapes validate against the official SDK's pydantic models
+(tests/sim/test_conformance.py).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from quoter.domain.money import MAX_PRICE_MICROS, MICROS_PER_CENT, format_dollars, format_fp
+from quoter.domain.types import Side
+
+if TYPE_CHECKING:
+    from quoter.sim.books import MarketBook
+    from quoter.sim.exchange import (
+        Fill,
+        MarketStats,
+        Position,
+        Settlement,
+        SimMarket,
+        SimQuote,
+        SimRfq,
+    )
+
+__all__ = [
+    "dollars",
+    "fill_json",
+    "fill_msg",
+    "lifecycle_msg",
+    "market_json",
+    "market_position_msg",
+    "orderbook_delta_msg",
+    "orderbook_json",
+    "orderbook_snapshot_msg",
+    "position_json",
+    "quote_accepted_msg",
+    "quote_created_msg",
+    "quote_executed_msg",
+    "quote_json",
+    "rfc3339",
+    "rfq_created_msg",
+    "rfq_deleted_msg",
+    "rfq_json",
+    "settlement_json",
+    "ticker_msg",
+    "trade_msg",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Markets without a close time close "far away" (Kalshi's Market requires close_time).
+_FAR_CLOSE_NS = 365 * 24 * 3600 * 10**9
+
+
+def rfc3339(wall_ns: int) -> str:
+    """Format Unix nanoseconds as RFC 3339 UTC with microseconds (``...T12:00:00.000000Z``)."""
+    return (_EPOCH + timedelta(microseconds=wall_ns // 1000)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def dollars(micros: int) -> str:
+    """Format micro-dollars with 4 decimals, or 6 when that is needed to stay exact."""
+    return format_dollars(micros, 4 if micros % 100 == 0 else 6)
+
+
+def _opt(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _legs(legs: Any) -> list[dict[str, Any]] | None:
+    if not legs:
+        return None
+    return [{"event_ticker": leg.event_ticker, "market_ticker": leg.market_ticker,
+             "side": leg.side.value} for leg in legs]
+
+
+# --- communications ---------------------------------------------------------------------
+
+
+def rfq_json(rfq: SimRfq, creator_comm_id: str, viewer: str | None = None) -> dict[str, Any]:
+    """REST RFQ object (§3.1); private fields only for the RFQ's creator."""
+    mine = viewer == rfq.user_id
+    return _opt({
+        "id": rfq.id,
+        "creator_id": creator_comm_id,
+        "market_ticker": rfq.market_ticker,
+        "contracts_fp": format_fp(rfq.contracts_centi or 0),
+        "target_cost_dollars": (None if rfq.target_cost_micros is None
+                                else dollars(rfq.target_cost_micros)),
+        "target_cost_excludes_fees": (rfq.target_cost_excludes_fees
+                                      if rfq.target_cost_micros is not None else None),
+        "status": rfq.status.value,
+        "created_ts": rfc3339(rfq.created_wall_ns),
+        "mve_collection_ticker": rfq.mve_collection_ticker,
+        "mve_selected_legs": _legs(rfq.legs),
+        "rest_remainder": rfq.rest_remainder if mine else None,
+        "cancellation_reason": rfq.cancellation_reason,
+        "creator_user_id": rfq.user_id if mine else None,
+        "cancelled_ts": None if rfq.cancelled_wall_ns is None else rfc3339(rfq.cancelled_wall_ns),
+        "updated_ts": rfc3339(rfq.updated_wall_ns),
+    })
+
+
+def quote_json(q: SimQuote, maker_comm: str, rfq_comm: str, viewer: str | None = None,
+               ) -> dict[str, Any]:
+    """REST Quote object (§3.1, §0a); private fields per viewer role."""
+    maker, requester = viewer == q.user_id, viewer == q.rfq_user_id
+    contracts = q.accepted_contracts_centi or max(q.yes_contracts_centi, q.no_contracts_centi)
+
+    def ts(ns: int | None) -> str | None:
+        return None if ns is None else rfc3339(ns)
+
+    return _opt({
+        "id": q.id,
+        "rfq_id": q.rfq_id,
+        "creator_id": maker_comm,
+        "rfq_creator_id": rfq_comm,
+        "market_ticker": q.market_ticker,
+        "contracts_fp": format_fp(contracts),
+        "yes_bid_dollars": dollars(q.yes_bid_micros),
+        "no_bid_dollars": dollars(q.no_bid_micros),
+        "created_ts": rfc3339(q.created_wall_ns),
+        "updated_ts": rfc3339(q.updated_wall_ns),
+        "status": q.status.value,
+        "accepted_side": q.accepted_side.value if q.accepted_side else None,
+        "accepted_ts": ts(q.accepted_wall_ns),
+        "confirmed_ts": ts(q.confirmed_wall_ns),
+        "executed_ts": ts(q.executed_wall_ns),
+        "cancelled_ts": ts(q.cancelled_wall_ns),
+        "rest_remainder": q.rest_remainder if maker else None,
+        "post_only": q.post_only if maker else None,
+        "cancellation_reason": q.cancellation_reason,
+        "creator_user_id": q.user_id if maker else None,
+        "rfq_creator_user_id": q.rfq_user_id if requester else None,
+        "rfq_target_cost_dollars": (None if q.rfq_target_cost_micros is None
+                                    else dollars(q.rfq_target_cost_micros)),
+        "target_cost_excludes_fees": q.target_cost_excludes_fees,
+        "rfq_creator_order_id": q.rfq_creator_order_id if requester else None,
+        "creator_order_id": q.creator_order_id if maker else None,
+        "yes_contracts_fp": format_fp(q.yes_contracts_centi),
+        "no_contracts_fp": format_fp(q.no_contracts_centi),
+    })
+
+
+def rfq_created_msg(rfq: SimRfq, creator_comm_id: str) -> dict[str, Any]:
+    """WS ``rfq_created`` msg."""
+    return _opt({
+        "id": rfq.id,
+        "creator_id": creator_comm_id,
+        "market_ticker": rfq.market_ticker,
+        "event_ticker": rfq.event_ticker,
+        "contracts_fp": None if rfq.contracts_centi is None else format_fp(rfq.contracts_centi),
+        "target_cost_dollars": (None if rfq.target_cost_micros is None
+                                else dollars(rfq.target_cost_micros)),
+        "created_ts": rfc3339(rfq.created_wall_ns),
+        "mve_collection_ticker": rfq.mve_collection_ticker,
+        "mve_selected_legs": _legs(rfq.legs),
+    })
+
+
+def rfq_deleted_msg(rfq: SimRfq, creator_comm_id: str, wall_ns: int) -> dict[str, Any]:
+    """WS ``rfq_deleted`` msg."""
+    return _opt({
+        "id": rfq.id,
+        "creator_id": creator_comm_id,
+        "market_ticker": rfq.market_ticker,
+        "event_ticker": rfq.event_ticker,
+        "contracts_fp": None if rfq.contracts_centi is None else format_fp(rfq.contracts_centi),
+        "target_cost_dollars": (None if rfq.target_cost_micros is None
+                                else dollars(rfq.target_cost_micros)),
+        "deleted_ts": rfc3339(wall_ns),
+    })
+
+
+def _quote_common(q: SimQuote, maker_comm: str, rfq_comm: str, rfq: SimRfq) -> dict[str, Any]:
+    return {
+        "quote_id": q.id,
+        "rfq_id": q.rfq_id,
+        "quote_creator_id": maker_comm,
+        "rfq_creator_id": rfq_comm,
+        "market_ticker": q.market_ticker,
+        "event_ticker": rfq.event_ticker,
+        "yes_bid_dollars": dollars(q.yes_bid_micros),
+        "no_bid_dollars": dollars(q.no_bid_micros),
+        "yes_contracts_offered_fp": format_fp(q.yes_contracts_centi),
+        "no_contracts_offered_fp": format_fp(q.no_contracts_centi),
+        "rfq_target_cost_dollars": (None if q.rfq_target_cost_micros is None
+                                    else dollars(q.rfq_target_cost_micros)),
+    }
+
+
+def quote_created_msg(q: SimQuote, maker_comm: str, rfq_comm: str, rfq: SimRfq,
+                      wall_ns: int) -> dict[str, Any]:
+    """WS ``quote_created`` msg."""
+    return _opt({**_quote_common(q, maker_comm, rfq_comm, rfq), "created_ts": rfc3339(wall_ns)})
+
+
+def quote_accepted_msg(q: SimQuote, maker_comm: str, rfq_comm: str, rfq: SimRfq,
+                       ) -> dict[str, Any]:
+    """WS ``quote_accepted`` msg: the maker's last-look trigger."""
+    return _opt({
+        **_quote_common(q, maker_comm, rfq_comm, rfq),
+        "accepted_side": q.accepted_side.value if q.accepted_side else None,
+        "contracts_accepted_fp": (None if q.accepted_contracts_centi is None
+                                  else format_fp(q.accepted_contracts_centi)),
+    })
+
+
+def quote_executed_msg(q: SimQuote, maker_comm: str, rfq_comm: str, order_id: str,
+                       client_order_id: str, wall_ns: int) -> dict[str, Any]:
+    """WS ``quote_executed`` msg, carrying the recipient's own order ids."""
+    return {
+        "quote_id": q.id,
+        "rfq_id": q.rfq_id,
+        "quote_creator_id": maker_comm,
+        "rfq_creator_id": rfq_comm,
+        "order_id": order_id,
+        "client_order_id": client_order_id,
+        "market_ticker": q.market_ticker,
+        "executed_ts": rfc3339(wall_ns),
+    }
+
+
+# --- fills, positions, settlements ------------------------------------------------------
+
+
+def fill_msg(f: Fill) -> dict[str, Any]:
+    """WS ``fill`` msg (§2.6)."""
+    return {
+        "trade_id": f.trade_id,
+        "order_id": f.order_id,
+        "client_order_id": f.client_order_id,
+        "market_ticker": f.market_ticker,
+        "exchange_index": f.exchange_index,
+        "is_taker": f.is_taker,
+        "side": f.outcome_side.value,
+        "action": "buy",
+        "outcome_side": f.outcome_side.value,
+        "book_side": f.book_side.value,
+        "purchased_side": f.outcome_side.value,
+        "yes_price_dollars": dollars(f.yes_price_micros),
+        "no_price_dollars": dollars(MAX_PRICE_MICROS - f.yes_price_micros),
+        "count_fp": format_fp(f.qty_centi),
+        "fee_cost": format_dollars(f.fee_micros, 6),
+        "post_position_fp": format_fp(f.post_position_centi),
+        "ts": f.wall_ns // 10**9,
+        "ts_ms": f.wall_ns // 10**6,
+    }
+
+
+def fill_json(f: Fill) -> dict[str, Any]:
+    """REST Fill object (§4.1)."""
+    return {
+        "fill_id": f.fill_id,
+        "trade_id": f.trade_id,
+        "order_id": f.order_id,
+        "ticker": f.market_ticker,
+        "market_ticker": f.market_ticker,
+        "exchange_index": f.exchange_index,
+        "side": f.outcome_side.value,
+        "action": "buy",
+        "outcome_side": f.outcome_side.value,
+        "book_side": f.book_side.value,
+        "count_fp": format_fp(f.qty_centi),
+        "yes_price_dollars": dollars(f.yes_price_micros),
+        "no_price_dollars": dollars(MAX_PRICE_MICROS - f.yes_price_micros),
+        "is_taker": f.is_taker,
+        "created_time": rfc3339(f.wall_ns),
+        "fee_cost": format_dollars(f.fee_micros, 6),
+        "subaccount_number": 0,
+        "ts": f.wall_ns // 10**9,
+    }
+
+
+def market_position_msg(user_id: str, p: Position) -> dict[str, Any]:
+    """WS ``market_position`` msg (channel ``market_positions``)."""
+    return {
+        "user_id": user_id,
+        "market_ticker": p.market_ticker,
+        "position_fp": format_fp(p.position_centi),
+        "position_cost_dollars": dollars(p.cost_micros),
+        "realized_pnl_dollars": dollars(p.realized_pnl_micros),
+        "fees_paid_dollars": dollars(p.fees_paid_micros),
+        "position_fee_cost_dollars": dollars(p.fees_paid_micros),
+        "volume_fp": format_fp(p.volume_centi),
+    }
+
+
+def position_json(p: Position) -> dict[str, Any]:
+    """REST MarketPosition object."""
+    return {
+        "ticker": p.market_ticker,
+        "exchange_index": p.exchange_index,
+        "total_traded_dollars": dollars(p.total_traded_micros),
+        "position_fp": format_fp(p.position_centi),
+        "market_exposure_dollars": dollars(p.cost_micros),
+        "realized_pnl_dollars": dollars(p.realized_pnl_micros),
+        "fees_paid_dollars": dollars(p.fees_paid_micros),
+        "last_updated_ts": rfc3339(p.updated_wall_ns),
+    }
+
+
+def settlement_json(s: Settlement) -> dict[str, Any]:
+    """REST Settlement object (``revenue`` and ``value`` are integer cents, as Kalshi sends)."""
+    return {
+        "ticker": s.market_ticker,
+        "exchange_index": s.exchange_index,
+        "event_ticker": s.event_ticker,
+        "market_result": s.result.value,
+        "yes_count_fp": format_fp(s.yes_count_centi),
+        "yes_total_cost_dollars": dollars(s.yes_cost_micros),
+        "no_count_fp": format_fp(s.no_count_centi),
+        "no_total_cost_dollars": dollars(s.no_cost_micros),
+        "revenue": s.revenue_micros // MICROS_PER_CENT,
+        "settled_time": rfc3339(s.wall_ns),
+        "fee_cost": dollars(s.fees_micros),
+        "value": 100 if s.result == Side.YES else 0,
+    }
+
+
+# --- markets and books ------------------------------------------------------------------
+
+
+def _yes_quote(book: MarketBook) -> tuple[int, int, int, int]:
+    """(yes_bid, yes_bid_size, yes_ask, yes_ask_size); 0 where a side is empty."""
+    yb, nb = book.best(Side.YES), book.best(Side.NO)
+    return ((yb[0], yb[1]) if yb else (0, 0)) + (
+        (MAX_PRICE_MICROS - nb[0], nb[1]) if nb else (0, 0))
+
+
+def market_json(m: SimMarket, book: MarketBook, stats: MarketStats,
+                 created_wall_ns: int) -> dict[str, Any]:
+    """REST Market object (§4.1)."""
+    yes_bid, yes_bid_n, yes_ask, yes_ask_n = _yes_quote(book)
+    created = rfc3339(created_wall_ns)
+    close_ns = (m.close_ts_ms * 10**6 if m.close_ts_ms is not None
+                else created_wall_ns + _FAR_CLOSE_NS)
+    last = stats.last_price_micros or 0
+    result = m.result.value if m.result else ""
+    return _opt({
+        "ticker": m.ticker,
+        "event_ticker": m.event_ticker,
+        "market_type": "binary",
+        "title": m.title,
+        "subtitle": "",
+        "yes_sub_title": m.title,
+        "no_sub_title": m.title,
+        "created_time": created,
+        "updated_time": created,
+        "open_time": created,
+        "close_time": rfc3339(close_ns),
+        "expected_expiration_time": rfc3339(close_ns),
+        "expiration_time": rfc3339(close_ns),
+        "latest_expiration_time": rfc3339(close_ns),
+        "settlement_timer_seconds": 0,
+        "status": m.status.value,
+        "yes_bid_dollars": dollars(yes_bid),
+        "yes_bid_size_fp": format_fp(yes_bid_n),
+        "yes_ask_dollars": dollars(yes_ask or MAX_PRICE_MICROS),
+        "yes_ask_size_fp": format_fp(yes_ask_n),
+        "no_bid_dollars": dollars(MAX_PRICE_MICROS - yes_ask if yes_ask else 0),
+        "no_ask_dollars": dollars(MAX_PRICE_MICROS - yes_bid),
+        "last_price_dollars": dollars(last),
+        "volume_fp": format_fp(stats.volume_centi),
+        "volume_24h_fp": format_fp(stats.volume_centi),
+        "result": result,
+        "can_close_early": True,
+        "open_interest_fp": format_fp(stats.open_interest_centi),
+        "notional_value_dollars": "1.0000",
+        "previous_yes_bid_dollars": "0.0000",
+        "previous_yes_ask_dollars": "0.0000",
+        "previous_price_dollars": "0.0000",
+        "settlement_value_dollars": (None if m.result is None
+                                     else ("1.0000" if m.result == Side.YES else "0.0000")),
+        "settlement_bounds_type": "default",
+        "expiration_value": result,
+        "rules_primary": f"Resolves YES if {m.title}.",
+        "rules_secondary": "",
+        "mve_collection_ticker": m.mve_collection_ticker,
+        "mve_selected_legs": _legs(m.legs),
+        "price_level_structure": m.price_level_structure,
+        "price_ranges": m.grid.to_price_ranges(),
+        "exchange_index": m.exchange_index,
+    })
+
+
+def _levels_out(levels: list[tuple[int, int]], *, as_yes: bool = False) -> list[list[str]]:
+    pts = [((MAX_PRICE_MICROS - p) if as_yes else p, n) for p, n in levels]
+    return [[dollars(p), format_fp(n)] for p, n in sorted(pts)]
+
+
+def orderbook_json(book: MarketBook, depth: int = 0) -> dict[str, Any]:
+    """REST ``{"orderbook_fp": {yes_dollars, no_dollars}}``: bids, ascending, best last."""
+    yes, no = book.levels(Side.YES), book.levels(Side.NO)
+    if depth > 0:
+        yes, no = yes[:depth], no[:depth]
+    return {"orderbook_fp": {"yes_dollars": _levels_out(yes), "no_dollars": _levels_out(no)}}
+
+
+def orderbook_snapshot_msg(m: SimMarket, book: MarketBook, *, use_yes_price: bool,
+                           ) -> dict[str, Any]:
+    """WS ``orderbook_snapshot`` msg; empty sides are omitted (§2.6)."""
+    msg: dict[str, Any] = {"market_ticker": m.ticker, "market_id": m.ticker}
+    yes, no = book.levels(Side.YES), book.levels(Side.NO)
+    if yes:
+        msg["yes_dollars_fp"] = _levels_out(yes)
+    if no:
+        msg["no_dollars_fp"] = _levels_out(no, as_yes=use_yes_price)
+    return msg
+
+
+def orderbook_delta_msg(m: SimMarket, side: Side, price_micros: int, delta_centi: int,
+                        wall_ns: int) -> dict[str, Any]:
+    """WS ``orderbook_delta`` msg in the side's own price (the server converts NO levels)."""
+    return {
+        "market_ticker": m.ticker,
+        "market_id": m.ticker,
+        "price_dollars": dollars(price_micros),
+        "delta_fp": format_fp(delta_centi),
+        "side": side.value,
+        "ts": rfc3339(wall_ns),
+        "ts_ms": wall_ns // 10**6,
+    }
+
+
+def ticker_msg(m: SimMarket, book: MarketBook, stats: MarketStats, wall_ns: int,
+               ) -> dict[str, Any]:
+    """WS ``ticker`` msg."""
+    yes_bid, yes_bid_n, yes_ask, yes_ask_n = _yes_quote(book)
+    return {
+        "market_ticker": m.ticker,
+        "market_id": m.ticker,
+        "price_dollars": dollars(stats.last_price_micros or 0),
+        "yes_bid_dollars": dollars(yes_bid),
+        "yes_ask_dollars": dollars(yes_ask or MAX_PRICE_MICROS),
+        "yes_bid_size_fp": format_fp(yes_bid_n),
+        "yes_ask_size_fp": format_fp(yes_ask_n),
+        "volume_fp": format_fp(stats.volume_centi),
+        "open_interest_fp": format_fp(stats.open_interest_centi),
+        "dollar_volume": stats.dollar_volume_micros // MICROS_PER_CENT,
+        "dollar_open_interest": stats.open_interest_centi,
+        "ts": wall_ns // 10**9,
+        "ts_ms": wall_ns // 10**6,
+        "time": rfc3339(wall_ns),
+    }
+
+
+def trade_msg(m: SimMarket, trade_id: str, yes_price: int, qty_centi: int, taker_side: Side,
+              wall_ns: int) -> dict[str, Any]:
+    """WS ``trade`` msg."""
+    return {
+        "trade_id": trade_id,
+        "market_ticker": m.ticker,
+        "yes_price_dollars": dollars(yes_price),
+        "no_price_dollars": dollars(MAX_PRICE_MICROS - yes_price),
+        "count_fp": format_fp(qty_centi),
+        "taker_side": taker_side.value,
+        "taker_outcome_side": taker_side.value,
+        "taker_book_side": "bid" if taker_side == Side.YES else "ask",
+        "is_block_trade": False,
+        "ts": wall_ns // 10**9,
+        "ts_ms": wall_ns // 10**6,
+    }
+
+
+def lifecycle_msg(m: SimMarket, event_type: str, wall_ns: int) -> dict[str, Any]:
+    """WS ``market_lifecycle_v2`` / ``multivariate_market_lifecycle`` msg."""
+    msg: dict[str, Any] = {"event_type": event_type, "market_ticker": m.ticker,
+                           "exchange_index": m.exchange_index}
+    secs = wall_ns // 10**9
+    if event_type == "created":
+        msg.update(open_ts=secs, price_level_structure=m.price_level_structure,
+                   price_ranges=m.grid.to_price_ranges())
+        if m.close_ts_ms is not None:
+            msg["close_ts"] = m.close_ts_ms // 1000
+    elif event_type == "close_date_updated":
+        msg["close_ts"] = secs
+    elif event_type in ("deactivated", "activated"):
+        msg["is_deactivated"] = event_type == "deactivated"
+    elif event_type == "determined":
+        assert m.result is not None
+        msg.update(result=m.result.value, determination_ts=secs,
+                   settlement_value=("1.0000" if m.result == Side.YES else "0.0000"))
+    elif event_type == "settled":
+        msg["settled_ts"] = secs
+    return msg
