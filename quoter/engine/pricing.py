@@ -1,0 +1,107 @@
+"""Run a pricer and its overlays safely, then turn the answer into a quotable two-sided quote.
+
+``run_pricing`` never raises: an exception in a module becomes ``Decline("pricer_error")`` and
+a blown time budget ``Decline("pricer_timeout")`` (we cannot interrupt a module, so the budget
+is measured with the injected ``perf_ns`` and an over-budget answer is discarded: a slow module
+gets no quotes out). ``finalize`` snaps bids down to the market's grid, lowers them until
+``yes_bid + no_bid <= $1 - min_spread`` (the exchange rejects a sum above $1, kalshi-api.md
+§3.1), keeps one-sided quotes (a 0 bid means "no bid on that side") and declines when both
+sides end up at 0 (Kalshi rejects a quote of two zeros).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from quoter.domain.grid import PriceGrid
+from quoter.domain.money import MAX_PRICE_MICROS, MoneyError
+from strategies.base import Decline, Overlay, Pricer, Pricing, PricingInput
+
+__all__ = ["PRICER_ERROR", "PRICER_TIMEOUT", "finalize", "run_pricing"]
+
+PRICER_ERROR = "pricer_error"
+PRICER_TIMEOUT = "pricer_timeout"
+
+
+def _sane(p: Pricing) -> Pricing:
+    """Raise ``MoneyError`` unless a module's answer is made of plausible integer prices."""
+    for name in ("fair_yes_micros", "yes_bid_micros", "no_bid_micros"):
+        value = getattr(p, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise MoneyError(f"{name} must be integer micro-dollars, got {value!r}")
+    if not 0 < p.fair_yes_micros < MAX_PRICE_MICROS:
+        raise MoneyError(f"fair value {p.fair_yes_micros} is outside (0, 1) dollars")
+    for bid in (p.yes_bid_micros, p.no_bid_micros):
+        if bid >= MAX_PRICE_MICROS:
+            raise MoneyError(f"bid {bid} is not below $1")
+    return p
+
+
+def run_pricing(
+    pricer: Pricer,
+    overlays: Sequence[Overlay],
+    inp: PricingInput,
+    *,
+    budget_ns: int,
+    perf_ns: Callable[[], int] | None,
+) -> Pricing | Decline:
+    """Run ``pricer`` then each overlay; errors and over-budget answers become declines."""
+    start = perf_ns() if perf_ns is not None else 0
+    try:
+        result = pricer.price(inp)
+        if isinstance(result, Pricing):
+            result = _sane(result)
+        for overlay in overlays:
+            if not isinstance(result, Pricing):
+                break
+            adjusted = overlay.adjust(inp, result)
+            result = _sane(adjusted) if isinstance(adjusted, Pricing) else adjusted
+    except Exception as exc:  # a module must never take the engine down (errors.StrategyError)
+        return Decline(PRICER_ERROR, f"{type(exc).__name__}: {exc}")
+    if perf_ns is not None:
+        elapsed = perf_ns() - start
+        if elapsed > budget_ns:
+            return Decline(PRICER_TIMEOUT, f"{elapsed // 1000} us > {budget_ns // 1000} us")
+    return _checked(result)
+
+
+def _checked(result: object) -> Pricing | Decline:
+    """A third-party module may return anything at run time; anything else is an error."""
+    if isinstance(result, Pricing | Decline):
+        return result
+    return Decline(PRICER_ERROR, f"module returned {type(result).__name__}")
+
+
+def _snap(grid: PriceGrid, bid: int) -> int:
+    """Snap a bid down to the grid; anything below the lowest price means no bid (0)."""
+    if bid <= 0:
+        return 0
+    try:
+        return grid.snap_down(bid)
+    except MoneyError:
+        return 0
+
+
+def finalize(pricing: Pricing, grid: PriceGrid, min_spread_micros: int) -> Pricing | Decline:
+    """Make ``pricing`` quotable on ``grid``: on-grid bids, sum <= $1 - min_spread, not both 0."""
+    cap = MAX_PRICE_MICROS - max(0, min_spread_micros)
+    yes = _snap(grid, pricing.yes_bid_micros)
+    no = _snap(grid, pricing.no_bid_micros)
+    # Lower both sides by half the excess each (YES takes the odd micro), then re-snap; snapping
+    # only lowers, so each round shrinks the sum. Several rounds only when a side hits 0.
+    for _ in range(4):
+        excess = yes + no - cap
+        if excess <= 0:
+            break
+        if yes and no:
+            yes = _snap(grid, yes - (excess + 1) // 2)
+            no = _snap(grid, no - excess // 2)
+        elif yes:
+            yes = _snap(grid, yes - excess)
+        else:
+            no = _snap(grid, no - excess)
+    if yes + no > cap:
+        return Decline("spread_unsatisfiable")
+    if yes == 0 and no == 0:
+        return Decline("empty_quote")
+    return Pricing(pricing.fair_yes_micros, yes, no)

@@ -1,0 +1,315 @@
+"""Risk limits: contracts, worst-case loss, open-quote count, daily loss stop and kill state.
+
+Contracts. A market's exposure is ``|position + provisional|`` (signed hundredths; provisional
+is what we confirmed and have not yet seen filled). Event, series and total exposure are the
+sums of the markets' absolute exposures (gross: different markets do not net). A new quote of
+size ``s`` could add at most ``s`` to its market's exposure whichever side is hit, so
+``check_quote`` requires ``exposure + s <= limit`` at every level; ``check_fill`` does the same
+for the exact side and size accepted.
+
+Worst-case loss of a binary market. For each outcome ``o`` in {YES, NO}::
+
+    pnl_o = held_o + sum(provisional trades' pnl_o)
+                   + sum over live quotes of min(0, pnl_o(yes side hit), pnl_o(no side hit))
+    held_o = (payout of the held side if o is that side, else 0) - cost basis
+    buying YES at y for s contracts: pnl_YES = (1 - y) * s, pnl_NO = -y * s
+    buying NO  at n for s contracts: pnl_YES = -n * s,      pnl_NO = (1 - n) * s
+    worst_case_loss = max(0, -min(pnl_YES, pnl_NO))
+
+i.e. every live quote is accepted at once on whichever side hurts most in that outcome (for a
+two-sided quote that is the side betting against ``o``; a one-sided quote whose only side wins
+in ``o`` counts 0, as it may simply not be accepted). Fees
+are not included (makers pay at most 0.0175 x C x P(1-P), small against the bids). The total is
+the sum of the markets' worst cases (each market is assumed to go against us, which is
+conservative for correlated markets and combos).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from quoter.domain.money import CENTI_PER_CONTRACT, MAX_PRICE_MICROS, notional_micros
+from quoter.domain.types import Side
+
+__all__ = [
+    "Limits",
+    "MarketExposure",
+    "QuoteExposure",
+    "RiskManager",
+    "Trade",
+    "worst_case_loss_micros",
+]
+
+
+class Limits(Protocol):
+    """The risk limits the engine enforces (``quoter.config.RiskLimits`` has this shape)."""
+
+    @property
+    def max_position_centi_per_market(self) -> int | None:
+        """Cap on |position + provisional| in one market."""
+        ...
+
+    @property
+    def max_position_centi_per_event(self) -> int | None:
+        """Cap on gross exposure summed over an event's markets."""
+        ...
+
+    @property
+    def max_position_centi_per_series(self) -> int | None:
+        """Cap on gross exposure summed over a series' markets."""
+        ...
+
+    @property
+    def max_position_centi_total(self) -> int | None:
+        """Cap on gross exposure over all markets."""
+        ...
+
+    @property
+    def max_worst_case_loss_micros_per_market(self) -> int | None:
+        """Cap on one market's worst-case loss."""
+        ...
+
+    @property
+    def max_worst_case_loss_micros_total(self) -> int | None:
+        """Cap on the sum of the markets' worst-case losses."""
+        ...
+
+    @property
+    def max_open_quotes(self) -> int | None:
+        """Cap on the number of live quotes."""
+        ...
+
+    @property
+    def daily_realized_loss_stop_micros(self) -> int | None:
+        """Stop quoting once today's realised loss reaches this."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteExposure:
+    """A live quote: either side may be hit for ``size_centi``."""
+
+    yes_bid_micros: int
+    no_bid_micros: int
+    size_centi: int
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """A committed (or about to be) purchase of ``side`` at ``price_micros`` (that side's price)."""
+
+    side: Side
+    price_micros: int
+    size_centi: int
+
+    @property
+    def signed_centi(self) -> int:
+        """+size for YES, -size for NO."""
+        return self.size_centi if self.side is Side.YES else -self.size_centi
+
+    def pnl(self) -> tuple[int, int]:
+        """PnL if YES, PnL if NO."""
+        cost = notional_micros(self.price_micros, self.size_centi)
+        win = notional_micros(MAX_PRICE_MICROS, self.size_centi) - cost
+        return (win, -cost) if self.side is Side.YES else (-cost, win)
+
+
+@dataclass(slots=True)
+class MarketExposure:
+    """Everything that can move one market's PnL."""
+
+    ticker: str
+    event_ticker: str = ""
+    series_ticker: str = ""
+    position_centi: int = 0
+    cost_micros: int = 0
+    provisional: list[Trade] = field(default_factory=list)
+    quotes: list[QuoteExposure] = field(default_factory=list)
+
+    @property
+    def committed_centi(self) -> int:
+        """Signed position + provisional."""
+        return self.position_centi + sum(t.signed_centi for t in self.provisional)
+
+    def outcome_pnl(self) -> tuple[int, int]:
+        """PnL if YES, PnL if NO, of the position and provisional trades (no open quotes)."""
+        payout = notional_micros(MAX_PRICE_MICROS, abs(self.position_centi))
+        if self.position_centi >= 0:
+            yes, no = payout - self.cost_micros, -self.cost_micros
+        else:
+            yes, no = -self.cost_micros, payout - self.cost_micros
+        for t in self.provisional:
+            dy, dn = t.pnl()
+            yes, no = yes + dy, no + dn
+        return yes, no
+
+
+def worst_case_loss_micros(exp: MarketExposure, extra: QuoteExposure | None = None) -> int:
+    """Worst loss over the two outcomes with every live quote (and ``extra``) accepted.
+
+    Per quote and outcome the worst case is the side that loses being hit: if YES wins, our NO
+    bid being hit costs ``no_bid x size``; if NO wins, our YES bid costs ``yes_bid x size``
+    (the other side being hit, or no accept at all, is never worse). A 0 bid cannot be hit.
+    """
+    yes, no = exp.outcome_pnl()
+    lose_if_yes = lose_if_no = 0  # micro-dollars x hundredths
+    for q in exp.quotes:
+        lose_if_yes += q.no_bid_micros * q.size_centi
+        lose_if_no += q.yes_bid_micros * q.size_centi
+    if extra is not None:
+        lose_if_yes += extra.no_bid_micros * extra.size_centi
+        lose_if_no += extra.yes_bid_micros * extra.size_centi
+    # Round losses up to the micro-dollar: never understate.
+    yes += lose_if_yes // -CENTI_PER_CONTRACT
+    no += lose_if_no // -CENTI_PER_CONTRACT
+    return max(0, -min(yes, no))
+
+
+def _over(value: int, limit: int | None) -> bool:
+    return limit is not None and value > limit
+
+
+class RiskManager:
+    """Applies ``Limits`` to exposures; holds the kill state and the daily loss stop."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.halted = False
+        self.halt_reason = ""
+        self._day_key: int | None = None
+        self._day_start_realized_micros = 0
+        self._realized_micros = 0
+
+    # --- kill state and day ----------------------------------------------------------------
+
+    def halt(self, reason: str) -> None:
+        """Stop everything: no new quotes, no confirms."""
+        self.halted, self.halt_reason = True, reason
+
+    def resume(self) -> None:
+        """Lift a halt."""
+        self.halted, self.halt_reason = False, ""
+
+    def note_realized(self, day_key: int, realized_total_micros: int) -> None:
+        """Record total realised PnL now; a new ``day_key`` starts a new day from here."""
+        if self._day_key != day_key:
+            self._day_key = day_key
+            self._day_start_realized_micros = realized_total_micros
+        self._realized_micros = realized_total_micros
+
+    @property
+    def daily_loss_micros(self) -> int:
+        """Today's realised loss (positive = lost money; fees included)."""
+        return self._day_start_realized_micros - self._realized_micros
+
+    def daily_stop_hit(self) -> bool:
+        """True once today's realised loss reached the stop."""
+        stop = self.limits.daily_realized_loss_stop_micros
+        return stop is not None and self.daily_loss_micros >= stop
+
+    # --- checks ----------------------------------------------------------------------------
+
+    def _contracts(
+        self, exposures: Mapping[str, MarketExposure], ticker: str, add_centi: int,
+        signed: bool,
+    ) -> str | None:
+        """Check contract limits with ``add_centi`` more on ``ticker`` (signed or either side)."""
+        lim = self.limits
+        target = exposures[ticker]
+
+        def gross(e: MarketExposure) -> int:
+            base = e.committed_centi
+            if e.ticker != ticker:
+                return abs(base)
+            return abs(base + add_centi) if signed else abs(base) + abs(add_centi)
+
+        if _over(gross(target), lim.max_position_centi_per_market):
+            return "max_position_per_market"
+        if _over(
+            sum(gross(e) for e in exposures.values() if e.event_ticker == target.event_ticker),
+            lim.max_position_centi_per_event,
+        ):
+            return "max_position_per_event"
+        if _over(
+            sum(gross(e) for e in exposures.values() if e.series_ticker == target.series_ticker),
+            lim.max_position_centi_per_series,
+        ):
+            return "max_position_per_series"
+        if _over(sum(gross(e) for e in exposures.values()), lim.max_position_centi_total):
+            return "max_position_total"
+        return None
+
+    def _loss(
+        self, exposures: Mapping[str, MarketExposure], ticker: str, extra: QuoteExposure | None
+    ) -> str | None:
+        """Check worst-case loss limits with ``extra`` quoted on ``ticker``."""
+        lim = self.limits
+        here = worst_case_loss_micros(exposures[ticker], extra)
+        if _over(here, lim.max_worst_case_loss_micros_per_market):
+            return "max_worst_case_loss_per_market"
+        if lim.max_worst_case_loss_micros_total is not None:
+            total = here + sum(
+                worst_case_loss_micros(e) for t, e in exposures.items() if t != ticker
+            )
+            if _over(total, lim.max_worst_case_loss_micros_total):
+                return "max_worst_case_loss_total"
+        return None
+
+    def check_quote(
+        self,
+        exposures: Mapping[str, MarketExposure],
+        open_quotes: int,
+        ticker: str,
+        quote: QuoteExposure,
+    ) -> str | None:
+        """Reason the new ``quote`` on ``ticker`` breaks a limit, or None if it may be sent.
+
+        ``exposures`` must hold ``ticker`` and must not include the quote being replaced;
+        ``open_quotes`` counts RFQs with a live quote of ours, not counting this one.
+        """
+        if self.halted:
+            return "halted"
+        if self.daily_stop_hit():
+            return "daily_loss_stop"
+        if _over(open_quotes + 1, self.limits.max_open_quotes):
+            return "max_open_quotes"
+        return self._contracts(exposures, ticker, quote.size_centi, signed=False) or self._loss(
+            exposures, ticker, quote
+        )
+
+    def check_fill(
+        self, exposures: Mapping[str, MarketExposure], ticker: str, trade: Trade
+    ) -> str | None:
+        """Reason committing ``trade`` on ``ticker`` breaks a limit, or None if it may go ahead.
+
+        ``exposures`` must not include the accepted quote as a live quote.
+        """
+        if self.halted:
+            return "halted"
+        if self.daily_stop_hit():
+            return "daily_loss_stop"
+        reason = self._contracts(exposures, ticker, trade.signed_centi, signed=True)
+        if reason:
+            return reason
+        exp = exposures[ticker]
+        with_trade = MarketExposure(
+            exp.ticker, exp.event_ticker, exp.series_ticker, exp.position_centi,
+            exp.cost_micros, [*exp.provisional, trade], exp.quotes,
+        )
+        return self._loss({**exposures, ticker: with_trade}, ticker, None)
+
+    def breaches(self, exposures: Mapping[str, MarketExposure]) -> list[str]:
+        """Markets whose live quotes currently break a loss limit (their quotes should go)."""
+        lim = self.limits
+        per_market = lim.max_worst_case_loss_micros_per_market
+        out = [
+            t for t, e in exposures.items()
+            if e.quotes and _over(worst_case_loss_micros(e), per_market)
+        ]
+        if lim.max_worst_case_loss_micros_total is not None:
+            total = sum(worst_case_loss_micros(e) for e in exposures.values())
+            if total > lim.max_worst_case_loss_micros_total:
+                out.extend(t for t, e in exposures.items() if e.quotes and t not in out)
+        return out
