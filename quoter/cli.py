@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "control",
     "config",
     "sim",
+    "demo",
 )
 
 

@@ -90,6 +90,12 @@ class RuntimeHooks:
     def on_command_result(self, name: str, latency_ns: int, ok: bool) -> None:
         """Observe a REST round trip."""
 
+    def on_engine_step(self, event: ev.Event, commands: list[cmd.Command], now_ns: int) -> None:
+        """Observe what the engine made of one event (latency, persistence)."""
+
+    def on_request_sent(self, command: cmd.Command, queued_ns: int, now_ns: int) -> None:
+        """Observe a quote/cancel/confirm leaving for the exchange."""
+
     def on_halt(self, reason: str) -> None:
         """Persist/announce a halt."""
 
@@ -134,14 +140,21 @@ class Runtime:
         self._inbox: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
         self._queue_size = queue_size
         self._normal_pending = 0
-        self._exec: asyncio.Queue[cmd.SubmitQuote | cmd.CancelQuote] = asyncio.Queue(queue_size)
-        self._confirms: asyncio.Queue[cmd.ConfirmQuote] = asyncio.Queue(1_000)
+        # Commands travel with the engine time they were queued at (decision -> send latency).
+        self._exec: asyncio.Queue[tuple[cmd.SubmitQuote | cmd.CancelQuote, int]] = asyncio.Queue(
+            queue_size
+        )
+        self._confirms: asyncio.Queue[tuple[cmd.ConfirmQuote, int]] = asyncio.Queue(1_000)
         # IO jobs the engine asked for (market metadata, book snapshots, subscriptions).
         self._jobs: asyncio.Queue[tuple[str, Callable[[], Awaitable[None]]]] = asyncio.Queue()
         self._exec_workers = exec_workers
         self._seq = itertools.count()
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._open_quotes: dict[str, str] = {}  # quote_id -> rfq_id, as placed by us
+        # Quotes of ours that may rest on the exchange: quote_id -> rfq_id, and the live quote
+        # of each RFQ (a new quote on an RFQ replaces the old one at the exchange, §3.1).
+        self._open_quotes: dict[str, str] = {}
+        self._rfq_quote: dict[str, str] = {}
+        self._cancelling: set[str] = set()
         self._send = send  # shadow mode: decide, send nothing
         self.halted = False
         self.halt_reason = ""
@@ -168,7 +181,7 @@ class Runtime:
 
     def cancel_all(self) -> list[tuple[str, str]]:
         """Queue a cancel for every open quote we placed; returns them."""
-        quotes = list(self._open_quotes.items())
+        quotes = [(q, r) for q, r in self._open_quotes.items() if q not in self._cancelling]
         for quote_id, rfq_id in quotes:
             self._put_exec(cmd.CancelQuote(rfq_id, quote_id, "cancel_all"))
         return [(rfq, q) for q, rfq in quotes]
@@ -177,6 +190,11 @@ class Runtime:
     def open_quotes(self) -> dict[str, str]:
         """Quotes we placed and have not seen end: quote_id -> rfq_id."""
         return dict(self._open_quotes)
+
+    @property
+    def inbox_depth(self) -> int:
+        """Events waiting for the engine."""
+        return self._inbox.qsize()
 
     def post(self, event: ev.Event, *, priority: bool = True) -> None:
         """Queue an event for the engine (from control paths, timers, command results)."""
@@ -281,20 +299,47 @@ class Runtime:
         self.stats.events += 1
         if isinstance(event, ev.TimerFired):
             self._timers.pop(event.key, None)
+        self._track(event)
         try:
             commands = self.engine.on_event(event, self.clock.now_ns())
         except QuoterError as exc:
             log.error("engine_event_failed", event=type(event).__name__, error=str(exc))
             return
+        self.hooks.on_engine_step(event, commands, self.clock.now_ns())
         for command in commands:
             self._dispatch(command)
+
+    def _track(self, event: ev.Event) -> None:
+        """Keep the set of our quotes that could still rest on the exchange."""
+        match event:
+            case ev.QuotePlaced(rfq_id=rfq_id, quote_id=quote_id):
+                old = self._rfq_quote.get(rfq_id)
+                if old is not None and old != quote_id:
+                    self._forget_quote(old)
+                self._rfq_quote[rfq_id] = quote_id
+                self._open_quotes[quote_id] = rfq_id
+            case ev.RfqDeleted(rfq_id=rfq_id):
+                old = self._rfq_quote.pop(rfq_id, None)
+                if old is not None:
+                    self._forget_quote(old)
+            case (ev.QuoteAccepted(quote_id=quote_id) | ev.QuoteCancelled(quote_id=quote_id)
+                  | ev.QuoteConfirmed(quote_id=quote_id)):
+                self._forget_quote(quote_id)
+            case _:
+                pass
+
+    def _forget_quote(self, quote_id: str) -> None:
+        rfq_id = self._open_quotes.pop(quote_id, None)
+        self._cancelling.discard(quote_id)
+        if rfq_id is not None and self._rfq_quote.get(rfq_id) == quote_id:
+            del self._rfq_quote[rfq_id]
 
     def _dispatch(self, command: cmd.Command) -> None:
         match command:
             case cmd.SubmitQuote() | cmd.CancelQuote():
                 self._put_exec(command)
             case cmd.ConfirmQuote():
-                self._confirms.put_nowait(command)
+                self._confirms.put_nowait((command, self.clock.now_ns()))
             case cmd.ScheduleTimer(key=key, fire_at_ns=at):
                 self._schedule(key, at)
             case cmd.CancelTimer(key=key):
@@ -324,8 +369,12 @@ class Runtime:
                 self.cancel_all()
 
     def _put_exec(self, command: cmd.SubmitQuote | cmd.CancelQuote) -> None:
+        if isinstance(command, cmd.CancelQuote):
+            if command.quote_id in self._cancelling:
+                return
+            self._cancelling.add(command.quote_id)
         try:
-            self._exec.put_nowait(command)
+            self._exec.put_nowait((command, self.clock.now_ns()))
         except asyncio.QueueFull:
             log.error("exec_queue_full", command=type(command).__name__)
             if isinstance(command, cmd.SubmitQuote):
@@ -346,19 +395,20 @@ class Runtime:
 
     async def _exec_worker(self) -> None:
         while True:
-            command = await self._exec.get()
+            command, queued_ns = await self._exec.get()
             try:
-                await self._execute(command)
+                await self._execute(command, queued_ns)
             finally:
                 self._exec.task_done()
 
-    async def _execute(self, command: cmd.SubmitQuote | cmd.CancelQuote) -> None:
+    async def _execute(self, command: cmd.SubmitQuote | cmd.CancelQuote, queued_ns: int) -> None:
         sent_ns = self.clock.now_ns()
         if isinstance(command, cmd.SubmitQuote):
             if self.halted or not self._send:
                 reason = "halted" if self.halted else "shadow"
                 self.post(ev.QuoteRejected(command.rfq_id, reason, "not sent", sent_ns))
                 return
+            self.hooks.on_request_sent(command, queued_ns, sent_ns)
             try:
                 quote_id = await self.execution.submit_quote(
                     command.rfq_id, command.yes_bid_micros, command.no_bid_micros,
@@ -374,6 +424,8 @@ class Runtime:
                 return
             self.stats.quotes_sent += 1
             self.hooks.on_command_result("submit_quote", self.clock.now_ns() - sent_ns, True)
+            # Track now, not when the engine sees QuotePlaced: a shutdown in between must
+            # still cancel it.
             self._open_quotes[quote_id] = command.rfq_id
             self.post(ev.QuotePlaced(command.rfq_id, quote_id, self.clock.now_ns()))
             return
@@ -384,20 +436,21 @@ class Runtime:
         except QuoterError as exc:
             self.hooks.on_command_result("cancel_quote", self.clock.now_ns() - sent_ns, False)
             code = getattr(exc, "code", type(exc).__name__)
+            self._cancelling.discard(command.quote_id)
             if isinstance(exc, ExchangeRejectedError) and exc.status_code == 404:
                 # Gone already (RFQ closed, or accepted: Kalshi 404s a DELETE after accept).
-                self._open_quotes.pop(command.quote_id, None)
+                self._forget_quote(command.quote_id)
             self.post(ev.QuoteCancelFailed(command.rfq_id, command.quote_id, str(code), str(exc),
                                            self.clock.now_ns()))
             return
         self.stats.cancels_sent += 1
         self.hooks.on_command_result("cancel_quote", self.clock.now_ns() - sent_ns, True)
-        self._open_quotes.pop(command.quote_id, None)
+        self._forget_quote(command.quote_id)
         self.post(ev.QuoteCancelled(command.rfq_id, command.quote_id, self.clock.now_ns()))
 
     async def _confirm_worker(self) -> None:
         while True:
-            command = await self._confirms.get()
+            command, queued_ns = await self._confirms.get()
             now = self.clock.now_ns()
             if self.halted or not self._send or now >= command.deadline_ns:
                 self.stats.confirms_skipped += 1
@@ -411,6 +464,7 @@ class Runtime:
                 log.warning("confirm_duplicate_refused", quote_id=command.quote_id)
                 continue
             self.stats.confirms_sent += 1
+            self.hooks.on_request_sent(command, queued_ns, now)
             try:
                 await self.execution.confirm_quote(command.rfq_id, command.quote_id)
             except QuoterError as exc:
@@ -420,7 +474,6 @@ class Runtime:
                                            self.clock.now_ns()))
                 continue
             self.hooks.on_command_result("confirm_quote", self.clock.now_ns() - now, True)
-            self._open_quotes.pop(command.quote_id, None)
             self.post(ev.QuoteConfirmed(command.rfq_id, command.quote_id, self.clock.now_ns()))
 
     async def _job_worker(self) -> None:

@@ -1,0 +1,426 @@
+"""The composition root: the one place that picks concrete implementations and wires them.
+
+``Service`` builds, from ``Settings`` and a strategy config file: the signer, the REST client
+(recorded), the store, the recorder, metrics, the pure engine (positions restored from the
+store), the runtime, the WebSocket feeds with their resync/reconcile notice handler, and the
+control/health/metrics HTTP endpoint. ``Service.run`` runs them in one task group until asked to
+stop, then shuts down in order: stop quoting -> cancel every open quote over REST -> flush the
+store -> close sockets.
+
+Worlds differ only in what is passed in: live runs use ``LiveClock`` and Kalshi URLs; the demo
+and the end-to-end tests point the same code at the simulator (paper mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import structlog
+
+from quoter import __version__
+from quoter.clock import Clock, LiveClock
+from quoter.config import QuoterConfig, config_hash, load_config, reload
+from quoter.domain import events as ev
+from quoter.domain.types import BookSide, Side
+from quoter.engine.engine import Engine
+from quoter.engine.positions import PositionLedger
+from quoter.engine.risk import worst_case_loss_micros
+from quoter.errors import ConfigError, FatalError
+from quoter.hooks import ServiceHooks
+from quoter.kalshi.adapter import KalshiExecution, KalshiMarketData
+from quoter.kalshi.auth import Signer
+from quoter.kalshi.rest import KalshiRest
+from quoter.kalshi.schemas import decode_frame, frame_type
+from quoter.kalshi.source import FeedSource, build_feed_source
+from quoter.kalshi.translate import to_events
+from quoter.observability.http import (
+    ControlHandlers,
+    HealthStatus,
+    HttpServer,
+    create_app,
+    evaluate_health,
+)
+from quoter.observability.live_view import ActivityPrinter, LiveView, is_tty
+from quoter.observability.metrics import Metrics
+from quoter.reconcile import Reconciler
+from quoter.recorder import Recorder, RecordingTransport
+from quoter.resync import NoticeHandler, Resync
+from quoter.runtime import Runtime
+from quoter.settings import Settings
+from quoter.status import PositionView, QuoteView, StatusSnapshot, to_json_dict
+from quoter.store import FillRow, Store
+
+__all__ = ["Service", "ServiceOptions", "decode"]
+
+log = structlog.get_logger("quoter.app")
+
+NS_PER_S = 1_000_000_000
+ViewMode = Literal["auto", "live", "activity", "none"]
+
+
+def decode(data: bytes | str, ts_recv_ns: int) -> tuple[str | None, list[ev.Event]]:
+    """Decode one frame into its wire type and domain events (books are YES-priced)."""
+    msg = decode_frame(data, ts_recv_ns)
+    # We subscribe to order books with use_yes_price: true (kalshi-api.md §2.6).
+    return frame_type(msg), to_events(msg, ts_recv_ns, yes_priced=True)
+
+
+def fill_from_row(row: FillRow) -> ev.FillReceived:
+    """Rebuild a stored fill as the event the engine books."""
+    return ev.FillReceived(
+        trade_id=row.trade_id, order_id=row.order_id, market_ticker=row.market_ticker,
+        outcome_side=Side(row.outcome_side), book_side=BookSide(row.book_side),
+        yes_price_micros=row.yes_price_micros, count_centi=row.count_centi,
+        fee_micros=row.fee_micros, is_taker=row.is_taker, ts_recv_ns=0,
+        post_position_centi=row.post_position_centi, client_order_id=row.client_order_id,
+        ts_ms=row.exchange_ts_ms,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceOptions:
+    """How the service runs, beyond ``Settings`` (which hold where and with which key)."""
+
+    config_path: Path
+    shards: int = 1
+    reconcile_interval_s: float = 30.0
+    housekeeping_interval_s: float = 1.0
+    positions_snapshot_interval_s: float = 5.0
+    stale_after_s: float = 30.0
+    kill_file: Path | None = None
+    install_signals: bool = False
+    http: bool = True
+    view: ViewMode = "auto"
+    require_trading: bool = True
+
+
+class Service:
+    """A running quoter: build with settings + options, then ``await run(stop)``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: ServiceOptions,
+        *,
+        clock: Clock | None = None,
+        config: QuoterConfig | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.clock = clock or LiveClock()
+        self.config = config or load_config(options.config_path)
+        self._config_mtime_ns = _mtime_ns(options.config_path)
+        if settings.api_key_id is None or settings.private_key_path is None:
+            raise ConfigError(
+                "an API key id and a private key file are required "
+                "(QUOTER_API_KEY_ID / QUOTER_PRIVATE_KEY_PATH or --key-id / --key-file)"
+            )
+        self.signer = Signer.from_pem_file(settings.api_key_id, settings.private_key_path)
+        self.metrics = Metrics()
+        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.store = Store(settings.db_path)
+        self.recorder: Recorder | None = None
+        if settings.record_dir is not None:
+            self.recorder = Recorder(settings.record_dir, clock=self.clock, header={
+                "quoter_version": __version__, "env": settings.env, "mode": settings.mode,
+                "config_hash": config_hash(self.config), "shards": options.shards,
+                "config_path": str(options.config_path),
+            })
+        if self.recorder is not None:
+            transport = RecordingTransport(self.recorder, self.clock, transport)
+        self.rest = KalshiRest(settings.rest_base_url, self.signer, transport=transport,
+                               clock=self.clock)
+        self.engine = Engine(self.config, perf_ns=time.perf_counter_ns,
+                             wall_offset_ns=self.clock.wall_ns() - self.clock.now_ns())
+        self._restore_positions()
+        self.hooks = ServiceHooks(clock=self.clock, engine=self.engine, store=self.store,
+                                  metrics=self.metrics, recorder=self.recorder)
+        self.runtime = Runtime(
+            clock=self.clock, engine=self.engine, decode=decode,
+            execution=KalshiExecution(self.rest), market_data=KalshiMarketData(self.rest),
+            hooks=self.hooks, send=settings.sends_orders,
+        )
+        self.resync = Resync(self.rest, self.clock)
+        self.reconciler = Reconciler(self.rest, self.clock)
+        self.notices = NoticeHandler(
+            post=self.runtime.post, resync=self.resync,
+            known_rfqs=lambda: list(self.engine.rfqs), reconciler=self.reconciler,
+            ours=self.positions_centi,
+            book_tickers=lambda: self.source.books.tickers() if self.source.books else (),
+        )
+        self.source: FeedSource = build_feed_source(
+            settings.ws_url, self.signer, wall_ms=lambda: self.clock.wall_ns() // 1_000_000,
+            now_ns=self.clock.now_ns, shards=options.shards, on_notice=self.notices,
+            tap=self.recorder.tap if self.recorder else None,
+            tap_out=self.recorder.tap_out if self.recorder else None,
+        )
+        self.hooks.books = self.source.books
+        self.http: HttpServer | None = None
+        self.started_ns = self.clock.now_ns()
+        self.fatal: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+
+    # -- state ---------------------------------------------------------------------------
+
+    def _restore_positions(self) -> None:
+        """Positions survive restarts: last snapshot, then every stored fill (deduplicated)."""
+        latest = self.store.latest_positions()
+        if latest is not None:
+            self.engine.ledger = PositionLedger.restore(latest[0])
+        replayed = sum(self.engine.ledger.book_fill(fill_from_row(r)) for r in self.store.fills())
+        log.info("positions_restored", snapshot=latest is not None, fills_replayed=replayed,
+                 markets=len(self.engine.ledger.tickers()))
+
+    def positions_centi(self) -> dict[str, int]:
+        """Our authoritative positions (from fills), by market."""
+        ledger = self.engine.ledger
+        return {t: ledger.position_centi(t) for t in ledger.tickers()}
+
+    def worst_case_exposure_micros(self) -> int:
+        """Worst-case loss over all markets if every live quote were accepted at once."""
+        exposures = self.engine._exposures(None)
+        return sum(worst_case_loss_micros(e) for e in exposures.values())
+
+    def snapshot(self) -> StatusSnapshot:
+        """The service state for status, the live view and the summary."""
+        now = self.clock.now_ns()
+        quotes = tuple(
+            QuoteView(q.rfq_id, q.quote_id, q.market_ticker, q.yes_bid_micros, q.no_bid_micros,
+                      str(q.state), max(0, now - q.placed_ns) // 1_000_000,
+                      self.engine.rfqs[q.rfq_id].strategy if q.rfq_id in self.engine.rfqs else "")
+            for q in self.engine.quotes.values() if q.is_live
+        )
+        ledger = self.engine.ledger
+        positions = tuple(
+            PositionView(t, m.position_centi, m.cost_micros, m.realized_pnl_micros, m.fees_micros)
+            for t in ledger.tickers() for m in (ledger.market(t),)
+        )
+        hooks = self.hooks
+        counts = dict(hooks.counts)
+        counts["routed"] = hooks.routed
+        counts["decode_errors"] = self.runtime.stats.decode_errors
+        counts["reconnects"] = sum(f.stats.reconnects for f in self.source.feeds)
+        counts["shed_frames"] = self.runtime.stats.shed_frames
+        return StatusSnapshot(
+            mode=self.settings.mode, env=self.settings.env,
+            halted=self.runtime.halted or self.engine.halted,
+            halt_reason=self.runtime.halt_reason or ("engine" if self.engine.halted else ""),
+            uptime_ms=(now - self.started_ns) // 1_000_000, counts=counts,
+            decline_reasons=dict(hooks.decline_reasons),
+            no_quote_reasons=dict(hooks.no_quote_reasons),
+            open_quotes=quotes, recent_decisions=tuple(hooks.recent_decisions),
+            positions=positions, pnl_realized_micros=ledger.realized_pnl_micros(),
+            exposure_worst_case_micros=self.worst_case_exposure_micros(),
+            latencies=hooks.latency.views(),
+            recording_path=str(self.settings.record_dir) if self.recorder else None,
+            db_path=str(self.settings.db_path), recent_fills=tuple(hooks.recent_fills),
+        )
+
+    def health(self) -> HealthStatus:
+        """Healthy unless the feed is stale or quoting is halted."""
+        last = self.runtime.last_frame_ns or None
+        return evaluate_health(
+            now_ns=self.clock.now_ns(), last_frame_ns=last,
+            stale_after_ns=int(self.options.stale_after_s * NS_PER_S),
+            halted=self.runtime.halted or self.engine.halted,
+            extra_reasons=("fatal",) if self.fatal else (),
+        )
+
+    # -- control -------------------------------------------------------------------------
+
+    def halt(self, reason: str = "operator") -> dict[str, Any]:
+        """Halt now: no quote or confirm leaves after this returns; open quotes are cancelled."""
+        self.runtime.halt(reason)
+        self.metrics.set_halted(True)
+        return {"halted": True, "reason": reason}
+
+    def resume(self) -> dict[str, Any]:
+        """Resume quoting."""
+        self.runtime.resume()
+        self.store.record_halt(False, "resumed", "control", self.clock.wall_ns())
+        self.metrics.set_halted(False)
+        return {"halted": False}
+
+    def cancel_all(self) -> dict[str, Any]:
+        """Cancel every open quote we placed."""
+        cancelled = self.runtime.cancel_all()
+        return {"cancelling": len(cancelled)}
+
+    def status(self) -> dict[str, Any]:
+        """The status snapshot as JSON."""
+        return to_json_dict(self.snapshot())
+
+    def stop(self) -> None:
+        """Ask the service to shut down in order."""
+        if self._stop is not None:
+            self._stop.set()
+
+    # -- run -----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Start up, run until ``stop`` is set (or a fatal error), then shut down in order."""
+        self._stop = stop = stop or asyncio.Event()
+        try:
+            info = await self.resync.startup(require_trading=self.options.require_trading)
+            log.info("service_started", mode=self.settings.mode, env=self.settings.env,
+                     communications_id=info.communications_id)
+            if self.options.install_signals:
+                self._install_signals(stop)
+            side: list[tuple[str, Coroutine[Any, Any, None]]] = [
+                ("feeds", self.source.run()),
+                ("reconcile", self.reconciler.run(self.runtime.post, self.positions_centi,
+                                                  interval_s=self.options.reconcile_interval_s)),
+                ("housekeeping", self._housekeeping()),
+                ("watch-config-and-kill", self._watch_files()),
+            ]
+            if self.options.http:
+                self.http = HttpServer(create_app(
+                    self.metrics, self.health,
+                    control=ControlHandlers(halt=self.halt, resume=self.resume,
+                                            cancel_all=self.cancel_all, status=self.status),
+                    token=self.settings.resolve_control_token(),
+                ), host=self.settings.control_host, port=self.settings.control_port)
+                self.http.bind()
+                side.append(("http", self.http.serve()))
+                log.info("control_listening", url=self.http.url)
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(self._guard(name, coro), name=name) for name, coro in side]
+                view = self._view_task(stop)
+                if view is not None:
+                    tasks.append(tg.create_task(self._guard("view", view), name="view"))
+                await self.runtime.run([self.source], until=stop)
+                if self.http is not None:
+                    self.http.shutdown()
+                for task in tasks:
+                    if task.get_name() != "http":
+                        task.cancel()
+        finally:
+            await self._close()
+        if self.fatal is not None:
+            raise self.fatal
+
+    async def _guard(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a side task; a failure stops the service in order instead of tearing it down."""
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except FatalError as exc:
+            log.error("service_fatal", task=name, error=str(exc))
+            self.fatal = exc
+            self.runtime.halt(f"fatal: {exc}")
+            self.stop()
+        except Exception as exc:  # a bug in a side task must not leave quotes unattended
+            log.exception("service_task_crashed", task=name)
+            self.fatal = exc
+            self.runtime.halt(f"task {name} crashed")
+            self.stop()
+
+    async def _close(self) -> None:
+        try:
+            self._save_positions()
+            self.store.flush()
+        finally:
+            with contextlib.suppress(Exception):
+                await self.rest.aclose()
+            if self.recorder is not None:
+                self.recorder.close()
+            self.store.close()
+            log.info("service_stopped")
+
+    def _save_positions(self) -> None:
+        self.store.save_positions(self.engine.ledger.snapshot(), self.clock.wall_ns())
+
+    async def _housekeeping(self) -> None:
+        """Flush the store and recorder, snapshot positions, export gauges."""
+        every = self.options.housekeeping_interval_s
+        snapshot_every = max(1, round(self.options.positions_snapshot_interval_s / every))
+        tick = 0
+        while True:
+            await asyncio.sleep(every)
+            tick += 1
+            self.store.flush()
+            if self.recorder is not None:
+                self.recorder.poll()
+            if tick % snapshot_every == 0:
+                self._save_positions()
+            self._export_gauges()
+
+    def _export_gauges(self) -> None:
+        m = self.metrics
+        m.open_quotes.set(len(self.engine.live_quote_ids()))
+        for ticker, pos in self.positions_centi().items():
+            m.set_position_centi(ticker, pos)
+        m.set_pnl_realized_micros(self.engine.ledger.realized_pnl_micros())
+        m.set_exposure_micros(self.worst_case_exposure_micros())
+        m.set_halted(self.runtime.halted or self.engine.halted)
+        for name, value in self.rest.limiter.levels().items():
+            m.rate_bucket_tokens.labels(bucket=name).set(value)
+        m.queue_depth.labels(queue="inbox").set(self.runtime.inbox_depth)
+
+    async def _watch_files(self) -> None:
+        """Halt when the KILL file appears; hot-reload the config when its file changes."""
+        kill = self.options.kill_file or self.settings.db_path.parent / "KILL"
+        while True:
+            await asyncio.sleep(0.25)
+            if kill.exists() and not self.runtime.halted:
+                self.halt(f"kill_file {kill}")
+            mtime = _mtime_ns(self.options.config_path)
+            if mtime != self._config_mtime_ns:
+                self._config_mtime_ns = mtime
+                self.reload_config()
+
+    def reload_config(self) -> bool:
+        """Swap in the config file's new contents if valid; else keep the old one and say why."""
+        new, why = reload(self.options.config_path, self.config)
+        if why is not None:
+            log.error("config_reload_rejected", path=str(self.options.config_path), why=why)
+            return False
+        self.config = new
+        self.runtime.post(ev.ConfigReloaded(new, self.clock.now_ns()))
+        log.info("config_reloaded", config_hash=config_hash(new))
+        return True
+
+    def _install_signals(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, lambda: self.halt("SIGUSR1"))
+        loop.add_signal_handler(signal.SIGHUP, self.reload_config)
+
+    def _view_task(self, stop: asyncio.Event) -> Coroutine[Any, Any, None] | None:
+        mode = self.options.view
+        if mode == "none":
+            return None
+        if mode == "live" or (mode == "auto" and is_tty(sys.stdout)):
+            return self._live_view(stop)
+        return self._activity(stop)
+
+    async def _live_view(self, stop: asyncio.Event) -> None:
+        with LiveView(self.snapshot) as view:
+            await view.run(stop)
+
+    async def _activity(self, stop: asyncio.Event) -> None:
+        printer = ActivityPrinter(sys.stdout)
+        while not stop.is_set():
+            printer.update(self.snapshot())
+            await asyncio.sleep(0.5)
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
+

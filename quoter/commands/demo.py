@@ -1,0 +1,67 @@
+"""``quoter demo``: run the simulator and the service together, then print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from quoter.clock import LiveClock
+from quoter.errors import QuoterError
+from quoter.observability.logging import configure_logging
+from quoter.summary import dump_summary_json, render_summary, summary_json
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``demo`` subcommand."""
+    p = subparsers.add_parser(
+        "demo",
+        help="run the built-in simulated exchange and the service for a while, then summarize",
+        description=(
+            "Start the local Kalshi simulator and the quoting service (paper mode) on "
+            "loopback, show activity as it happens, then stop quoting, let committed quotes "
+            "fill, and print a summary checked against the simulator's ledger."
+        ),
+    )
+    p.add_argument("--seconds", type=float, default=60.0, help="how long to quote (default 60)")
+    p.add_argument("--config", type=Path, default=Path("config/demo.yaml"),
+                   help="strategy config (default config/demo.yaml)")
+    p.add_argument("--world", type=Path, help="simulator world YAML (default: built-in world)")
+    p.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
+    p.add_argument("--workdir", type=Path, default=Path("var/demo"),
+                   help="where each run's database, recording and key go (default var/demo)")
+    p.add_argument("--summary-json", type=Path, help="also write the summary as JSON here")
+    p.add_argument("--view", choices=["auto", "live", "activity", "none"], default="auto",
+                   help="live terminal view, activity lines, or nothing (default: auto)")
+    p.add_argument("--log-level", default="warning",
+                   choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; exit 0 if the bot's books match the simulator's ledger."""
+    from quoter.demo import run_demo
+
+    if args.seconds <= 0:
+        print("quoter demo: --seconds must be positive", file=sys.stderr)
+        return 2
+    configure_logging(LiveClock(), fmt="console", level=args.log_level, stream=sys.stderr)
+    try:
+        result = asyncio.run(run_demo(
+            seconds=args.seconds, config_path=args.config, workdir=args.workdir,
+            seed=args.seed, world_path=args.world, view=args.view,
+        ))
+    except QuoterError as exc:
+        print(f"quoter demo: {exc}", file=sys.stderr)
+        return 1
+    print(render_summary(result.snapshot, ledger_match=result.ledger_match,
+                         ledger_diff=result.ledger_diff), end="")
+    if args.summary_json is not None:
+        data = summary_json(result.snapshot, result.ledger_match, result.ledger_diff)
+        args.summary_json.write_text(dump_summary_json(data), encoding="utf-8")
+        print(f"summary JSON: {args.summary_json}")
+    return 0 if result.ledger_match else 1

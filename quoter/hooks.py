@@ -1,0 +1,230 @@
+"""The service's side channels of the runtime: persistence, recording, metrics, latency.
+
+Everything here observes; nothing decides. The engine stays pure, and the runtime stays
+ignorant of SQLite, Prometheus and the recorder.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import structlog
+
+from quoter.clock import Clock
+from quoter.domain import commands as cmd
+from quoter.domain import events as ev
+from quoter.errors import DecodeError
+from quoter.kalshi.schemas import peek_type
+from quoter.observability.metrics import Metrics
+from quoter.ports import InboundFrame
+from quoter.runtime import RuntimeHooks
+from quoter.status import DecisionView, FillView, LatencyRecorder
+from quoter.store import ConfirmState, Store
+
+if TYPE_CHECKING:
+    from quoter.engine.engine import Engine
+    from quoter.kalshi.source import BookSubscriptions
+    from quoter.recorder import Recorder
+
+__all__ = ["ServiceHooks"]
+
+log = structlog.get_logger("quoter.hooks")
+
+#: Counted RFQ funnel keys (shown in status and the demo summary).
+_MAX_TRACKED = 100_000
+FUNNEL = ("rfqs_seen", "quoted", "accepted", "confirmed", "declined", "fills")
+
+
+class ServiceHooks(RuntimeHooks):
+    """Persist decisions/quotes/confirms/fills, count and time everything."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        engine: Engine,
+        store: Store,
+        metrics: Metrics,
+        recorder: Recorder | None = None,
+        books: BookSubscriptions | None = None,
+        recent: int = 200,
+    ) -> None:
+        self.clock = clock
+        self.engine = engine
+        self.store = store
+        self.metrics = metrics
+        self.recorder = recorder
+        self.books = books
+        self.latency = LatencyRecorder()
+        self.counts: dict[str, int] = dict.fromkeys(FUNNEL, 0)
+        self.decline_reasons: dict[str, int] = {}
+        self.no_quote_reasons: dict[str, int] = {}
+        self.recent_decisions: deque[DecisionView] = deque(maxlen=recent)
+        self.recent_fills: deque[FillView] = deque(maxlen=recent)
+        self._accepted_ns: dict[str, int] = {}
+        self._unrouted = 0
+        self._rfq_recv_ns: dict[str, int] = {}
+
+    # -- frames ------------------------------------------------------------------------
+
+    def on_frame(self, frame: InboundFrame, msg_type: str | None) -> None:
+        """Count the frame by type (the recorder taps the feed directly)."""
+        if msg_type is None:
+            raw = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
+            msg_type = peek_type(raw) or "unparsed"
+        if msg_type.startswith("unknown:"):
+            self.metrics.unknown_messages_total.labels(type=msg_type[8:]).inc()
+        self.metrics.frames_total.labels(type=msg_type).inc()
+
+    def on_decode_error(self, frame: InboundFrame, error: DecodeError) -> None:
+        """Count a frame that failed to decode."""
+        self.metrics.decode_errors_total.labels(type=error.msg_type or "unknown").inc()
+
+    # -- engine ------------------------------------------------------------------------
+
+    def on_decision(self, decision: cmd.RecordDecision, now_ns: int) -> None:
+        """Persist and count one decision."""
+        wall = self.clock.wall_ns()
+        self.store.record_decision(
+            decision.rfq_id, decision.market_ticker, decision.strategy, decision.decision,
+            decision.reason, wall, decision.detail or None,
+        )
+        self.metrics.record_decision(decision.decision, decision.reason)
+        self.recent_decisions.append(DecisionView(
+            wall, decision.rfq_id, decision.market_ticker, decision.decision, decision.reason,
+            decision.strategy,
+        ))
+        if decision.decision == "quoted":
+            # The engine says "quoted" once per RFQ; replacements are "requoted".
+            self.counts["quoted"] += 1
+        elif decision.decision == "declined":
+            self.counts["declined"] += 1
+            self.decline_reasons[decision.reason] = self.decline_reasons.get(decision.reason, 0) + 1
+        elif decision.decision == "not_quoted":
+            self.no_quote_reasons[decision.reason] = (
+                self.no_quote_reasons.get(decision.reason, 0) + 1
+            )
+            if decision.reason == "no_route" or decision.reason.startswith("filtered"):
+                self._unrouted += 1
+
+    @property
+    def routed(self) -> int:
+        """RFQs some strategy's filters accepted."""
+        return self.counts["rfqs_seen"] - self._unrouted
+
+    def on_engine_step(self, event: ev.Event, commands: list[cmd.Command], now_ns: int) -> None:
+        """Time decisions and persist lifecycle facts."""
+        wall = self.clock.wall_ns()
+        self._time_first_quotes(event, commands, now_ns)
+        match event:
+            case ev.RfqReceived():
+                self.counts["rfqs_seen"] += 1
+                if event.created_ts_ms is not None:
+                    self.metrics.observe_ns(
+                        self.metrics.pipe_lag_seconds, wall - event.created_ts_ms * 1_000_000
+                    )
+            case ev.QuotePlaced():
+                q = self.engine.quotes.get(event.quote_id)
+                if q is not None:
+                    self.store.record_quote(
+                        q.quote_id, q.rfq_id, q.market_ticker, q.yes_bid_micros,
+                        q.no_bid_micros, "open", wall,
+                    )
+            case ev.QuoteAccepted():
+                if event.quote_id in self.engine.quotes:
+                    self.counts["accepted"] += 1
+                    self.store.record_quote_state(event.quote_id, "accepted", wall,
+                                                  {"side": str(event.accepted_side)})
+                    if any(isinstance(c, cmd.ConfirmQuote) for c in commands):
+                        self._accepted_ns[event.quote_id] = event.ts_recv_ns
+            case ev.QuoteConfirmed():
+                self.counts["confirmed"] += 1
+                self.store.mark_confirm(event.quote_id, ConfirmState.CONFIRMED, wall)
+                self.store.record_quote_state(event.quote_id, "confirmed", wall)
+            case ev.ConfirmFailed():
+                if self.store.confirm_state(event.quote_id) is not None:
+                    self.store.mark_confirm(event.quote_id, ConfirmState.FAILED, wall,
+                                            {"code": event.code})
+                self.store.record_quote_state(event.quote_id, "confirm_failed", wall,
+                                              {"code": event.code})
+            case ev.QuoteExecuted():
+                self.store.record_quote_state(event.quote_id, "executed", wall,
+                                              {"order_id": event.order_id})
+            case ev.QuoteCancelled():
+                self.store.record_quote_state(event.quote_id, "cancelled", wall)
+            case ev.FillReceived():
+                if self.store.record_fill(event, wall):
+                    self.counts["fills"] += 1
+                    self.recent_fills.append(FillView(
+                        wall, event.trade_id, event.market_ticker, str(event.outcome_side),
+                        event.yes_price_micros, event.count_centi, event.fee_micros,
+                        event.is_taker,
+                    ))
+            case _:
+                pass
+
+    def _time_first_quotes(
+        self, event: ev.Event, commands: list[cmd.Command], now_ns: int
+    ) -> None:
+        # RFQ frame -> first SubmitQuote, whichever event released it (an RFQ on a new market
+        # waits for its metadata and book, and that wait is part of the latency).
+        if isinstance(event, ev.RfqReceived):
+            self._rfq_recv_ns[event.rfq_id] = event.ts_recv_ns
+            if len(self._rfq_recv_ns) > _MAX_TRACKED:
+                del self._rfq_recv_ns[next(iter(self._rfq_recv_ns))]
+        for c in commands:
+            if isinstance(c, cmd.SubmitQuote):
+                recv = self._rfq_recv_ns.pop(c.rfq_id, None)
+                if recv is not None:
+                    self.metrics.observe_ns(self.metrics.frame_to_decision_seconds, now_ns - recv)
+                    self.latency.add("frame_to_decision", now_ns - recv)
+        if isinstance(event, ev.RfqDeleted):
+            self._rfq_recv_ns.pop(event.rfq_id, None)
+
+    # -- requests ----------------------------------------------------------------------
+
+    def on_request_sent(self, command: cmd.Command, queued_ns: int, now_ns: int) -> None:
+        """Time decision -> send and accept -> confirm sent."""
+        if isinstance(command, cmd.SubmitQuote):
+            self.metrics.observe_ns(self.metrics.decision_to_request_seconds, now_ns - queued_ns)
+            self.latency.add("decision_to_request", now_ns - queued_ns)
+        elif isinstance(command, cmd.ConfirmQuote):
+            accepted = self._accepted_ns.pop(command.quote_id, None)
+            if accepted is not None:
+                self.metrics.observe_ns(self.metrics.accept_to_confirm_sent_seconds,
+                                        now_ns - accepted)
+                self.latency.add("accept_to_confirm_sent", now_ns - accepted)
+            self.store.mark_confirm(command.quote_id, ConfirmState.SENT, self.clock.wall_ns())
+
+    def claim_confirm(self, quote_id: str, now_ns: int) -> bool:
+        """Durably claim a confirm: a quote is never confirmed twice, even across restarts."""
+        return self.store.claim_confirm(quote_id, self.clock.wall_ns())
+
+    def on_command_result(self, name: str, latency_ns: int, ok: bool) -> None:
+        """Time REST round trips."""
+        if name == "confirm_quote":
+            self.metrics.observe_ns(self.metrics.confirm_round_trip_seconds, latency_ns)
+            self.latency.add("confirm_round_trip", latency_ns)
+        elif name == "submit_quote":
+            self.latency.add("quote_round_trip", latency_ns)
+        if not ok:
+            self.metrics.rest_errors_total.labels(code=name).inc()
+
+    def on_halt(self, reason: str) -> None:
+        """Persist the halt and export it."""
+        self.store.record_halt(True, reason, "runtime", self.clock.wall_ns())
+        self.metrics.set_halted(True)
+
+    # -- book subscriptions ------------------------------------------------------------
+
+    async def subscribe_markets(self, tickers: Sequence[str]) -> None:
+        """Add markets to the order book subscription."""
+        if self.books is not None:
+            await self.books.subscribe_markets(tickers)
+
+    async def unsubscribe_markets(self, tickers: Sequence[str]) -> None:
+        """Remove markets from the order book subscription."""
+        if self.books is not None:
+            await self.books.unsubscribe_markets(tickers)

@@ -1,0 +1,116 @@
+"""The Kalshi ports: :class:`KalshiExecution` and :class:`KalshiMarketData` over ``KalshiRest``.
+
+The runtime executes engine commands through these (``quoter.ports``). Errors keep the
+taxonomy of ``quoter.errors``: transient failures were already retried by the REST client and
+surface as ``TransientError``; an ``ExchangeRejectedError`` (4xx) surfaces unchanged so the
+runtime turns it into ``QuoteRejected`` / ``ConfirmFailed`` / ``QuoteCancelFailed``. Local
+refusals are mapped into the taxonomy too, because the runtime's workers catch only
+``QuoterError``: a price the client will not send (``MoneyError``) is a pricing bug ->
+``StrategyError``; an id that cannot be a path segment -> ``ExchangeRejectedError`` with
+status 0 and code ``invalid_request`` (nothing was sent).
+"""
+
+from __future__ import annotations
+
+from quoter.domain.events import BookSnapshotReceived
+from quoter.domain.fees import FeeSchedule
+from quoter.domain.money import MoneyError
+from quoter.domain.types import MarketInfo
+from quoter.errors import ExchangeRejectedError, StrategyError
+from quoter.kalshi.rest import KalshiRest
+from quoter.kalshi.rest_models import Market, Orderbook
+
+__all__ = ["KalshiExecution", "KalshiMarketData", "book_snapshot", "market_info"]
+
+_QUOTE_PATH = "/communications/rfqs/{rfq_id}/quotes/{quote_id}"
+
+
+def _bad_id(method: str, path: str, exc: ValueError) -> ExchangeRejectedError:
+    return ExchangeRejectedError(method, path, 0, "invalid_request", str(exc))
+
+
+class KalshiExecution:
+    """Send quotes, confirms and cancels to Kalshi (or the simulator) over REST."""
+
+    def __init__(self, rest: KalshiRest, *, confirm_attempt_timeout_s: float | None = 1.0) -> None:
+        """``confirm_attempt_timeout_s`` bounds each confirm attempt (HVM windows are 3 s)."""
+        self._rest = rest
+        self._confirm_timeout_s = confirm_attempt_timeout_s
+
+    async def submit_quote(
+        self, rfq_id: str, yes_bid_micros: int, no_bid_micros: int, *,
+        rest_remainder: bool, post_only: bool, subaccount: int | None,
+    ) -> str:
+        """Create (or replace) our quote on an RFQ; returns the quote id."""
+        try:
+            return await self._rest.create_quote(
+                rfq_id, yes_bid_micros, no_bid_micros,
+                rest_remainder=rest_remainder, post_only=post_only, subaccount=subaccount,
+            )
+        except MoneyError as exc:
+            # Checked before sending: the engine produced a price Kalshi would refuse.
+            raise StrategyError(f"quote on {rfq_id} not sent: {exc}") from exc
+
+    async def confirm_quote(self, rfq_id: str, quote_id: str) -> None:
+        """Confirm an accepted quote (last look: yes)."""
+        try:
+            await self._rest.confirm_quote(rfq_id, quote_id, timeout_s=self._confirm_timeout_s)
+        except ValueError as exc:
+            raise _bad_id("PUT", _QUOTE_PATH + "/confirm", exc) from exc
+
+    async def cancel_quote(self, rfq_id: str, quote_id: str) -> None:
+        """Withdraw a quote; a 404 (gone, or accepted: kalshi-api.md §0a) raises."""
+        try:
+            await self._rest.delete_quote(rfq_id, quote_id)
+        except ValueError as exc:
+            raise _bad_id("DELETE", _QUOTE_PATH, exc) from exc
+
+
+def market_info(
+    market: Market, *, series_ticker: str | None = None, fees: FeeSchedule | None = None
+) -> MarketInfo:
+    """Convert a REST market to the engine's ``MarketInfo`` (raises ``DecodeError``)."""
+    return market.to_market_info(series_ticker=series_ticker, fees=fees)
+
+
+def book_snapshot(ticker: str, book: Orderbook, ts_recv_ns: int) -> BookSnapshotReceived:
+    """Turn a REST order book into a snapshot event.
+
+    REST levels are bids on both sides with NO levels in NO prices (kalshi-api.md §4.1), so
+    ``yes_priced`` is False (the WebSocket subscription uses ``use_yes_price: true`` instead).
+    """
+    return BookSnapshotReceived(
+        market_ticker=ticker,
+        yes_levels=book.yes_levels,
+        no_levels=book.no_levels,
+        ts_recv_ns=ts_recv_ns,
+        yes_priced=False,
+    )
+
+
+class KalshiMarketData:
+    """Load market metadata and full order books from Kalshi over REST."""
+
+    def __init__(
+        self, rest: KalshiRest, *, fees: FeeSchedule | None = None, depth: int = 0
+    ) -> None:
+        """``fees`` is used for markets that do not carry their fee type; ``depth`` 0 = all."""
+        self._rest = rest
+        self._fees = fees
+        self._depth = depth
+
+    async def fetch_market(self, ticker: str) -> MarketInfo:
+        """Load a market's metadata."""
+        try:
+            market = await self._rest.get_market(ticker)
+        except ValueError as exc:
+            raise _bad_id("GET", "/markets/{ticker}", exc) from exc
+        return market_info(market, fees=self._fees)
+
+    async def fetch_book(self, ticker: str, ts_recv_ns: int) -> BookSnapshotReceived:
+        """Load a market's full order book."""
+        try:
+            book = await self._rest.get_orderbook(ticker, self._depth)
+        except ValueError as exc:
+            raise _bad_id("GET", "/markets/{ticker}/orderbook", exc) from exc
+        return book_snapshot(ticker, book, ts_recv_ns)

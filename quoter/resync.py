@@ -1,0 +1,377 @@
+"""Startup checks and REST backfill after a (re)connect or a communications gap.
+
+The ``communications`` channel has no replay (kalshi-api.md §2.4): what we missed while
+disconnected is read back over REST and turned into the same domain events the feed would
+have produced, so the engine needs no special "resync mode":
+
+* open RFQs we do not know yet -> ``RfqReceived``; RFQs we knew that are no longer open ->
+  ``RfqDeleted`` (our uncommitted quotes on them are dead);
+* our quotes (``GET /communications/quotes?user_filter=self``, bounded by ``min_ts``):
+
+  - ``accepted`` -> ``QuoteAccepted`` whose ``ts_recv_ns`` is **back-dated** by the time
+    since ``accepted_ts`` (``wall_now - accepted_ts``), so the engine computes the same
+    confirm deadline it would have from the live frame: an accept missed while disconnected
+    is still confirmed if its window is open, and is recorded as lapsed otherwise. A quote
+    whose window lapsed still reads ``accepted`` for a while (§0a), which the back-dating
+    handles. The engine only confirms quotes it placed itself (after a restart it ignores
+    them as ``unknown_quote``);
+  - ``confirmed`` -> ``QuoteConfirmed`` (settles a confirm whose 204 we never saw);
+  - ``executed`` -> ``QuoteExecuted`` with ``order_id = creator_order_id`` (joins fills);
+  - ``cancelled`` -> ``QuoteCancelled`` (e.g. an open quote lost in a server roll, §3.1).
+
+  The engine ignores each of these when it already knows (duplicates are harmless).
+
+Fills and positions are the reconciler's job (``quoter.reconcile``); run both after a
+reconnect. Events are returned in a stable order (RFQs, then quotes by update time).
+
+:class:`NoticeHandler` wires it to the feeds (``quoter.kalshi.source``): a (re)connect, a
+gap or a lost subscription on ``communications`` backfills; on ``fill`` /
+``market_positions`` it reconciles; when the data connection drops or its book subscription
+breaks, every subscribed book gets a ``SequenceGap`` (the engine pulls quotes on it and
+re-snapshots) because deltas were lost. Plain orderbook seq gaps are not forwarded: the engine
+sees the ``seq`` of every book frame and detects those itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+import structlog
+
+from quoter.clock import Clock
+from quoter.domain import events as ev
+from quoter.errors import DecodeError, ExchangeRejectedError, PagingLimitError, TransientError
+from quoter.kalshi.rest import DEFAULT_MAX_PAGES, KalshiRest
+from quoter.kalshi.rest_models import Quote, Rfq
+from quoter.kalshi.ws_types import FeedConnected, FeedDisconnected, FeedNotice, SubscriptionLost
+from quoter.reconcile import Reconciler
+
+__all__ = [
+    "Backfill",
+    "ExchangeClosedError",
+    "NoticeHandler",
+    "Resync",
+    "StartupInfo",
+    "accepted_event",
+    "quote_events",
+    "rfq_event",
+]
+
+log = structlog.get_logger("quoter.resync")
+
+NS_PER_MS = 1_000_000
+#: How far back (by last update) to list our quotes: accepts matter for 30 s, executions for
+#: the 15 s timer after that; anything older is already settled or reconciled from fills.
+DEFAULT_QUOTE_LOOKBACK_S = 600
+
+
+class ExchangeClosedError(TransientError):
+    """The exchange (or trading) is not active: wait and try again (kalshi-api.md §4.1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartupInfo:
+    """What startup learned about the exchange and our account."""
+
+    communications_id: str
+    exchange_active: bool
+    trading_active: bool
+    usage_tier: str | None
+    limiter_levels: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    """The events a backfill produced, with counts for logs and tests."""
+
+    events: tuple[ev.Event, ...]
+    open_rfqs: int
+    quotes: int
+    accepted_open: int
+    accepted_lapsed: int
+
+
+def rfq_event(rfq: Rfq, ts_recv_ns: int) -> ev.RfqReceived:
+    """Turn a REST RFQ into the ``RfqReceived`` the feed would have delivered."""
+    return ev.RfqReceived(
+        rfq_id=rfq.id,
+        market_ticker=rfq.market_ticker,
+        ts_recv_ns=ts_recv_ns,
+        creator_id=rfq.creator_id,
+        contracts_centi=rfq.contracts_centi,
+        target_cost_micros=rfq.target_cost_micros,
+        created_ts_ms=rfq.created_ts_ms,
+        mve_collection_ticker=rfq.mve_collection_ticker,
+        legs=tuple(leg.to_domain() for leg in rfq.mve_selected_legs or ()),
+    )
+
+
+def accepted_event(quote: Quote, now_ns: int, wall_now_ns: int) -> ev.QuoteAccepted | None:
+    """Synthesize ``QuoteAccepted`` back-dated to when the accept happened; None if undatable.
+
+    ``ts_recv_ns = now_ns - (wall_now_ns - accepted_ts)``: engine time of the accept. The
+    age compares our wall clock with the exchange's (keep NTP sync, §1.2); a clock running
+    behind makes the deadline late, and a late confirm only earns a 400 ``expired`` (§0a).
+    """
+    accepted_ms = quote.accepted_ts_ms
+    if accepted_ms is None:
+        return None
+    age_ns = max(0, wall_now_ns - accepted_ms * NS_PER_MS)
+    return ev.QuoteAccepted(
+        quote_id=quote.id,
+        rfq_id=quote.rfq_id,
+        market_ticker=quote.market_ticker,
+        yes_bid_micros=quote.yes_bid_micros,
+        no_bid_micros=quote.no_bid_micros,
+        accepted_side=quote.accepted_side,
+        ts_recv_ns=now_ns - age_ns,
+        # The quote's contracts_fp; whether Kalshi reports the accepted or the offered size
+        # there after a partial accept is undocumented (§5.3): larger is the safe side.
+        contracts_accepted_centi=quote.contracts_centi,
+        yes_contracts_offered_centi=quote.yes_contracts_centi,
+        no_contracts_offered_centi=quote.no_contracts_centi,
+        quote_creator_id=quote.creator_id,
+        rfq_creator_id=quote.rfq_creator_id,
+    )
+
+
+def quote_events(quote: Quote, now_ns: int, wall_now_ns: int) -> list[ev.Event]:
+    """The events that bring the engine up to date with one of our quotes."""
+    match quote.status:
+        case "accepted":
+            accepted = accepted_event(quote, now_ns, wall_now_ns)
+            if accepted is None:
+                log.warning("resync_accept_undated", quote_id=quote.id, rfq_id=quote.rfq_id)
+                return []
+            return [accepted]
+        case "confirmed":
+            return [ev.QuoteConfirmed(quote.rfq_id, quote.id, now_ns)]
+        case "executed":
+            if not quote.creator_order_id:
+                # Without the order id fills cannot be joined; they still book by trade_id.
+                log.warning("resync_execution_without_order", quote_id=quote.id)
+                return []
+            return [ev.QuoteExecuted(
+                quote_id=quote.id, rfq_id=quote.rfq_id, market_ticker=quote.market_ticker,
+                order_id=quote.creator_order_id, ts_recv_ns=now_ns,
+                executed_ts_ms=quote.executed_ts_ms,
+            )]
+        case "cancelled":
+            return [ev.QuoteCancelled(quote.rfq_id, quote.id, now_ns)]
+        case _:
+            return []
+
+
+class Resync:
+    """Startup checks and communications backfill over REST."""
+
+    def __init__(
+        self,
+        rest: KalshiRest,
+        clock: Clock,
+        *,
+        quote_lookback_s: int = DEFAULT_QUOTE_LOOKBACK_S,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        confirm_window_ms: int = 30_000,
+    ) -> None:
+        """``confirm_window_ms`` only classifies accepts as open/lapsed in counts and logs."""
+        self._rest = rest
+        self._clock = clock
+        self._lookback_s = quote_lookback_s
+        self._max_pages = max_pages
+        self._window_ns = confirm_window_ms * NS_PER_MS
+        self.communications_id = ""
+
+    async def startup(self, *, require_trading: bool = True) -> StartupInfo:
+        """Check the exchange, size the rate limiter from our limits, learn our comms id.
+
+        Raises ``ExchangeClosedError`` if the exchange or trading is inactive (unless
+        ``require_trading`` is False), ``AuthError`` on bad credentials.
+        """
+        status = await self._rest.get_exchange_status()
+        if require_trading and not (status.exchange_active and status.trading_active):
+            raise ExchangeClosedError(
+                f"exchange_active={status.exchange_active} trading_active={status.trading_active}"
+                f" resume_ms={status.exchange_estimated_resume_time_ms}"
+            )
+        limits = await self._rest.get_account_limits()
+        costs = await self._rest.get_endpoint_costs()
+        self._rest.limiter.configure_from(limits, costs)
+        self.communications_id = await self._rest.get_communications_id()
+        levels = self._rest.limiter.levels()
+        log.info(
+            "resync_startup_checked",
+            exchange_active=status.exchange_active,
+            trading_active=status.trading_active,
+            usage_tier=limits.usage_tier,
+            **levels,
+        )
+        return StartupInfo(
+            communications_id=self.communications_id,
+            exchange_active=status.exchange_active,
+            trading_active=status.trading_active,
+            usage_tier=limits.usage_tier,
+            limiter_levels=levels,
+        )
+
+    async def backfill(self, known_rfqs: Mapping[str, str] | Iterable[str] = ()) -> Backfill:
+        """Read open RFQs and our recent quotes; return the events the engine missed.
+
+        ``known_rfqs``: RFQs the engine tracks (ids, or id -> market ticker), sampled
+        *before* this call so that an RFQ arriving meanwhile is not taken for a closed one.
+        """
+        known: dict[str, str] = (
+            dict(known_rfqs) if isinstance(known_rfqs, Mapping)
+            else dict.fromkeys(known_rfqs, "")
+        )
+        wall_now_ns = self._clock.wall_ns()
+        min_ts_s = wall_now_ns // 1_000_000_000 - self._lookback_s
+        rfqs = await self._rest.list_rfqs(max_pages=self._max_pages, status="open")
+        quotes = await self._rest.list_quotes(
+            max_pages=self._max_pages, user_filter="self", min_ts=min_ts_s
+        )
+        # Stamp after the reads: back-dating is relative to when we learned the facts.
+        now_ns = self._clock.now_ns()
+        wall_now_ns = self._clock.wall_ns()
+        events: list[ev.Event] = []
+        open_ids: set[str] = set()
+        for rfq in rfqs:
+            open_ids.add(rfq.id)
+            if rfq.id in known or rfq.status != "open":
+                continue
+            if self.communications_id and rfq.creator_id == self.communications_id:
+                continue  # our own RFQ (demo testing): never quote it
+            events.append(rfq_event(rfq, now_ns))
+        for rfq_id, ticker in known.items():
+            if rfq_id not in open_ids:
+                events.append(ev.RfqDeleted(rfq_id, ticker, now_ns))
+        mine = [q for q in quotes if not self.communications_id
+                or not q.creator_id or q.creator_id == self.communications_id]
+        mine.sort(key=lambda q: (q.updated_ts_ms or 0, q.id))
+        accepted_open = accepted_lapsed = 0
+        for quote in mine:
+            produced = quote_events(quote, now_ns, wall_now_ns)
+            for event in produced:
+                if isinstance(event, ev.QuoteAccepted):
+                    if now_ns - event.ts_recv_ns < self._window_ns:
+                        accepted_open += 1
+                    else:
+                        accepted_lapsed += 1
+            events.extend(produced)
+        log.info(
+            "resync_backfilled",
+            open_rfqs=len(rfqs),
+            quotes=len(mine),
+            events=len(events),
+            accepted_open=accepted_open,
+            accepted_lapsed=accepted_lapsed,
+        )
+        return Backfill(tuple(events), len(rfqs), len(mine), accepted_open, accepted_lapsed)
+
+    async def backfill_into(
+        self, post: Callable[[ev.Event], None],
+        known_rfqs: Mapping[str, str] | Iterable[str] = (),
+    ) -> Backfill:
+        """Backfill and hand every event to ``post`` (e.g. ``Runtime.post``), in order."""
+        result = await self.backfill(known_rfqs)
+        for event in result.events:
+            post(event)
+        return result
+
+
+_COMMS: Final = "communications"
+_PORTFOLIO: Final = frozenset({"fill", "market_positions"})
+_BOOK: Final = "orderbook_delta"
+#: Errors after which a resync is skipped and retried at the next notice; fatal ones propagate.
+_RETRYABLE: Final = (TransientError, DecodeError, PagingLimitError, ExchangeRejectedError)
+
+
+class NoticeHandler:
+    """Turn feed notices into REST backfills, reconciliations and engine events.
+
+    ``post`` queues an event for the engine (``Runtime.post``); ``known_rfqs`` and ``ours``
+    read the engine's RFQs and positions (sampled before each REST read);
+    ``book_tickers`` lists the subscribed books (``BookSubscriptions.tickers``);
+    ``data_feed`` names the connection that carries books.
+    """
+
+    def __init__(
+        self,
+        *,
+        post: Callable[[ev.Event], None],
+        resync: Resync,
+        known_rfqs: Callable[[], Mapping[str, str] | Iterable[str]],
+        reconciler: Reconciler | None = None,
+        ours: Callable[[], Mapping[str, int]] | None = None,
+        book_tickers: Callable[[], Iterable[str]] = tuple,
+        book_sid: Callable[[], int | None] = lambda: None,
+        data_feed: str = "data",
+    ) -> None:
+        self._post = post
+        self._resync = resync
+        self._known = known_rfqs
+        self._reconciler = reconciler
+        self._ours = ours
+        self._book_tickers = book_tickers
+        self._book_sid = book_sid
+        self._data_feed = data_feed
+        self.backfills = 0
+        self.reconciles = 0
+
+    async def __call__(self, notice: FeedNotice) -> None:
+        """Handle one notice (the feed source awaits it before the next)."""
+        match notice:
+            case FeedConnected(subscriptions=subs):
+                channels = {s.channel for s in subs}
+                if _COMMS in channels:
+                    await self.backfill()
+                if channels & _PORTFOLIO:
+                    await self.reconcile()
+            case FeedDisconnected(feed=feed):
+                if feed == self._data_feed:
+                    self._book_gaps(self._book_sid(), self._book_tickers(), notice.ts_recv_ns)
+            case SubscriptionLost(channel=channel):
+                await self._channel_broken(channel, notice)
+            case ev.SequenceGap(channel=channel) if channel != _BOOK:
+                await self._channel_broken(channel, notice)
+            case _:
+                pass
+
+    async def _channel_broken(self, channel: str, notice: FeedNotice) -> None:
+        if channel == _COMMS:
+            await self.backfill()
+        elif channel in _PORTFOLIO:
+            await self.reconcile()
+        elif channel == _BOOK and isinstance(notice, SubscriptionLost):
+            tickers = notice.market_tickers or tuple(self._book_tickers())
+            self._book_gaps(notice.sid, tickers, notice.ts_recv_ns)
+
+    def _book_gaps(self, sid: int | None, tickers: Iterable[str], ts_ns: int) -> None:
+        # Deltas were lost: distrust each book until its next snapshot (the resubscription
+        # sends one; the engine also asks for a REST snapshot).
+        for ticker in tickers:
+            self._post(ev.SequenceGap(_BOOK, sid if sid is not None else -1, 0, 0, ts_ns,
+                                      market_ticker=ticker))
+
+    async def backfill(self) -> Backfill | None:
+        """Backfill communications now; None if the REST reads failed (retried next notice)."""
+        try:
+            result = await self._resync.backfill_into(self._post, self._known())
+        except _RETRYABLE as exc:
+            log.warning("resync_backfill_failed", error=str(exc), error_type=type(exc).__name__)
+            return None
+        self.backfills += 1
+        return result
+
+    async def reconcile(self) -> None:
+        """Reconcile positions and backfill fills now (if a reconciler is configured)."""
+        if self._reconciler is None or self._ours is None:
+            return
+        try:
+            await self._reconciler.reconcile_into(self._post, self._ours)
+        except _RETRYABLE as exc:
+            log.warning("resync_reconcile_failed", error=str(exc), error_type=type(exc).__name__)
+            return
+        self.reconciles += 1
