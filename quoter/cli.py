@@ -17,6 +17,7 @@ __all__ = ["main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
+    "run",
     "decode",
     "control",
     "config",

@@ -1,0 +1,72 @@
+"""``quoter run``: the long-lived quoting service against Kalshi (demo by default) or the sim."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from quoter.clock import LiveClock
+from quoter.errors import QuoterError
+from quoter.observability.logging import configure_logging
+from quoter.settings import add_settings_arguments, settings_from_args
+
+__all__ = ["register", "run"]
+
+_EPILOG = """\
+credentials come from the environment (never from YAML):
+  QUOTER_API_KEY_ID         the API key id shown when the key was created
+  QUOTER_PRIVATE_KEY_PATH   its PEM private key file (must be chmod 600)
+modes: shadow = decode and price, send nothing; paper = against the simulator
+       (QUOTER_SIM_URL, default http://127.0.0.1:8765, see `quoter sim`); live = real orders.
+production needs --env prod AND --i-understand-this-is-production on the command line.
+control: `quoter halt|resume|cancel-all|status`; a KILL file next to the database, or SIGUSR1,
+also halts; SIGHUP (or editing the config file) reloads the strategy config.
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``run`` subcommand."""
+    p = subparsers.add_parser(
+        "run", help="run the quoting service",
+        description="Run the RFQ quoting service until SIGINT/SIGTERM.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", type=Path, required=True, help="strategy config YAML")
+    p.add_argument("--key-id", dest="api_key_id", help="API key id (or QUOTER_API_KEY_ID)")
+    p.add_argument("--key-file", dest="private_key_path", type=Path,
+                   help="private key PEM (or QUOTER_PRIVATE_KEY_PATH)")
+    p.add_argument("--shards", type=int, default=1,
+                   help="communications connections (shard_factor, 1-100; default 1)")
+    p.add_argument("--view", choices=["auto", "live", "activity", "none"], default="auto")
+    p.add_argument("--reconcile-interval", type=float, default=30.0, metavar="SECONDS")
+    add_settings_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the service; 0 after an orderly stop, 1 on a fatal error."""
+    from quoter.app import Service, ServiceOptions
+
+    if not 1 <= args.shards <= 100:
+        print("quoter run: --shards must be 1..100", file=sys.stderr)
+        return 2
+    overrides = {k: getattr(args, k) for k in ("api_key_id", "private_key_path")
+                 if getattr(args, k) is not None}
+    clock = LiveClock()
+    try:
+        settings = settings_from_args(args, **overrides)
+        redactor = configure_logging(clock, fmt=settings.log_format, level=settings.log_level)
+        if settings.api_key_id:
+            redactor.add_secret(settings.api_key_id)
+        service = Service(settings, ServiceOptions(
+            config_path=args.config, shards=args.shards, view=args.view,
+            reconcile_interval_s=args.reconcile_interval, install_signals=True,
+        ), clock=clock)
+        asyncio.run(service.run())
+    except QuoterError as exc:
+        print(f"quoter run: {exc}", file=sys.stderr)
+        return 1
+    return 0
