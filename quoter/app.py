@@ -52,6 +52,7 @@ from quoter.observability.http import (
 )
 from quoter.observability.live_view import ActivityPrinter, LiveView, is_tty
 from quoter.observability.metrics import Metrics
+from quoter.prefilter import build_prefilter
 from quoter.reconcile import Reconciler
 from quoter.recorder import Recorder, RecordingTransport
 from quoter.resync import NoticeHandler, Resync
@@ -150,6 +151,7 @@ class Service:
             clock=self.clock, engine=self.engine, decode=decode,
             execution=KalshiExecution(self.rest), market_data=KalshiMarketData(self.rest),
             hooks=self.hooks, send=settings.sends_orders,
+            prefilter=build_prefilter(self.config),
         )
         self.resync = Resync(self.rest, self.clock)
         self.reconciler = Reconciler(self.rest, self.clock)
@@ -388,6 +390,7 @@ class Service:
             log.error("config_reload_rejected", path=str(self.options.config_path), why=why)
             return False
         self.config = new
+        self.runtime.set_prefilter(build_prefilter(new))
         self.runtime.post(ev.ConfigReloaded(new, self.clock.now_ns()))
         log.info("config_reloaded", config_hash=config_hash(new))
         return True

@@ -207,6 +207,10 @@ class Runtime:
         # sheds only market-wide traffic.
         self._inbox.put_nowait(_Item(PRIORITY if priority else NORMAL, next(self._seq), event))
 
+    def set_prefilter(self, prefilter: Callable[[bytes | str], bool] | None) -> None:
+        """Replace the raw-frame pre-filter (e.g. after a config reload)."""
+        self._prefilter = prefilter
+
     def stop(self) -> None:
         """Begin an orderly shutdown."""
         self._stopping.set()

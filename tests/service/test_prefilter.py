@@ -1,0 +1,93 @@
+"""The raw pre-filter drops only RFQs that no strategy could route."""
+
+from __future__ import annotations
+
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quoter.config import parse_config
+from quoter.domain.events import RfqReceived
+from quoter.domain.grid import grid_for_structure
+from quoter.domain.types import MarketInfo, MarketStatus
+from quoter.prefilter import build_prefilter
+
+CONFIG = """
+version: 1
+strategies:
+  - name: weather
+    match: {series: ["KXHIGH*"], kind: single}
+    pricer: {name: book_mid, params: {edge_dollars: "0.01"}}
+  - name: fed
+    match: {events: ["FED-23DEC"], kind: single}
+    pricer: {name: book_mid, params: {edge_dollars: "0.01"}}
+  - name: combos
+    match: {kind: combo, collections: ["KXMVE*"]}
+    pricer: {name: combo, params: {edge_dollars: "0.02"}}
+  - name: retired
+    enabled: false
+    match: {markets: ["OFF-*"]}
+    pricer: {name: book_mid, params: {edge_dollars: "0.01"}}
+"""
+
+
+def _rfq(ticker: str, *, combo: bool = False, spaced: bool = False) -> bytes:
+    msg: dict[str, object] = {"id": "r1", "market_ticker": ticker, "contracts_fp": "10.00"}
+    if combo:
+        msg["mve_collection_ticker"] = "KXMVECROSSCATEGORY-R"
+        msg["mve_selected_legs"] = []
+    raw = msgspec.json.encode({"type": "rfq_created", "sid": 1, "msg": msg})
+    return raw.replace(b'":', b'": ') if spaced else raw
+
+
+keep = build_prefilter(parse_config(CONFIG))
+
+
+def test_drops_unroutable_rfqs_only() -> None:
+    assert keep(_rfq("KXHIGHNY-25NOV24-B45"))
+    assert keep(_rfq("FED-23DEC-T3.00"))
+    assert not keep(_rfq("KXNFLGAME-25NOV24-KC"))
+    assert not keep(_rfq("KXNFLGAME-25NOV24-KC", spaced=True))
+    assert not keep(_rfq("OFF-1"))  # disabled strategies route nothing
+
+
+def test_kind_is_honoured() -> None:
+    assert keep(_rfq("KXMVESPORTS-S1", combo=True))
+    # a single-market RFQ on a combo-looking ticker: only combo strategies want KXMVE*
+    assert not keep(_rfq("KXMVESPORTS-S1"))
+    # a combo on a weather series: the weather strategy is single-only
+    assert keep(_rfq("KXHIGHNY-X", combo=True))  # the combo strategy takes any ticker
+
+
+def test_never_drops_other_frames_or_unreadable_tickers() -> None:
+    deleted = b'{"type":"rfq_deleted","sid":1,"msg":{"id":"r1","market_ticker":"NOPE-1"}}'
+    assert keep(deleted)
+    assert keep(b'{"type":"quote_accepted","msg":{"market_ticker":"NOPE-1"}}')
+    assert keep(b'{"type":"rfq_created","msg":{"id":"r1"}}')
+    assert keep(b'{"type":"rfq_created","msg":{"market_ticker":42}}')
+
+
+def test_json_escapes_are_read_like_the_decoder_reads_them() -> None:
+    assert keep(b'{"type":"rfq_created","msg":{"market_ticker":"KXHIGH\\u0041-1"}}')
+    assert not keep(b'{"type":"rfq_created","msg":{"market_ticker":"NOPE\\u0041-1"}}')
+    assert keep("not json at all")
+
+
+tickers = st.from_regex(r"[A-Z]{2,8}(-[A-Z0-9]{1,6}){0,3}", fullmatch=True)
+
+
+@given(tickers, st.booleans())
+def test_agrees_with_the_engine_router(ticker: str, combo: bool) -> None:
+    """Whatever the prefilter drops, the config's own router would not quote."""
+    config = parse_config(CONFIG)
+    series = ticker.split("-", 1)[0]
+    event = ticker.rsplit("-", 1)[0]
+    market = MarketInfo(ticker, event, series, MarketStatus.ACTIVE,
+                        grid_for_structure("linear_cent"),
+                        mve_collection_ticker="KXMVECROSSCATEGORY-R" if combo else None)
+    rfq = RfqReceived("r1", ticker, 0, event_ticker=event, contracts_centi=1_000,
+                      mve_collection_ticker="KXMVECROSSCATEGORY-R" if combo else None)
+    routable = any(s.enabled and s.match.matches(rfq, market, None) is None
+                   for s in config.strategies)
+    if not keep(_rfq(ticker, combo=combo)):
+        assert not routable
