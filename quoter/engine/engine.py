@@ -28,6 +28,20 @@ Rules worth knowing (the rest is in the handlers' docstrings):
   provisional exposure (confirm sent and fills not all seen, or within
   ``EXECUTION_FILL_GRACE_NS`` after ``quote_executed``). Otherwise the report may simply be
   ahead of (or behind) our fills, and the check waits for the next report.
+* **Risk totals.** Exposure per market / event / series / overall and the worst-case losses are
+  running sums (``quoter.engine.exposure.ExposureBook``) adjusted whenever an RFQ's quotes, a
+  provisional trade or a position changes, so a risk check costs O(1) however many quotes are
+  open; they equal the full recomputation ``_risk_view`` exactly.
+* **Retention.** Records are dropped ``RECORD_RETENTION_NS`` (60 s of engine time) after their
+  life ends, so a long-running engine holds only recent ones: a ``DONE`` RFQ (with its finished
+  quotes); a quote kept after its RFQ was deleted (committed: confirming, confirmed or executed)
+  once it is executed and holds no provisional exposure; fills that arrived before their
+  ``quote_executed`` named the order. Until then late events are served from the records as
+  before (an accept is ``ignored`` as ``quote_<state>``, a fill still shrinks its quote's
+  provisional exposure, a duplicate ``quote_executed`` is ignored); after it, an accept is
+  ``ignored``/``unknown_quote`` and a fill is still booked (positions are authoritative) but
+  joins no quote. Committed quotes still waiting for fills are kept until they are settled.
+  Expiry runs at the start of ``on_event``, in order of engine time, so it is deterministic.
 * **Halts.** ``KillSwitchChanged(halted=True)``, a reconciliation mismatch or the daily loss
   stop: every live quote is cancelled, no new quotes, no confirms. Only the operator
   (``KillSwitchChanged(halted=False)``) resumes.
@@ -36,6 +50,7 @@ Rules worth knowing (the rest is in the handlers' docstrings):
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Final, cast
@@ -46,6 +61,7 @@ from quoter.domain import events as E
 from quoter.domain.grid import Band, PriceGrid
 from quoter.domain.money import MAX_PRICE_MICROS, MoneyError
 from quoter.domain.types import MarketInfo, MarketStatus, Side
+from quoter.engine.exposure import ExposureBook
 from quoter.engine.lifecycle import QuoteRecord, QuoteState, RfqRecord, RfqState, Submission
 from quoter.engine.marketdata import BookUpdate, MarketData
 from quoter.engine.positions import PositionLedger
@@ -64,13 +80,15 @@ from quoter.engine.routing import (
 )
 from strategies.base import Decline, Overlay, Pricer, Pricing, PricingInput
 
-__all__ = ["EXECUTION_FILL_GRACE_NS", "Engine", "ModuleFactory"]
+__all__ = ["EXECUTION_FILL_GRACE_NS", "RECORD_RETENTION_NS", "Engine", "ModuleFactory"]
 
 MS: Final = 1_000_000
 DAY_NS: Final = 86_400 * 1_000_000_000
 #: How long after ``quote_executed`` we wait for its fills before dropping what is left of the
 #: provisional exposure (a post-only or partial execution fills less than was accepted).
 EXECUTION_FILL_GRACE_NS: Final = 10_000 * MS
+#: How long an ended RFQ / quote record (and an unjoined early fill) is kept for late events.
+RECORD_RETENTION_NS: Final = 60_000 * MS
 _TERMINAL: Final = (QuoteState.CANCELLED, QuoteState.DECLINED, QuoteState.EXPIRED, QuoteState.DEAD)
 _COMMITTED: Final = (QuoteState.CONFIRMING, QuoteState.CONFIRMED, QuoteState.EXECUTED)
 _RISK_LIVE: Final = (QuoteState.OPEN, QuoteState.CANCELLING)
@@ -117,16 +135,31 @@ class Engine:
         self.config = config
         self._strategies = self._build(config)
         self.md = MarketData()
-        self.ledger = PositionLedger()
         self.risk = RiskManager(config.risk)
         self.rfqs: dict[str, RfqRecord] = {}
         self.quotes: dict[str, QuoteRecord] = {}
+        #: Running risk totals, kept in step with ``rfqs``, ``quotes`` and the ledger.
+        self.book = ExposureBook()
+        # What each RFQ's live quotes / each quote's provisional trade put into ``book``.
+        self._rfq_load: dict[str, tuple[str, int, int, int]] = {}
+        self._prov_load: dict[str, tuple[str, int, int, int]] = {}
+        self.ledger = PositionLedger()
         self._ctx: dict[str, _Strategy] = {}
-        self._pending: dict[str, None] = {}
+        # Parked RFQs in arrival order (value: arrival number), indexed by the markets they need.
+        self._pending: dict[str, int] = {}
+        self._pending_n = 0
+        self._pending_by: dict[str, dict[str, None]] = {}
+        self._pending_keys: dict[str, set[str]] = {}
         self._fetching: dict[str, None] = {}
+        # Quoted RFQs by the markets whose books price them (and those markets per RFQ).
         self._by_book: dict[str, dict[str, None]] = {}
+        self._books_of: dict[str, tuple[str, ...]] = {}
         self._orders: dict[str, str] = {}
         self._early_fills: dict[str, int] = {}
+        self._early_until: dict[str, int] = {}
+        # (expires at, kind, key), in order of engine time: what to drop when (see Retention).
+        self._expiry: deque[tuple[int, str, str]] = deque()
+        self._now = 0
         self._close_timers: dict[str, int] = {}
         self._stale_timers: dict[str, int] = {}
         self._replace_timers: dict[str, None] = {}
@@ -159,10 +192,35 @@ class Engine:
     def on_event(self, event: E.Event, now_ns: int) -> list[C.Command]:
         """Handle one event at engine time ``now_ns``; return the commands to execute, in order."""
         out: list[C.Command] = []
+        self._now = now_ns
+        if self._expiry and self._expiry[0][0] <= now_ns:
+            self._sweep(now_ns)
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event, now_ns, out)
         return out
+
+    @property
+    def ledger(self) -> PositionLedger:
+        """The positions ledger."""
+        return self._ledger
+
+    @ledger.setter
+    def ledger(self, ledger: PositionLedger) -> None:
+        """Swap in a ledger (e.g. restored from a snapshot) and rebuild the risk totals."""
+        self._ledger = ledger
+        ledger.on_position = self._on_position_changed
+        self.book = ExposureBook()
+        self._rfq_load.clear()
+        self._prov_load.clear()
+        for t, event, series in ledger.registered():
+            self.book.set_meta(t, event, series)
+        for t in ledger.tickers():
+            self._on_position_changed(t)
+        for q in self.quotes.values():
+            self._sync_prov(q)
+        for rec in self.rfqs.values():
+            self._sync(rec)
 
     @property
     def halted(self) -> bool:
@@ -289,7 +347,9 @@ class Engine:
 
         Live quotes are those open or being cancelled plus submissions still in flight (a
         replaced quote is gone at the exchange; a racing accept of it is checked on its own).
-        One pass over the RFQs: this runs for every quote we send.
+        The full recomputation, O(RFQs): the risk checks use the running totals in ``book``
+        (kept equal to this, see ``tests/engine/test_exposure_book.py``); this one serves the
+        rare breach scan after a fill (for its exact market order) and status views.
         """
         exp: dict[str, MarketExposure] = {}
         ledger = self.ledger
@@ -332,6 +392,129 @@ class Engine:
                 ))
         return exp, n_open
 
+    # --- running risk totals (quoter.engine.exposure) ------------------------------------------
+    # Every change to an RFQ's state, its in-flight submissions or its quotes' states is followed
+    # by ``_sync(rec)``; every change to a quote's provisional exposure by ``_sync_prov(q)``; the
+    # ledger reports position changes itself. ``_risk_view`` above is the full recomputation the
+    # totals are tested against.
+
+    def _load_of(self, rec: RfqRecord) -> tuple[str, int, int, int] | None:
+        """What ``rec``'s hittable quotes put into the book (as in ``_risk_view``), or None."""
+        if rec.state is not RfqState.QUOTING or self.rfqs.get(rec.rfq_id) is not rec:
+            return None
+        size = rec.rfq.contracts_centi
+        loss_yes = loss_no = n = 0
+        for s in rec.in_flight:
+            sz = size if size is not None else self._est_size(rec.rfq, s.yes_bid_micros,
+                                                              s.no_bid_micros)
+            loss_yes += s.no_bid_micros * sz
+            loss_no += s.yes_bid_micros * sz
+            n += 1
+        for qid in rec.quote_ids:
+            q = self.quotes[qid]
+            if q.state in _RISK_LIVE:
+                sz = size if size is not None else self._est_size(rec.rfq, q.yes_bid_micros,
+                                                                  q.no_bid_micros)
+                loss_yes += q.no_bid_micros * sz
+                loss_no += q.yes_bid_micros * sz
+                n += 1
+        return (rec.market_ticker, loss_yes, loss_no, n) if n else None
+
+    def _sync(self, rec: RfqRecord) -> None:
+        """Bring the book in line with ``rec``'s hittable quotes."""
+        new = self._load_of(rec)
+        old = self._rfq_load.get(rec.rfq_id)
+        if new == old:
+            return
+        if old is not None:
+            self.book.add_quotes(old[0], old[1], old[2], old[3], -1)
+            del self._rfq_load[rec.rfq_id]
+        if new is not None:
+            self.book.add_quotes(new[0], new[1], new[2], new[3], 1)
+            self._rfq_load[rec.rfq_id] = new
+
+    def _sync_prov(self, q: QuoteRecord) -> None:
+        """Bring the book in line with ``q``'s provisional trade (as in ``_risk_view``)."""
+        new: tuple[str, int, int, int] | None = None
+        entry = self._ledger.provisional_entry(q.quote_id)
+        side = q.accepted_side
+        if entry is not None and side is not None and self.quotes.get(q.quote_id) is q:
+            trade = Trade(side, q.bid_for(side), abs(q.provisional_centi))
+            yes, no = trade.pnl()
+            new = (entry[0], trade.signed_centi, yes, no)
+        old = self._prov_load.get(q.quote_id)
+        if new == old:
+            return
+        if old is not None:
+            self.book.add_provisional(old[0], old[1], old[2], old[3], -1)
+            del self._prov_load[q.quote_id]
+        if new is not None:
+            self.book.add_provisional(new[0], new[1], new[2], new[3], 1)
+            self._prov_load[q.quote_id] = new
+
+    def _on_position_changed(self, ticker: str) -> None:
+        pos = self._ledger.market(ticker)
+        self.book.set_position(ticker, pos.position_centi, pos.cost_micros)
+
+    def _check_quote(self, rec: RfqRecord, ticker: str, quote: QuoteExposure) -> str | None:
+        """Risk-check a new quote on ``rec`` (replacing its current ones) against the totals."""
+        load = self._rfq_load.get(rec.rfq_id)
+        if load is None:
+            return self.risk.check_quote_book(self.book, self.book.open_rfqs, ticker, quote)
+        return self.risk.check_quote_book(
+            self.book, self.book.open_rfqs - 1, ticker, quote, (load[1], load[2])
+        )
+
+    # --- retention ------------------------------------------------------------------------------
+
+    def _retain(self, kind: str, key: str) -> None:
+        """Look at ``key`` again ``RECORD_RETENTION_NS`` from now (drop it if it is finished)."""
+        self._expiry.append((self._now + RECORD_RETENTION_NS, kind, key))
+
+    def _sweep(self, now: int) -> None:
+        expiry = self._expiry
+        while expiry and expiry[0][0] <= now:
+            _, kind, key = expiry.popleft()
+            if kind == "rfq":
+                self._expire_rfq(key)
+            elif kind == "quote":
+                self._expire_quote(key)
+            elif self._early_until.get(key, now + 1) <= now:
+                del self._early_until[key], self._early_fills[key]
+
+    def _expire_rfq(self, rfq_id: str) -> None:
+        """Forget a DONE RFQ and its finished quotes (committed ones wait for their fills)."""
+        rec = self.rfqs.get(rfq_id)
+        if rec is None or rec.state is not RfqState.DONE:
+            return
+        del self.rfqs[rfq_id]
+        self._ctx.pop(rfq_id, None)
+        self._replace_timers.pop(rfq_id, None)
+        self._unbook(rfq_id)
+        self._sync(rec)
+        for qid in rec.quote_ids:
+            q = self.quotes.get(qid)
+            if q is None:
+                continue
+            if q.is_live or q.state is QuoteState.ACCEPTED:
+                q.move(QuoteState.DEAD)  # the RFQ is over: nothing can happen on it any more
+            self._expire_quote(qid)
+
+    def _expire_quote(self, qid: str) -> None:
+        """Forget a quote whose RFQ is gone once nothing more can happen on it; else wait."""
+        q = self.quotes.get(qid)
+        if q is None or q.rfq_id in self.rfqs:
+            return
+        if q.state in (QuoteState.CONFIRMING, QuoteState.CONFIRMED) or (
+            self._ledger.provisional_entry(qid) is not None
+        ):
+            self._retain("quote", qid)  # fills or a confirm answer may still come
+            return
+        del self.quotes[qid]
+        if q.order_id and self._orders.get(q.order_id) == qid:
+            del self._orders[q.order_id]
+        self._sync_prov(q)
+
     # === RFQs =====================================================================================
 
     def _on_rfq(self, ev: E.RfqReceived, now: int, out: list[C.Command]) -> None:
@@ -354,14 +537,17 @@ class Engine:
         if not missing_meta and all(self.md.is_ready(t) for t in needs):
             self.rfqs[ev.rfq_id] = rec
             self._ctx[ev.rfq_id] = st
-            self._quote_new(rec, now, out)
+            # Routed with its metadata already: routing again would give the same answer.
+            self._quote_new(rec, now, out, routed=strategy if market is not None else None)
             return
         if len(self._pending) >= self._max_pending:
             self._not_quoted(ev, RATE_BUDGET, out, strategy.name, "too many RFQs waiting")
             return
         self.rfqs[ev.rfq_id] = rec
         self._ctx[ev.rfq_id] = st
-        self._pending[ev.rfq_id] = None
+        self._pending_n += 1
+        self._pending[ev.rfq_id] = self._pending_n
+        self._index_pending(ev.rfq_id, (ev.market_ticker, *needs))
         for t in dict.fromkeys((ev.market_ticker, *needs)):
             if t not in self.md.markets and t not in self._fetching:
                 self._fetching[t] = None
@@ -378,13 +564,42 @@ class Engine:
                 self.md.subscribed[t] = None
             out.append(C.SubscribeMarkets(new))
 
+    def _index_pending(self, rfq_id: str, tickers: Iterable[str]) -> None:
+        """Let a change on any of ``tickers`` find parked ``rfq_id`` (see ``_try_pending``)."""
+        keys = self._pending_keys.setdefault(rfq_id, set())
+        for t in tickers:
+            if t not in keys:
+                keys.add(t)
+                self._pending_by.setdefault(t, {})[rfq_id] = None
+
+    def _unpend(self, rfq_id: str) -> None:
+        """Take ``rfq_id`` off the parked list and its index."""
+        self._pending.pop(rfq_id, None)
+        for t in self._pending_keys.pop(rfq_id, ()):
+            ids = self._pending_by[t]
+            del ids[rfq_id]
+            if not ids:
+                del self._pending_by[t]
+
     def _try_pending(self, tickers: Iterable[str], now: int, out: list[C.Command]) -> None:
-        """Price parked RFQs whose market metadata and books are all here now."""
+        """Price parked RFQs whose market metadata and books are all here now.
+
+        Only the parked RFQs indexed under ``tickers`` are visited (a superset of those the
+        check below accepts), in arrival order: the cost of a book update does not grow with
+        the number of RFQs parked on other markets.
+        """
         touched = set(tickers)
-        for rfq_id in list(self._pending):
+        candidates: dict[str, None] = {}
+        for t in touched:
+            candidates.update(self._pending_by.get(t, {}))
+        for rfq_id in sorted(candidates, key=self._pending.__getitem__):
+            if rfq_id not in self._pending:
+                continue
             rec = self.rfqs[rfq_id]
             market = self.md.markets.get(rec.market_ticker)
             needs = self._needs(rec.rfq, market)
+            # With its market's metadata here, a combo may name its legs only now.
+            self._index_pending(rfq_id, needs)
             if touched.isdisjoint((rec.market_ticker, *needs)):
                 continue
             if market is None:
@@ -403,18 +618,22 @@ class Engine:
             self._subscribe(needs, out)
             if missing or not all(self.md.is_ready(t) for t in needs):
                 continue
-            del self._pending[rfq_id]
+            self._unpend(rfq_id)
             out.append(C.CancelTimer(f"pending:{rfq_id}"))
             self._quote_new(rec, now, out)
 
     def _drop(self, rec: RfqRecord, reason: str, out: list[C.Command], detail: str = "") -> None:
         """Give up on an RFQ we never quoted."""
-        self._pending.pop(rec.rfq_id, None)
+        self._unpend(rec.rfq_id)
         self.rfqs.pop(rec.rfq_id, None)
+        self._sync(rec)
         st = self._ctx.pop(rec.rfq_id, None)
         self._not_quoted(rec.rfq, reason, out, st.config.name if st else "", detail)
 
-    def _quote_new(self, rec: RfqRecord, now: int, out: list[C.Command]) -> None:
+    def _quote_new(
+        self, rec: RfqRecord, now: int, out: list[C.Command],
+        routed: StrategyConfig | None = None,
+    ) -> None:
         """Price a routed RFQ whose market and books are known, and quote it if allowed."""
         rfq = rec.rfq
         market = self.md.markets[rfq.market_ticker]
@@ -423,7 +642,10 @@ class Engine:
             return
         self._note_day(now)
         # Route again: now the filters that need metadata (status, series, close) apply.
-        strategy, why = route(self.config, rfq, market, self._wall_ms(now))
+        strategy, why = (
+            (routed, None) if routed is not None
+            else route(self.config, rfq, market, self._wall_ms(now))
+        )
         if strategy is None:
             self._drop(rec, why or "no_route", out)
             return
@@ -446,18 +668,18 @@ class Engine:
             self._drop(rec, res.reason, out, res.detail)
             return
         size = self._est_size(rfq, res.yes_bid_micros, res.no_bid_micros)
-        reason = self.risk.check_quote(
-            *self._risk_view(market.ticker, rec.rfq_id), market.ticker,
-            QuoteExposure(res.yes_bid_micros, res.no_bid_micros, size),
+        reason = self._check_quote(
+            rec, market.ticker, QuoteExposure(res.yes_bid_micros, res.no_bid_micros, size)
         )
         if reason:
             self._drop(rec, HALTED if reason == HALTED else risk(reason), out)
             return
         rec.strategy = strategy.name
         rec.move(RfqState.QUOTING)
-        for t in needs:
+        books = tuple(dict.fromkeys((*needs, market.ticker)))
+        self._books_of[rec.rfq_id] = books
+        for t in books:
             self._by_book.setdefault(t, {})[rec.rfq_id] = None
-        self._by_book.setdefault(market.ticker, {})[rec.rfq_id] = None
         self._submit(rec, st, res, now, out)
         out.append(C.RecordDecision(rfq.rfq_id, rfq.market_ticker, "quoted", "quoted",
                                     strategy=strategy.name))
@@ -474,6 +696,7 @@ class Engine:
         ))
         rec.in_flight.append(Submission(p.yes_bid_micros, p.no_bid_micros, p.fair_yes_micros, now))
         rec.last_submit_ns = now
+        self._sync(rec)
 
     def _close_fire_ns(self, market: MarketInfo, lc: LifecycleParams) -> int | None:
         if market.close_ts_ms is None:
@@ -502,17 +725,28 @@ class Engine:
             return
         self._ctx.pop(ev.rfq_id, None)
         if ev.rfq_id in self._pending:
-            del self._pending[ev.rfq_id]
+            self._unpend(ev.rfq_id)
             out.append(C.CancelTimer(f"pending:{ev.rfq_id}"))
             self._not_quoted(rec.rfq, "rfq_deleted", out)
+        self._sync(rec)
         for qid in rec.quote_ids:
             q = self.quotes[qid]
             if q.is_live or q.state is QuoteState.ACCEPTED:
                 q.move(QuoteState.DEAD)
             if q.state not in _COMMITTED:
                 del self.quotes[qid]
-        for ids in self._by_book.values():
-            ids.pop(ev.rfq_id, None)
+            else:
+                self._retain("quote", qid)
+        self._unbook(ev.rfq_id)
+
+    def _unbook(self, rfq_id: str) -> None:
+        """Stop routing book changes to ``rfq_id``: O(its markets), not O(all books)."""
+        for t in self._books_of.pop(rfq_id, ()):
+            ids = self._by_book.get(t)
+            if ids is not None:
+                ids.pop(rfq_id, None)
+                if not ids:
+                    del self._by_book[t]
 
     # === our quotes ==============================================================================
 
@@ -532,6 +766,7 @@ class Engine:
                         sub.no_bid_micros, sub.fair_yes_micros, now)
         self.quotes[ev.quote_id] = q
         rec.quote_ids.append(ev.quote_id)
+        self._sync(rec)
         reason = rec.pull_reason or (HALTED if self.halted else "")
         if reason and rec.state in _ACTIVE_RFQ:
             q.move(QuoteState.CANCELLING)
@@ -543,6 +778,7 @@ class Engine:
         if rec is None or not rec.in_flight:
             return
         rec.in_flight.pop(0)
+        self._sync(rec)
         out.append(C.RecordDecision(rec.rfq_id, rec.market_ticker, "rejected", ev.code,
                                     strategy=rec.strategy, detail=ev.message))
         self._settle_rfq(rec)
@@ -554,6 +790,8 @@ class Engine:
         if any(self.quotes[q].is_live for q in rec.quote_ids):
             return
         rec.move(RfqState.DONE)
+        self._sync(rec)
+        self._retain("rfq", rec.rfq_id)
 
     def _pull(self, rec: RfqRecord, reason: str, out: list[C.Command]) -> None:
         """Cancel our live quote on an RFQ and never re-quote it."""
@@ -581,6 +819,7 @@ class Engine:
         q.move(QuoteState.CANCELLED)
         rec = self.rfqs.get(q.rfq_id)
         if rec is not None:
+            self._sync(rec)
             self._settle_rfq(rec)
 
     def _on_cancel_failed(self, ev: E.QuoteCancelFailed, now: int, out: list[C.Command]) -> None:
@@ -621,9 +860,8 @@ class Engine:
         if abs(res.fair_yes_micros - last_fair) < lc.replace_tolerance_micros:
             return
         size = self._est_size(rec.rfq, res.yes_bid_micros, res.no_bid_micros)
-        reason = self.risk.check_quote(
-            *self._risk_view(market.ticker, rec.rfq_id), market.ticker,
-            QuoteExposure(res.yes_bid_micros, res.no_bid_micros, size),
+        reason = self._check_quote(
+            rec, market.ticker, QuoteExposure(res.yes_bid_micros, res.no_bid_micros, size)
         )
         if reason:
             self._pull(rec, risk(reason), out)
@@ -654,6 +892,7 @@ class Engine:
             return
         q.move(QuoteState.ACCEPTED)
         rec.move(RfqState.ACCEPTED)
+        self._sync(rec)
         st = self._ctx[rec.rfq_id]
         lc = st.lifecycle
         market = self.md.markets[q.market_ticker]
@@ -666,6 +905,7 @@ class Engine:
         if reason is not None:
             q.move(QuoteState.DECLINED)
             rec.move(RfqState.QUOTING)
+            self._sync(rec)
             self._settle_rfq(rec)
             out.append(C.RecordDecision(q.rfq_id, q.market_ticker, "declined", reason,
                                         strategy=rec.strategy, quote_id=q.quote_id, detail=detail))
@@ -674,6 +914,7 @@ class Engine:
         q.move(QuoteState.CONFIRMING)
         q.provisional_centi = q.size_centi if side is Side.YES else -q.size_centi
         self.ledger.add_provisional(q.quote_id, q.market_ticker, q.provisional_centi)
+        self._sync_prov(q)
         out.append(C.ConfirmQuote(q.rfq_id, q.quote_id, q.deadline_ns))
         out.append(C.ScheduleTimer(f"confirm:{q.quote_id}", q.deadline_ns))
         out.append(C.RecordDecision(q.rfq_id, q.market_ticker, "confirmed", "edge_ok",
@@ -716,8 +957,8 @@ class Engine:
         detail = f"side={side.value} bid={bid} fair_yes={fair} edge={edge}"
         if bid <= 0 or edge < st.lifecycle.last_look_min_edge_micros:
             return "edge", detail
-        reason = self.risk.check_fill(
-            self._exposures(q.market_ticker), q.market_ticker, Trade(side, bid, q.size_centi)
+        reason = self.risk.check_fill_book(
+            self.book, q.market_ticker, Trade(side, bid, q.size_centi)
         )
         if reason:
             return (HALTED if reason == HALTED else risk(reason)), detail
@@ -738,6 +979,7 @@ class Engine:
         q.move(QuoteState.EXPIRED)
         self.ledger.release_provisional(q.quote_id)
         q.provisional_centi = 0
+        self._sync_prov(q)
         out.append(C.CancelTimer(f"confirm:{q.quote_id}"))
         out.append(C.RecordDecision(q.rfq_id, q.market_ticker, "confirm_failed", ev.code,
                                     quote_id=q.quote_id, detail=ev.message))
@@ -747,6 +989,8 @@ class Engine:
         rec = self.rfqs.get(q.rfq_id)
         if rec is not None and rec.state is RfqState.ACCEPTED:
             rec.move(RfqState.DONE)
+            self._sync(rec)
+            self._retain("rfq", rec.rfq_id)
 
     def _on_executed(self, ev: E.QuoteExecuted, now: int, out: list[C.Command]) -> None:
         """Execution: learn the order id that joins fills to the quote."""
@@ -762,6 +1006,7 @@ class Engine:
         self._orders[ev.order_id] = q.quote_id
         out.append(C.CancelTimer(f"confirm:{q.quote_id}"))
         early = self._early_fills.pop(ev.order_id, 0)
+        self._early_until.pop(ev.order_id, None)
         if early:
             self._reduce(q, early)
         if q.provisional_centi:
@@ -771,6 +1016,7 @@ class Engine:
     def _reduce(self, q: QuoteRecord, count: int) -> None:
         left = self.ledger.reduce_provisional(q.quote_id, count)
         q.provisional_centi = left if q.provisional_centi > 0 else -left
+        self._sync_prov(q)
 
     def _on_fill(self, ev: E.FillReceived, now: int, out: list[C.Command]) -> None:
         """Book a fill (authoritative); it replaces the provisional exposure of its quote."""
@@ -780,6 +1026,9 @@ class Engine:
         if qid is not None and qid in self.quotes:
             self._reduce(self.quotes[qid], ev.count_centi)
         else:
+            if ev.order_id not in self._early_fills:
+                self._early_until[ev.order_id] = now + RECORD_RETENTION_NS
+                self._retain("early", ev.order_id)
             self._early_fills[ev.order_id] = self._early_fills.get(ev.order_id, 0) + ev.count_centi
         self._note_day(now)
         if not self.halted and self.risk.daily_stop_hit():
@@ -790,7 +1039,7 @@ class Engine:
 
     def _check_breaches(self, out: list[C.Command]) -> None:
         """Pull quotes on markets whose live quotes now break a loss limit."""
-        if not self._by_book:
+        if not self._by_book or not self.risk.may_breach(self.book):
             return
         for t in self.risk.breaches(self._exposures(None)):
             for rfq_id in list(self._by_book.get(t, {})):
@@ -849,6 +1098,7 @@ class Engine:
         m = ev.market
         self.md.markets[m.ticker] = m
         self.ledger.register_market(m.ticker, m.event_ticker, m.series_ticker)
+        self.book.set_meta(m.ticker, m.event_ticker, m.series_ticker)
         self._fetching.pop(m.ticker, None)
         self._try_pending((m.ticker,), now, out)
 
@@ -946,8 +1196,9 @@ class Engine:
             if q is not None:
                 self.ledger.release_provisional(q.quote_id)
                 q.provisional_centi = 0
+                self._sync_prov(q)
                 if q.rfq_id not in self.rfqs:
-                    del self.quotes[arg]
+                    self._retain("quote", arg)  # late fills still join it meanwhile
 
     def _on_pending_timeout(self, rfq_id: str, out: list[C.Command]) -> None:
         if rfq_id not in self._pending:

@@ -14,7 +14,7 @@ Invariant checked by tests against :func:`reference_recompute`:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,11 +60,36 @@ class PositionLedger:
         self._event_of: dict[str, str] = {}
         self._series_of: dict[str, str] = {}
         self._trade_ids: dict[str, None] = {}
+        #: Called with a market's ticker after its position or cost basis changed.
+        self.on_position: Callable[[str], None] | None = None
+        # Running sums so the per-RFQ queries cost O(1), not O(markets ever traded).
+        self._realized_total_micros = 0
+        self._event_position: dict[str, int] = {}
+
+    def _reindex(self) -> None:
+        """Recompute the running sums from the records (after a restore)."""
+        self._realized_total_micros = sum(p.realized_pnl_micros for p in self._markets.values())
+        self._event_position = {}
+        for t, p in self._markets.items():
+            event = self._event_of.get(t)
+            if event is not None:
+                self._event_position[event] = self._event_position.get(event, 0) + p.position_centi
+
+    def _moved(self, ticker: str, position_delta: int, realized_delta: int) -> None:
+        self._realized_total_micros += realized_delta
+        event = self._event_of.get(ticker)
+        if event is not None and position_delta:
+            self._event_position[event] = self._event_position.get(event, 0) + position_delta
 
     # --- metadata ---------------------------------------------------------------------
 
     def register_market(self, ticker: str, event_ticker: str, series_ticker: str) -> None:
         """Remember which event and series a market belongs to."""
+        pos = self.position_centi(ticker)
+        old = self._event_of.get(ticker)
+        if old is not None:
+            self._event_position[old] = self._event_position.get(old, 0) - pos
+        self._event_position[event_ticker] = self._event_position.get(event_ticker, 0) + pos
         self._event_of[ticker] = event_ticker
         self._series_of[ticker] = series_ticker
 
@@ -76,12 +101,26 @@ class PositionLedger:
         """The market's series ticker ('' if unknown)."""
         return self._series_of.get(ticker, "")
 
+    def registered(self) -> list[tuple[str, str, str]]:
+        """``(ticker, event, series)`` of every registered market."""
+        return [(t, e, self._series_of.get(t, "")) for t, e in self._event_of.items()]
+
     # --- fills (authoritative) ----------------------------------------------------------
 
     def book_fill(self, fill: FillReceived) -> bool:
         """Book one fill; returns False (and books nothing) for a duplicate ``trade_id``."""
         if fill.trade_id in self._trade_ids:
             return False
+        pos = self._markets.setdefault(fill.market_ticker, MarketPosition())
+        before = (pos.position_centi, pos.realized_pnl_micros)
+        self._book(fill)
+        self._moved(fill.market_ticker, pos.position_centi - before[0],
+                    pos.realized_pnl_micros - before[1])
+        if self.on_position is not None:
+            self.on_position(fill.market_ticker)
+        return True
+
+    def _book(self, fill: FillReceived) -> None:
         self._trade_ids[fill.trade_id] = None
         pos = self._markets.setdefault(fill.market_ticker, MarketPosition())
         count = fill.count_centi
@@ -94,7 +133,7 @@ class PositionLedger:
         if same_side:
             pos.position_centi += sign * count
             pos.cost_micros += notional_micros(price, count)
-            return True
+            return
         closed = min(count, held)
         released = pos.cost_micros if closed == held else pos.cost_micros * closed // held
         pos.cost_micros -= released
@@ -106,7 +145,6 @@ class PositionLedger:
         if opened:
             pos.position_centi += sign * opened
             pos.cost_micros += notional_micros(price, opened)
-        return True
 
     def settle(self, ticker: str, yes_value_micros: int) -> int:
         """Settle a market at ``yes_value_micros`` per YES contract; returns realised PnL."""
@@ -116,8 +154,11 @@ class PositionLedger:
         value = yes_value_micros if pos.position_centi > 0 else MAX_PRICE_MICROS - yes_value_micros
         pnl = value * abs(pos.position_centi) // 100 - pos.cost_micros
         pos.realized_pnl_micros += pnl
+        self._moved(ticker, -pos.position_centi, pnl)
         pos.position_centi = 0
         pos.cost_micros = 0
+        if self.on_position is not None:
+            self.on_position(ticker)
         return pnl
 
     # --- provisional exposure ---------------------------------------------------------------
@@ -138,6 +179,10 @@ class PositionLedger:
             return 0
         self._provisional[key] = (ticker, left if signed > 0 else -left)
         return left
+
+    def provisional_entry(self, key: str) -> tuple[str, int] | None:
+        """``(ticker, signed size)`` booked under ``key``, or None."""
+        return self._provisional.get(key)
 
     def release_provisional(self, key: str) -> None:
         """Forget ``key``'s provisional exposure (declined, expired, or fully filled)."""
@@ -167,11 +212,7 @@ class PositionLedger:
 
     def event_position_centi(self, event_ticker: str) -> int:
         """Signed authoritative position summed over the markets of an event."""
-        return sum(
-            p.position_centi
-            for t, p in self._markets.items()
-            if self._event_of.get(t) == event_ticker
-        )
+        return self._event_position.get(event_ticker, 0)
 
     def tickers(self) -> list[str]:
         """Markets with a position record or provisional exposure, in first-seen order."""
@@ -182,7 +223,7 @@ class PositionLedger:
 
     def realized_pnl_micros(self) -> int:
         """Total realised PnL (fees included) over all markets."""
-        return sum(p.realized_pnl_micros for p in self._markets.values())
+        return self._realized_total_micros
 
     # --- persistence --------------------------------------------------------------------
 
@@ -210,6 +251,7 @@ class PositionLedger:
         ledger._event_of = {str(k): str(v) for k, v in data["event_of"].items()}
         ledger._series_of = {str(k): str(v) for k, v in data["series_of"].items()}
         ledger._trade_ids = dict.fromkeys(str(t) for t in data["trade_ids"])
+        ledger._reindex()
         return ledger
 
 

@@ -22,6 +22,10 @@ in ``o`` counts 0, as it may simply not be accepted). Fees
 are not included (makers pay at most 0.0175 x C x P(1-P), small against the bids). The total is
 the sum of the markets' worst cases (each market is assumed to go against us, which is
 conservative for correlated markets and combos).
+
+``check_quote`` / ``check_fill`` take the full picture of every market; ``check_quote_book`` /
+``check_fill_book`` make the same decisions from the running totals of
+:class:`~quoter.engine.exposure.ExposureBook` in O(1) (the engine's hot path).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Protocol
 
 from quoter.domain.money import CENTI_PER_CONTRACT, MAX_PRICE_MICROS, notional_micros
 from quoter.domain.types import Side
+from quoter.engine.exposure import ExposureBook
 
 __all__ = [
     "Limits",
@@ -313,3 +318,83 @@ class RiskManager:
             if total > lim.max_worst_case_loss_micros_total:
                 out.extend(t for t, e in exposures.items() if e.quotes and t not in out)
         return out
+
+    # --- the same checks on running totals (O(1); see quoter.engine.exposure) ---------------
+
+    def _contracts_book(
+        self, book: ExposureBook, ticker: str, add_centi: int, signed: bool
+    ) -> str | None:
+        """``_contracts`` on the book's totals: only ``ticker``'s gross changes."""
+        lim = self.limits
+        m = book.market(ticker)
+        base = abs(m.committed_centi)
+        gross = abs(m.committed_centi + add_centi) if signed else base + abs(add_centi)
+        delta = gross - base
+        if _over(gross, lim.max_position_centi_per_market):
+            return "max_position_per_market"
+        if _over(book.event_gross_centi(m.event_ticker) + delta, lim.max_position_centi_per_event):
+            return "max_position_per_event"
+        if _over(book.series_gross_centi(m.series_ticker) + delta,
+                 lim.max_position_centi_per_series):
+            return "max_position_per_series"
+        if _over(book.total_gross_centi + delta, lim.max_position_centi_total):
+            return "max_position_total"
+        return None
+
+    def _loss_book(
+        self, book: ExposureBook, ticker: str, loss_if_yes: int, loss_if_no: int,
+        pnl: tuple[int, int] = (0, 0),
+    ) -> str | None:
+        """``_loss`` on the book's totals with extra quote losses / provisional PnL on ticker."""
+        lim = self.limits
+        m = book.market(ticker)
+        here = m.loss_with(loss_if_yes, loss_if_no, pnl[0], pnl[1])
+        if _over(here, lim.max_worst_case_loss_micros_per_market):
+            return "max_worst_case_loss_per_market"
+        if _over(book.total_loss_micros - m.loss_micros + here,
+                 lim.max_worst_case_loss_micros_total):
+            return "max_worst_case_loss_total"
+        return None
+
+    def check_quote_book(
+        self, book: ExposureBook, open_quotes: int, ticker: str, quote: QuoteExposure,
+        less: tuple[int, int] = (0, 0),
+    ) -> str | None:
+        """``check_quote`` on running totals; ``less`` removes the replaced quotes' losses.
+
+        ``less`` is ``(loss if YES, loss if NO)`` of the quotes being replaced on ``ticker``;
+        ``open_quotes`` must not count the RFQ being quoted.
+        """
+        if self.halted:
+            return "halted"
+        if self.daily_stop_hit():
+            return "daily_loss_stop"
+        if _over(open_quotes + 1, self.limits.max_open_quotes):
+            return "max_open_quotes"
+        return self._contracts_book(book, ticker, quote.size_centi, signed=False) or (
+            self._loss_book(
+                book, ticker, quote.no_bid_micros * quote.size_centi - less[0],
+                quote.yes_bid_micros * quote.size_centi - less[1],
+            )
+        )
+
+    def check_fill_book(self, book: ExposureBook, ticker: str, trade: Trade) -> str | None:
+        """``check_fill`` on running totals (the accepted quote must not be in the book)."""
+        if self.halted:
+            return "halted"
+        if self.daily_stop_hit():
+            return "daily_loss_stop"
+        reason = self._contracts_book(book, ticker, trade.signed_centi, signed=True)
+        if reason:
+            return reason
+        return self._loss_book(book, ticker, 0, 0, trade.pnl())
+
+    def may_breach(self, book: ExposureBook) -> bool:
+        """False when :meth:`breaches` would surely find nothing (cheap pre-check)."""
+        quoted = book.quoted_markets()
+        if not quoted:
+            return False
+        per_market = self.limits.max_worst_case_loss_micros_per_market
+        if per_market is not None and any(m.loss_micros > per_market for m in quoted):
+            return True
+        return _over(book.total_loss_micros, self.limits.max_worst_case_loss_micros_total)

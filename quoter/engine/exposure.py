@@ -1,0 +1,177 @@
+"""Running risk totals per market, event, series and overall, kept up to date incrementally.
+
+``quoter.engine.risk`` defines exposure and worst-case loss over a full picture of every market
+(:class:`~quoter.engine.risk.MarketExposure`). Rebuilding that picture for every RFQ costs time
+proportional to the open quotes; this book keeps the same quantities as sums that the engine
+adjusts whenever a quote, a provisional trade or a position changes, so a risk check costs
+O(1). Everything is an exact integer sum, so the totals equal a full recomputation exactly
+(checked by tests against ``Engine._exposures``).
+
+Per market: position and cost (from the ledger), the provisional trades' signed size and PnL
+per outcome, and the live quotes' loss per outcome (``sum bid x size`` in micro-dollars x
+hundredths, the unit ``worst_case_loss_micros`` rounds once per market).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quoter.domain.money import CENTI_PER_CONTRACT, MAX_PRICE_MICROS, notional_micros
+
+__all__ = ["ExposureBook", "MarketTotals", "market_loss_micros"]
+
+
+def market_loss_micros(
+    position_centi: int, cost_micros: int, pnl_yes_micros: int, pnl_no_micros: int,
+    loss_if_yes: int, loss_if_no: int,
+) -> int:
+    """Return the worst-case loss of one market from its sums (same as ``worst_case_loss``)."""
+    payout = notional_micros(MAX_PRICE_MICROS, abs(position_centi))
+    if position_centi >= 0:
+        yes, no = payout - cost_micros, -cost_micros
+    else:
+        yes, no = -cost_micros, payout - cost_micros
+    # Round the quotes' losses up to the micro-dollar: never understate.
+    yes += pnl_yes_micros + loss_if_yes // -CENTI_PER_CONTRACT
+    no += pnl_no_micros + loss_if_no // -CENTI_PER_CONTRACT
+    return max(0, -min(yes, no))
+
+
+@dataclass(slots=True)
+class MarketTotals:
+    """One market's sums; ``gross_centi`` and ``loss_micros`` are derived and cached."""
+
+    ticker: str
+    event_ticker: str = ""
+    series_ticker: str = ""
+    position_centi: int = 0
+    cost_micros: int = 0
+    provisional_centi: int = 0
+    provisional_pnl_yes_micros: int = 0
+    provisional_pnl_no_micros: int = 0
+    # Live quotes: sum of no_bid x size (lost if YES wins) and yes_bid x size (if NO wins).
+    quote_loss_if_yes: int = 0
+    quote_loss_if_no: int = 0
+    n_quotes: int = 0
+    gross_centi: int = 0
+    loss_micros: int = 0
+
+    @property
+    def committed_centi(self) -> int:
+        """Signed position + provisional."""
+        return self.position_centi + self.provisional_centi
+
+    def loss_with(
+        self, loss_if_yes: int = 0, loss_if_no: int = 0, pnl_yes: int = 0, pnl_no: int = 0
+    ) -> int:
+        """Worst-case loss with extra quote losses and extra provisional PnL added."""
+        return market_loss_micros(
+            self.position_centi, self.cost_micros,
+            self.provisional_pnl_yes_micros + pnl_yes, self.provisional_pnl_no_micros + pnl_no,
+            self.quote_loss_if_yes + loss_if_yes, self.quote_loss_if_no + loss_if_no,
+        )
+
+
+class ExposureBook:
+    """Per-market sums and their totals by event, series and overall."""
+
+    def __init__(self) -> None:
+        self._markets: dict[str, MarketTotals] = {}
+        self._event_gross: dict[str, int] = {}
+        self._series_gross: dict[str, int] = {}
+        # Markets with at least one live quote (for the breach pre-check), insertion ordered.
+        self._quoted: dict[str, None] = {}
+        self.total_gross_centi = 0
+        self.total_loss_micros = 0
+        #: RFQs with at least one quote that could be hit (the ``max_open_quotes`` count).
+        self.open_rfqs = 0
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def market(self, ticker: str) -> MarketTotals:
+        """The market's sums (an empty record, not stored, if nothing is known about it)."""
+        m = self._markets.get(ticker)
+        return m if m is not None else MarketTotals(ticker)
+
+    def markets(self) -> dict[str, MarketTotals]:
+        """Every market with a record (a shallow copy of the mapping)."""
+        return dict(self._markets)
+
+    def event_gross_centi(self, event_ticker: str) -> int:
+        """Sum of |committed| over an event's markets."""
+        return self._event_gross.get(event_ticker, 0)
+
+    def series_gross_centi(self, series_ticker: str) -> int:
+        """Sum of |committed| over a series' markets."""
+        return self._series_gross.get(series_ticker, 0)
+
+    def quoted_markets(self) -> list[MarketTotals]:
+        """Markets with at least one live quote."""
+        return [self._markets[t] for t in self._quoted]
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def _get(self, ticker: str) -> MarketTotals:
+        m = self._markets.get(ticker)
+        if m is None:
+            m = self._markets[ticker] = MarketTotals(ticker)
+        return m
+
+    def _unlink(self, m: MarketTotals) -> None:
+        self._event_gross[m.event_ticker] = self._event_gross.get(m.event_ticker, 0) - m.gross_centi
+        self._series_gross[m.series_ticker] = (
+            self._series_gross.get(m.series_ticker, 0) - m.gross_centi
+        )
+        self.total_gross_centi -= m.gross_centi
+        self.total_loss_micros -= m.loss_micros
+
+    def _link(self, m: MarketTotals) -> None:
+        m.gross_centi = abs(m.committed_centi)
+        m.loss_micros = m.loss_with()
+        self._event_gross[m.event_ticker] = self._event_gross.get(m.event_ticker, 0) + m.gross_centi
+        self._series_gross[m.series_ticker] = (
+            self._series_gross.get(m.series_ticker, 0) + m.gross_centi
+        )
+        self.total_gross_centi += m.gross_centi
+        self.total_loss_micros += m.loss_micros
+        if m.n_quotes:
+            self._quoted[m.ticker] = None
+        else:
+            self._quoted.pop(m.ticker, None)
+
+    def set_meta(self, ticker: str, event_ticker: str, series_ticker: str) -> None:
+        """Record which event and series a market belongs to."""
+        m = self._get(ticker)
+        self._unlink(m)
+        m.event_ticker, m.series_ticker = event_ticker, series_ticker
+        self._link(m)
+
+    def set_position(self, ticker: str, position_centi: int, cost_micros: int) -> None:
+        """Record the market's authoritative position and cost basis."""
+        m = self._get(ticker)
+        self._unlink(m)
+        m.position_centi, m.cost_micros = position_centi, cost_micros
+        self._link(m)
+
+    def add_provisional(
+        self, ticker: str, signed_centi: int, pnl_yes_micros: int, pnl_no_micros: int, sign: int
+    ) -> None:
+        """Add (``sign`` = 1) or remove (-1) one provisional trade."""
+        m = self._get(ticker)
+        self._unlink(m)
+        m.provisional_centi += sign * signed_centi
+        m.provisional_pnl_yes_micros += sign * pnl_yes_micros
+        m.provisional_pnl_no_micros += sign * pnl_no_micros
+        self._link(m)
+
+    def add_quotes(
+        self, ticker: str, loss_if_yes: int, loss_if_no: int, n_quotes: int, sign: int
+    ) -> None:
+        """Add (``sign`` = 1) or remove (-1) one RFQ's live quotes on ``ticker``."""
+        m = self._get(ticker)
+        self._unlink(m)
+        m.quote_loss_if_yes += sign * loss_if_yes
+        m.quote_loss_if_no += sign * loss_if_no
+        m.n_quotes += sign * n_quotes
+        self.open_rfqs += sign
+        self._link(m)
