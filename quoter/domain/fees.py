@@ -8,7 +8,7 @@ fee = rate x multiplier x C x P x (1 - P), rounded **up** to $0.0001, where the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
 
@@ -45,25 +45,36 @@ class FeeSchedule:
 
     fee_type: FeeType = FeeType.QUADRATIC_WITH_MAKER_FEES
     multiplier: Fraction = Fraction(1)
+    # Exact rates as integer (numerator, denominator): pricing calls this per RFQ, and
+    # Fraction arithmetic there cost more than the rest of pricing together.
+    _taker: tuple[int, int] = field(init=False, repr=False, compare=False)
+    _maker: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.multiplier < 0:
             raise MoneyError(f"fee multiplier {self.multiplier} is negative")
+        for name, share in (("_taker", Fraction(1)), ("_maker", _MAKER_SHARE[self.fee_type])):
+            rate = _TAKER_RATE * share * self.multiplier
+            object.__setattr__(self, name, (rate.numerator, rate.denominator))
 
     def fee_micros(self, price_micros: int, qty_centi: int, *, is_taker: bool) -> int:
         """Fee in micro-dollars for one fill, rounded up to $0.0001."""
-        share = Fraction(1) if is_taker else _MAKER_SHARE[self.fee_type]
-        return trade_fee_micros(price_micros, qty_centi, _TAKER_RATE * share * self.multiplier)
+        num, den = self._taker if is_taker else self._maker
+        return _fee(price_micros, qty_centi, num, den)
 
 
 def trade_fee_micros(price_micros: int, qty_centi: int, rate: Fraction) -> int:
     """Return ``rate x C x P x (1-P)`` in micro-dollars, rounded up to $0.0001."""
-    check_price(price_micros)
-    check_qty(qty_centi)
     if rate < 0:
         raise MoneyError(f"fee rate {rate} is negative")
-    # dollars = rate * (q/100) * (p/1e6) * ((1e6-p)/1e6); in units of $0.0001 multiply by 1e4.
-    exact = rate * qty_centi * price_micros * (MAX_PRICE_MICROS - price_micros)
-    units = exact / (100 * MAX_PRICE_MICROS * MAX_PRICE_MICROS) * 10_000
-    ceil_units = -(-units.numerator // units.denominator)
-    return ceil_units * FEE_ROUNDING_MICROS
+    return _fee(price_micros, qty_centi, rate.numerator, rate.denominator)
+
+
+def _fee(price_micros: int, qty_centi: int, num: int, den: int) -> int:
+    check_price(price_micros)
+    check_qty(qty_centi)
+    # dollars = rate * (q/100) * (p/1e6) * ((1e6-p)/1e6); in units of $0.0001 that is
+    # rate * q * p * (1e6-p) / 1e10, rounded up.
+    units_num = num * qty_centi * price_micros * (MAX_PRICE_MICROS - price_micros)
+    units_den = den * 10_000_000_000
+    return -(-units_num // units_den) * FEE_ROUNDING_MICROS
