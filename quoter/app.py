@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,8 +34,7 @@ from quoter.domain import events as ev
 from quoter.domain.types import BookSide, Side
 from quoter.engine.engine import Engine
 from quoter.engine.positions import PositionLedger
-from quoter.engine.risk import worst_case_loss_micros
-from quoter.errors import ConfigError, FatalError
+from quoter.errors import ConfigError, FatalError, QuoterError
 from quoter.hooks import ServiceHooks
 from quoter.kalshi.adapter import KalshiExecution, KalshiMarketData
 from quoter.kalshi.auth import Signer
@@ -55,13 +54,14 @@ from quoter.observability.metrics import Metrics
 from quoter.prefilter import build_prefilter
 from quoter.reconcile import Reconciler
 from quoter.recorder import Recorder, RecordingTransport
+from quoter.replay import PerfTape
 from quoter.resync import NoticeHandler, Resync
 from quoter.runtime import Runtime
 from quoter.settings import Settings
 from quoter.status import PositionView, QuoteView, StatusSnapshot, to_json_dict
 from quoter.store import FillRow, Store
 
-__all__ = ["Service", "ServiceOptions", "decode"]
+__all__ = ["HaltGate", "HaltedRequestError", "Service", "ServiceOptions", "decode"]
 
 log = structlog.get_logger("quoter.app")
 
@@ -86,6 +86,42 @@ def fill_from_row(row: FillRow) -> ev.FillReceived:
         post_position_centi=row.post_position_centi, client_order_id=row.client_order_id,
         ts_ms=row.exchange_ts_ms,
     )
+
+
+class HaltedRequestError(QuoterError):
+    """A quote or confirm was refused at the socket because quoting is halted."""
+
+    code = "halted"
+
+
+class HaltGate(httpx.AsyncBaseTransport):
+    """Refuse new quotes and confirms at the last moment before they leave, while halted.
+
+    The runtime checks the halt before it hands a command to the REST client, but the client
+    may then wait (rate limiter, retry backoff) for seconds; the gate closes that window.
+    Cancels and reads always pass: a halt must still be able to pull quotes and reconcile.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, halted: Callable[[], bool]) -> None:
+        self._inner = inner
+        self._halted = halted
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Raise ``HaltedRequestError`` for a quote/confirm while halted; else forward."""
+        if self._halted() and _adds_risk(request):
+            raise HaltedRequestError(f"{request.method} {request.url.path}: halted, not sent")
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Close the wrapped transport."""
+        await self._inner.aclose()
+
+
+def _adds_risk(request: httpx.Request) -> bool:
+    """True for requests that can commit us to a trade: create a quote, confirm one."""
+    path = request.url.path
+    return (request.method == "POST" and path.endswith("/communications/quotes")) or (
+        request.method == "PUT" and path.endswith("/confirm"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,13 +176,23 @@ class Service:
             })
         if self.recorder is not None:
             transport = RecordingTransport(self.recorder, self.clock, transport)
+        # The last check before a quote or confirm leaves: one that waited (rate limiter,
+        # retry backoff) while we halted must not go out after the halt.
+        transport = HaltGate(transport or httpx.AsyncHTTPTransport(),
+                             lambda: self.runtime.halted)
         self.rest = KalshiRest(settings.rest_base_url, self.signer, transport=transport,
                                clock=self.clock)
-        self.engine = Engine(self.config, perf_ns=time.perf_counter_ns,
-                             wall_offset_ns=self.clock.wall_ns() - self.clock.now_ns())
+        wall_offset_ns = self.clock.wall_ns() - self.clock.now_ns()
+        # The pricer clock is taped so a replay can reproduce budget timeouts (quoter.replay).
+        self.perf = PerfTape(time.perf_counter_ns)
+        self.engine = Engine(self.config, perf_ns=self.perf, wall_offset_ns=wall_offset_ns)
         self._restore_positions()
         self.hooks = ServiceHooks(clock=self.clock, engine=self.engine, store=self.store,
-                                  metrics=self.metrics, recorder=self.recorder)
+                                  metrics=self.metrics, recorder=self.recorder,
+                                  perf=self.perf)
+        # What a replay needs to rebuild this engine (quoter.replay).
+        self._record_config(self.config)
+        self.hooks.record_engine_start(config_hash(self.config), wall_offset_ns)
         self.runtime = Runtime(
             clock=self.clock, engine=self.engine, decode=decode,
             execution=KalshiExecution(self.rest), market_data=KalshiMarketData(self.rest),
@@ -191,8 +237,7 @@ class Service:
 
     def worst_case_exposure_micros(self) -> int:
         """Worst-case loss over all markets if every live quote were accepted at once."""
-        exposures = self.engine._exposures(None)
-        return sum(worst_case_loss_micros(e) for e in exposures.values())
+        return self.engine.book.total_loss_micros
 
     def snapshot(self) -> StatusSnapshot:
         """The service state for status, the live view and the summary."""
@@ -391,9 +436,19 @@ class Service:
             return False
         self.config = new
         self.runtime.set_prefilter(build_prefilter(new))
+        self._record_config(new)
         self.runtime.post(ev.ConfigReloaded(new, self.clock.now_ns()))
         log.info("config_reloaded", config_hash=config_hash(new))
         return True
+
+    def _record_config(self, config: QuoterConfig) -> None:
+        """Record the config file's text under the config's hash (replays parse it back)."""
+        path = self.options.config_path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            text = ""  # a replay then needs the config passed in
+        self.hooks.record_config(text, config_hash(config), str(path.resolve()))
 
     def _install_signals(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()

@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "config",
     "sim",
     "demo",
+    "record",
 )
 
 

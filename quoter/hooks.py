@@ -19,6 +19,14 @@ from quoter.errors import DecodeError
 from quoter.kalshi.schemas import peek_type
 from quoter.observability.metrics import Metrics
 from quoter.ports import InboundFrame
+from quoter.replay import (
+    CONFIG_KIND,
+    ENGINE_START_KIND,
+    PRICER_TIMEOUT_KIND,
+    STEP_KIND,
+    PerfTape,
+    encode_event,
+)
 from quoter.runtime import RuntimeHooks
 from quoter.status import DecisionView, FillView, LatencyRecorder
 from quoter.store import ConfirmState, Store
@@ -50,8 +58,11 @@ class ServiceHooks(RuntimeHooks):
         recorder: Recorder | None = None,
         books: BookSubscriptions | None = None,
         recent: int = 200,
+        perf: PerfTape | None = None,
     ) -> None:
         self.clock = clock
+        #: The engine's pricer clock, if it is a tape: its readings are recorded per step.
+        self.perf = perf
         self.engine = engine
         self.store = store
         self.metrics = metrics
@@ -66,11 +77,16 @@ class ServiceHooks(RuntimeHooks):
         self._accepted_ns: dict[str, int] = {}
         self._unrouted = 0
         self._rfq_recv_ns: dict[str, int] = {}
+        # RFQ ids already counted: a backfill can re-deliver an RFQ whose frame raced it.
+        self._seen_rfqs: dict[str, None] = {}
 
     # -- frames ------------------------------------------------------------------------
 
     def on_frame(self, frame: InboundFrame, msg_type: str | None) -> None:
         """Count the frame by type (the recorder taps the feed directly)."""
+        if msg_type is None and self.recorder is not None:
+            # Pre-filtered: no engine step will refer to this frame; drop its link now.
+            self.recorder.frame_seq(frame.conn_id, frame.ts_recv_ns, frame.data)
         if msg_type is None:
             raw = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
             msg_type = peek_type(raw) or "unparsed"
@@ -80,12 +96,57 @@ class ServiceHooks(RuntimeHooks):
 
     def on_decode_error(self, frame: InboundFrame, error: DecodeError) -> None:
         """Count a frame that failed to decode."""
+        if self.recorder is not None:
+            self.recorder.frame_seq(frame.conn_id, frame.ts_recv_ns, frame.data)
         self.metrics.decode_errors_total.labels(type=error.msg_type or "unknown").inc()
 
     # -- engine ------------------------------------------------------------------------
 
+    def on_engine_input(
+        self, event: ev.Event, now_ns: int, origin: tuple[InboundFrame, int] | None
+    ) -> None:
+        """Record the engine step (see ``quoter.replay``): frame link or the event itself."""
+        if self.perf is not None:
+            self.perf.start_step()
+        if self.recorder is None:
+            return
+        if origin is not None:
+            frame, index = origin
+            n = self.recorder.frame_seq(frame.conn_id, frame.ts_recv_ns, frame.data)
+            if n is not None:
+                self.recorder.record_step(now_ns, n, index)
+                return
+        # Not from a recorded frame (REST result, timer, backfill, control...): the event.
+        self.recorder.record_event(STEP_KIND, {"now_ns": now_ns, "event": encode_event(event)})
+
+    def record_config(self, config_text: str, digest: str, path: str) -> None:
+        """Record the text of a config the engine runs with (initial or reloaded)."""
+        if self.recorder is not None:
+            self.recorder.record_event(
+                CONFIG_KIND, {"config_hash": digest, "path": path, "text": config_text}
+            )
+
+    def record_engine_start(
+        self, digest: str, wall_offset_ns: int, max_pending: int = 1000
+    ) -> None:
+        """Record how the engine starts (config, clock offset, restored positions)."""
+        # ``max_pending`` must be what the Engine was built with (its default: 1000).
+        if self.recorder is not None:
+            self.recorder.record_event(ENGINE_START_KIND, {
+                "config_hash": digest, "wall_offset_ns": wall_offset_ns,
+                "max_pending": max_pending,
+                "ledger": self.engine.ledger.snapshot(),
+            })
+
     def on_decision(self, decision: cmd.RecordDecision, now_ns: int) -> None:
         """Persist and count one decision."""
+        if self.recorder is not None and decision.reason == "pricer_timeout":
+            # Timing-dependent: reproduced from the perf tape, or listed by a replay run
+            # without it (quoter.replay, budgets=False).
+            self.recorder.record_event(PRICER_TIMEOUT_KIND, {
+                "rfq_id": decision.rfq_id, "market_ticker": decision.market_ticker,
+                "detail": decision.detail,
+            })
         wall = self.clock.wall_ns()
         self.store.record_decision(
             decision.rfq_id, decision.market_ticker, decision.strategy, decision.decision,
@@ -116,15 +177,22 @@ class ServiceHooks(RuntimeHooks):
 
     def on_engine_step(self, event: ev.Event, commands: list[cmd.Command], now_ns: int) -> None:
         """Time decisions and persist lifecycle facts."""
+        if self.recorder is not None and self.perf is not None and self.perf.readings:
+            # Right after the step's line: a replay reads the pricer clock back (budgets).
+            self.recorder.record_perf(self.perf.readings)
         wall = self.clock.wall_ns()
         self._time_first_quotes(event, commands, now_ns)
         match event:
             case ev.RfqReceived():
-                self.counts["rfqs_seen"] += 1
-                if event.created_ts_ms is not None:
-                    self.metrics.observe_ns(
-                        self.metrics.pipe_lag_seconds, wall - event.created_ts_ms * 1_000_000
-                    )
+                if event.rfq_id not in self._seen_rfqs:
+                    self.counts["rfqs_seen"] += 1
+                    self._seen_rfqs[event.rfq_id] = None
+                    if len(self._seen_rfqs) > _MAX_TRACKED:
+                        del self._seen_rfqs[next(iter(self._seen_rfqs))]
+                    if event.created_ts_ms is not None:
+                        self.metrics.observe_ns(
+                            self.metrics.pipe_lag_seconds, wall - event.created_ts_ms * 1_000_000
+                        )
             case ev.QuotePlaced():
                 q = self.engine.quotes.get(event.quote_id)
                 if q is not None:
@@ -170,7 +238,7 @@ class ServiceHooks(RuntimeHooks):
     ) -> None:
         # RFQ frame -> first SubmitQuote, whichever event released it (an RFQ on a new market
         # waits for its metadata and book, and that wait is part of the latency).
-        if isinstance(event, ev.RfqReceived):
+        if isinstance(event, ev.RfqReceived) and event.rfq_id not in self._seen_rfqs:
             self._rfq_recv_ns[event.rfq_id] = event.ts_recv_ns
             if len(self._rfq_recv_ns) > _MAX_TRACKED:
                 del self._rfq_recv_ns[next(iter(self._rfq_recv_ns))]

@@ -26,7 +26,7 @@ import queue
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Protocol
 
@@ -62,14 +62,21 @@ _SUFFIX: Final = ".jsonl.gz"
 # bare-frame reader (quoter.kalshi.frames) sees a well-formed frame of an unknown type and
 # skips it, instead of failing on it.
 _TYPE_PREFIX: Final = "quoter_recording_"
+#: How many tapped frames wait (at most) to be linked to an engine step by ``frame_seq``;
+#: frames the feed consumes itself (acks) are never linked and age out of this window.
+_MAX_LINKS: Final = 100_000
 
 _log = structlog.get_logger("quoter.recorder")
 
 
 class _RawFrameLike(Protocol):
-    data: bytes | str
-    ts_recv_ns: int
-    conn_id: str
+    # Read-only members, so frozen dataclasses (ws_types.RawFrame) match.
+    @property
+    def data(self) -> bytes | str: ...
+    @property
+    def ts_recv_ns(self) -> int: ...
+    @property
+    def conn_id(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +100,9 @@ class InLine:
     wall_ns: int
     conn: str
     frame: str
+    #: Number of the frame within the recorder run (engine steps refer to it); not part of
+    #: equality, which compares what was received.
+    n: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +202,10 @@ class Recorder:
         self._unreported_drops = 0
         self.lines_written = 0
         self.files: list[Path] = []
+        self._in_seq = 0
+        # (conn, ts_recv_ns) -> [(n, hash of the data)] of tapped frames not yet linked to an
+        # engine step. Hashes, not the frames: nothing is kept alive (bytes cache their hash).
+        self._links: dict[tuple[str, int], list[tuple[int, int]]] = {}
         # Writer state (touched only by the writer: the thread, or the caller if unthreaded).
         self._raw: IO[bytes] | None = None
         self._gz: gzip.GzipFile | None = None
@@ -209,14 +223,31 @@ class Recorder:
 
     # --- recording (called on the event loop) -----------------------------------------
 
-    def record_in(self, conn: str, raw: bytes | str, ts_recv_ns: int, wall_ns: int) -> None:
-        """Record one inbound frame verbatim with its receive times and connection id."""
+    def record_in(self, conn: str, raw: bytes | str, ts_recv_ns: int, wall_ns: int) -> int:
+        """Record one inbound frame verbatim with its receive times; return its number ``n``."""
+        n = self._in_seq
+        self._in_seq += 1
         self._append(
             _dumps(
                 {"k": "in", "ts_recv_ns": ts_recv_ns, "wall_ns": wall_ns, "conn": conn,
-                 "frame": _text(raw)}
+                 "frame": _text(raw), "n": n}
             )
         )
+        return n
+
+    def frame_seq(self, conn: str, ts_recv_ns: int, data: bytes | str) -> int | None:
+        """Return (once) the number ``n`` under which the feed tap recorded this frame."""
+        entries = self._links.get((conn, ts_recv_ns))
+        if not entries:
+            return None
+        digest = hash(data)
+        at = next((i for i, (_, h) in enumerate(entries) if h == digest), None)
+        if at is None:
+            return None
+        n = entries.pop(at)[0]
+        if not entries:
+            del self._links[(conn, ts_recv_ns)]
+        return n
 
     def record_ws_out(self, conn: str, raw: bytes | str, ts_ns: int, wall_ns: int) -> None:
         """Record one outbound WebSocket command (subscriptions are part of the run)."""
@@ -278,9 +309,36 @@ class Recorder:
             )
         )
 
+    def record_step(self, now_ns: int, n: int, index: int) -> None:
+        """Record an engine step on the ``index``-th event of frame ``n`` (a fast ``step`` event).
+
+        The same line ``record_event("step", {"now_ns": ..., "in": n, "i": index})`` would
+        write, built without the generic encoder: this runs once per frame-borne engine step.
+        """
+        now_ns, n, index = int(now_ns), int(n), int(index)
+        self._append(
+            f'{{"k":"event","type":"{_TYPE_PREFIX}event","kind":"step","ts_ns":{now_ns},'
+            f'"wall_ns":{self._clock.wall_ns()},"payload":{{"now_ns":{now_ns},"in":{n},'
+            f'"i":{index}}}}}'
+        )
+
+    def record_perf(self, readings: Iterable[int]) -> None:
+        """Record the pricer clock readings of the engine step just recorded (a ``perf`` event)."""
+        values = ",".join(str(int(v)) for v in readings)
+        now_ns = self._clock.now_ns()
+        self._append(
+            f'{{"k":"event","type":"{_TYPE_PREFIX}event","kind":"perf","ts_ns":{now_ns},'
+            f'"wall_ns":{self._clock.wall_ns()},"payload":{{"readings":[{values}]}}}}'
+        )
+
     def tap(self, frame: _RawFrameLike) -> None:
         """Feed tap for inbound frames (``KalshiFeed(tap=recorder.tap)``)."""
-        self.record_in(frame.conn_id, frame.data, frame.ts_recv_ns, self._clock.wall_ns())
+        n = self.record_in(frame.conn_id, frame.data, frame.ts_recv_ns, self._clock.wall_ns())
+        self._links.setdefault((frame.conn_id, frame.ts_recv_ns), []).append(
+            (n, hash(frame.data))
+        )
+        if len(self._links) > _MAX_LINKS:
+            del self._links[next(iter(self._links))]
 
     def tap_out(self, frame: _RawFrameLike) -> None:
         """Feed tap for outbound commands (``KalshiFeed(tap_out=recorder.tap_out)``)."""
@@ -535,7 +593,7 @@ def _iter_complete_lines(path: Path) -> Iterator[bytes]:
 def _parse(obj: dict[str, Any]) -> RecordLine | None:
     kind = obj.get("k")
     if kind == "in":
-        return InLine(obj["ts_recv_ns"], obj["wall_ns"], obj["conn"], obj["frame"])
+        return InLine(obj["ts_recv_ns"], obj["wall_ns"], obj["conn"], obj["frame"], obj.get("n"))
     if kind == "out":
         return OutLine(
             obj["method"], obj["path"], obj["body"], obj["status"], obj["response_body"],

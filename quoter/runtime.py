@@ -90,6 +90,13 @@ class RuntimeHooks:
     def on_command_result(self, name: str, latency_ns: int, ok: bool) -> None:
         """Observe a REST round trip."""
 
+    def on_engine_input(
+        self, event: ev.Event, now_ns: int, origin: tuple[InboundFrame, int] | None
+    ) -> None:
+        """Observe one engine input just before it runs, with the ``now_ns`` it is given."""
+        # ``origin`` is (frame, index) when the event is the index-th decoded from that frame;
+        # the recorder writes these so a replay rebuilds the engine's exact input sequence.
+
     def on_engine_step(self, event: ev.Event, commands: list[cmd.Command], now_ns: int) -> None:
         """Observe what the engine made of one event (latency, persistence)."""
 
@@ -111,6 +118,8 @@ class _Item:
     lane: int
     seq: int
     event: Any = field(compare=False)
+    # (frame, index of the event among the frame's decoded events), for frame-borne events.
+    origin: tuple[InboundFrame, int] | None = field(default=None, compare=False)
 
 
 class Runtime:
@@ -196,7 +205,10 @@ class Runtime:
         """Events waiting for the engine."""
         return self._inbox.qsize()
 
-    def post(self, event: ev.Event, *, priority: bool = True) -> None:
+    def post(
+        self, event: ev.Event, *, priority: bool = True,
+        origin: tuple[InboundFrame, int] | None = None,
+    ) -> None:
         """Queue an event for the engine (from control paths, timers, command results)."""
         if not priority:
             if self._normal_pending >= self._queue_size:
@@ -205,7 +217,9 @@ class Runtime:
             self._normal_pending += 1
         # The heap itself is unbounded: our own results are never dropped; the bound above
         # sheds only market-wide traffic.
-        self._inbox.put_nowait(_Item(PRIORITY if priority else NORMAL, next(self._seq), event))
+        self._inbox.put_nowait(
+            _Item(PRIORITY if priority else NORMAL, next(self._seq), event, origin)
+        )
 
     def set_prefilter(self, prefilter: Callable[[bytes | str], bool] | None) -> None:
         """Replace the raw-frame pre-filter (e.g. after a config reload)."""
@@ -279,11 +293,8 @@ class Runtime:
                 continue
             self.hooks.on_frame(frame, msg_type)
             priority = msg_type in PRIORITY_TYPES
-            for event in events:
-                if priority:
-                    self.post(event)
-                else:
-                    self.post(event, priority=False)
+            for index, event in enumerate(events):
+                self.post(event, priority=priority, origin=(frame, index))
             # Yield so a flood on one connection cannot starve the engine.
             await asyncio.sleep(0)
 
@@ -295,17 +306,21 @@ class Runtime:
             if item.lane == NORMAL:
                 self._normal_pending -= 1
             try:
-                self._drain_engine(item.event)
+                self._drain_engine(item.event, item.origin)
             finally:
                 self._inbox.task_done()
 
-    def _drain_engine(self, event: ev.Event) -> None:
+    def _drain_engine(
+        self, event: ev.Event, origin: tuple[InboundFrame, int] | None = None
+    ) -> None:
         self.stats.events += 1
         if isinstance(event, ev.TimerFired):
             self._timers.pop(event.key, None)
         self._track(event)
+        now_ns = self.clock.now_ns()
+        self.hooks.on_engine_input(event, now_ns, origin)
         try:
-            commands = self.engine.on_event(event, self.clock.now_ns())
+            commands = self.engine.on_event(event, now_ns)
         except QuoterError as exc:
             log.error("engine_event_failed", event=type(event).__name__, error=str(exc))
             return
