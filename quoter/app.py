@@ -218,6 +218,7 @@ class Service:
         self.started_ns = self.clock.now_ns()
         self.fatal: BaseException | None = None
         self._stop: asyncio.Event | None = None
+        self._reconnects_exported = 0
 
     # -- state ---------------------------------------------------------------------------
 
@@ -318,6 +319,8 @@ class Service:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Start up, run until ``stop`` is set (or a fatal error), then shut down in order."""
         self._stop = stop = stop or asyncio.Event()
+        # A KILL file left in place means "do not quote": halt before any feed connects.
+        self._check_kill_file()
         try:
             info = await self.resync.startup(require_trading=self.options.require_trading)
             log.info("service_started", mode=self.settings.mode, env=self.settings.env,
@@ -415,18 +418,27 @@ class Service:
         for name, value in self.rest.limiter.levels().items():
             m.rate_bucket_tokens.labels(bucket=name).set(value)
         m.queue_depth.labels(queue="inbox").set(self.runtime.inbox_depth)
+        # The feeds count reconnects themselves; the Prometheus counter follows their sum.
+        reconnects = sum(f.stats.reconnects for f in self.source.feeds)
+        if reconnects > self._reconnects_exported:
+            m.reconnects_total.inc(reconnects - self._reconnects_exported)
+            self._reconnects_exported = reconnects
 
     async def _watch_files(self) -> None:
         """Halt when the KILL file appears; hot-reload the config when its file changes."""
-        kill = self.options.kill_file or self.settings.db_path.parent / "KILL"
         while True:
             await asyncio.sleep(0.25)
-            if kill.exists() and not self.runtime.halted:
-                self.halt(f"kill_file {kill}")
+            self._check_kill_file()
             mtime = _mtime_ns(self.options.config_path)
             if mtime != self._config_mtime_ns:
                 self._config_mtime_ns = mtime
                 self.reload_config()
+
+    def _check_kill_file(self) -> None:
+        """Halt if the KILL file exists."""
+        kill = self.options.kill_file or self.settings.db_path.parent / "KILL"
+        if kill.exists() and not self.runtime.halted:
+            self.halt(f"kill_file {kill}")
 
     def reload_config(self) -> bool:
         """Swap in the config file's new contents if valid; else keep the old one and say why."""

@@ -1,0 +1,39 @@
+"""Editing the strategy file while the service runs: the next quote uses the new config."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import structlog
+from e2e_helpers import CONFIG_YAML, T1, T2, bot_quotes, running_service, sim_env, until
+
+
+async def test_edited_config_prices_the_next_rfq(tmp_path: Path) -> None:
+    async with sim_env(tmp_path) as env:
+        svc = env.service()
+        async with running_service(svc):
+            first = env.rfq(T1)
+            await until(lambda: bool(bot_quotes(env.exchange, first)), what="the first quote")
+            [q1] = bot_quotes(env.exchange, first)
+            assert (q1.yes_bid_micros, q1.no_bid_micros) == (480_000, 480_000)
+
+            old = svc.config
+            env.config_path.write_text(CONFIG_YAML.replace(f'{T2}: "0.50"', f'{T2}: "0.60"'))
+            await until(lambda: svc.config is not old, what="the reload")
+            new = svc.config
+            second = env.rfq(T2)
+            await until(lambda: bool(bot_quotes(env.exchange, second)), what="the second quote")
+            [q2] = bot_quotes(env.exchange, second)
+            assert (q2.yes_bid_micros, q2.no_bid_micros) == (580_000, 380_000)
+
+            # A broken edit is rejected and the running config kept.
+            with structlog.testing.capture_logs() as logs:
+                env.config_path.write_text("version: 1\nstrategies: [}\n")
+                await until(lambda: any(e["event"] == "config_reload_rejected" for e in logs),
+                            what="the rejection")
+            [rejected] = [e for e in logs if e["event"] == "config_reload_rejected"]
+            assert rejected["path"] == str(env.config_path)
+            await asyncio.sleep(0.3)  # another poll: still the good config
+            assert svc.config is new
+            assert not svc.runtime.halted

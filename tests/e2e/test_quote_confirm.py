@@ -1,0 +1,57 @@
+"""RFQ -> quote -> accept -> confirm -> execution -> fills; the books agree to the micro-dollar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from e2e_helpers import BOT, REQ, T1, bot_quotes, confirm_posts, running_service, sim_env, until
+
+from quoter.demo import compare_with_exchange
+from quoter.domain.types import Side
+from quoter.sim.exchange import QuoteStatus
+from quoter.store import ConfirmState, Store
+
+
+async def test_quote_accept_confirm_fill_matches_the_exchange(tmp_path: Path) -> None:
+    async with sim_env(tmp_path) as env:
+        svc = env.service()
+        async with running_service(svc):
+            rfq_id = env.rfq(T1, contracts_centi=300)
+            await until(lambda: bool(bot_quotes(env.exchange, rfq_id)), what="the bot's quote")
+            [quote] = bot_quotes(env.exchange, rfq_id)
+            # Fixed fair $0.50 minus the $0.02 edge, on both sides.
+            assert (quote.yes_bid_micros, quote.no_bid_micros) == (480_000, 480_000)
+            await until(lambda: quote.id in svc.runtime.open_quotes, what="QuotePlaced")
+
+            env.exchange.accept_quote(REQ, rfq_id, quote.id, Side.YES)
+            await until(lambda: env.exchange.get_quote(quote.id).status
+                        == QuoteStatus.EXECUTED, what="execution")
+            await until(lambda: svc.hooks.counts["fills"] >= 1
+                        and not svc.engine.ledger.provisional_keys(T1), what="the fill booked")
+
+            assert confirm_posts(env.faults, quote.id) == 1
+            # The maker bought YES at its bid: +3 contracts; the requester holds the NO side.
+            assert env.positions(BOT) == {T1: 300}
+            assert env.positions(REQ) == {T1: -300}
+            assert svc.positions_centi() == {T1: 300}
+            assert compare_with_exchange(svc, env.exchange, BOT, env.start_balance_micros) == []
+            counts = svc.snapshot().counts
+            assert (counts["rfqs_seen"], counts["quoted"], counts["accepted"],
+                    counts["confirmed"], counts["fills"]) == (1, 1, 1, 1, 1)
+    # The service closed its store; read what it left on disk.
+    with Store(tmp_path / "quoter.db") as db:
+        assert [(d.decision, d.reason) for d in db.decisions(rfq_id)] == [
+            ("quoted", "quoted"), ("confirmed", "edge_ok")]
+        row = db.quote(quote.id)
+        assert row is not None
+        assert (row.rfq_id, row.market_ticker, row.yes_bid_micros, row.no_bid_micros,
+                row.state) == (rfq_id, T1, 480_000, 480_000, "executed")
+        assert [s for s, _, _ in db.quote_transitions(quote.id)] == [
+            "open", "accepted", "confirmed", "executed"]
+        assert db.confirm_state(quote.id) == ConfirmState.CONFIRMED
+        assert db.claim_confirm(quote.id, 0) is False  # never twice, even from a new process
+        [fill] = db.fills(T1)
+        [exchange_fill] = env.exchange.fills(BOT)
+        assert (fill.trade_id, fill.count_centi, fill.yes_price_micros, fill.fee_micros,
+                fill.outcome_side, fill.is_taker) == (
+            exchange_fill.trade_id, 300, 480_000, exchange_fill.fee_micros, "yes", False)

@@ -1,0 +1,92 @@
+"""A position that changes on the exchange behind the service's back halts quoting, precisely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from e2e_helpers import (
+    BOT,
+    REQ,
+    T1,
+    T2,
+    T3,
+    SimEnv,
+    bot_quotes,
+    running_service,
+    sim_env,
+    until,
+)
+
+from quoter.app import Service
+from quoter.domain.types import Side
+from quoter.sim.exchange import Position, QuoteStatus
+from quoter.store import Store
+
+
+def _adjust_behind_our_back(env: SimEnv, ticker: str, delta_centi: int) -> None:
+    """Change the bot's position with no fill: no exchange API does this, an operator might.
+
+    A manual adjustment (or a fill lost from both the feed and REST) is exactly what
+    reconciliation exists to catch, so the test edits the simulator's ledger directly.
+    """
+    account = env.exchange._accounts[BOT]  # deliberate: see docstring
+    pos = account.positions.setdefault(ticker, Position(ticker))
+    pos.position_centi += delta_centi
+    pos.total_traded_micros += 1  # listed by GET /portfolio/positions
+
+
+async def _trade(env: SimEnv, svc: Service, ticker: str, side: Side) -> None:
+    rfq_id = env.rfq(ticker, contracts_centi=100)
+    await until(lambda: bool(bot_quotes(env.exchange, rfq_id)), what="the bot's quote")
+    [quote] = bot_quotes(env.exchange, rfq_id)
+    await until(lambda: quote.id in svc.runtime.open_quotes, what="QuotePlaced")
+    env.exchange.accept_quote(REQ, rfq_id, quote.id, side)
+    await until(lambda: env.exchange.get_quote(quote.id).status == QuoteStatus.EXECUTED,
+                what="execution")
+    await until(lambda: svc.positions_centi().get(ticker) == env.positions().get(ticker)
+                and not svc.engine.ledger.provisional_keys(ticker), what="the fill booked")
+
+
+async def test_position_changed_behind_our_back_halts_with_the_difference(
+    tmp_path: Path,
+) -> None:
+    async with sim_env(tmp_path) as env:
+        svc = env.service()
+        async with running_service(svc):
+            await _trade(env, svc, T1, Side.YES)
+            assert svc.positions_centi() == {T1: 100}
+            open_rfq = env.rfq(T2)
+            await until(lambda: bool(bot_quotes(env.exchange, open_rfq)), what="a live quote")
+            [live] = bot_quotes(env.exchange, open_rfq)
+            await until(lambda: live.id in svc.runtime.open_quotes, what="QuotePlaced")
+
+            _adjust_behind_our_back(env, T1, 500)
+            await svc.notices.reconcile()
+            await until(lambda: svc.runtime.halted, what="the halt")
+
+            reason = f"position_mismatch {T1}: ours=100 exchange=600 (hundredths of a contract)"
+            assert svc.runtime.halt_reason == reason
+            status = svc.status()
+            assert (status["halted"], status["halt_reason"]) == (True, reason)
+            assert svc.health().reasons == ("halted",)
+            # Halting pulls our quotes and stops new ones.
+            await until(lambda: env.exchange.get_quote(live.id).status == QuoteStatus.CANCELLED,
+                        what="the live quote cancelled")
+            after = env.rfq(T3)
+            await until(lambda: svc.hooks.counts["rfqs_seen"] == 3, what="the new RFQ seen")
+            assert bot_quotes(env.exchange, after) == []
+            assert svc.positions_centi() == {T1: 100}  # the ledger is not "fixed" by a report
+    with Store(tmp_path / "quoter.db") as db:
+        assert [(h.halted, h.reason) for h in db.halts()][:1] == [(True, reason)]
+
+
+async def test_position_appearing_in_an_untraded_market_halts(tmp_path: Path) -> None:
+    async with sim_env(tmp_path) as env:
+        svc = env.service()
+        async with running_service(svc):
+            assert not svc.runtime.halted
+            _adjust_behind_our_back(env, T3, -250)
+            await svc.notices.reconcile()
+            await until(lambda: svc.runtime.halted, what="the halt")
+            assert svc.runtime.halt_reason == (
+                f"position_mismatch {T3}: ours=0 exchange=-250 (hundredths of a contract)")

@@ -1,0 +1,227 @@
+"""kill -9 mid-run: a new service on the same database resumes its positions, never re-confirms.
+
+The first service is a real ``quoter run --mode paper`` subprocess against a simulator served by
+this test process, so it can be SIGKILLed right after a confirm; the second runs in-process on
+the same SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from e2e_helpers import (
+    BOT,
+    REQ,
+    T1,
+    T2,
+    T3,
+    SimEnv,
+    bot_quotes,
+    confirm_posts,
+    running_service,
+    sim_env,
+    until,
+)
+from prometheus_client.parser import text_string_to_metric_families
+
+from quoter.app import Service
+from quoter.demo import compare_with_exchange
+from quoter.domain.types import Side
+from quoter.sim import wire
+from quoter.sim.exchange import OutMessage, QuoteStatus
+from quoter.store import ConfirmState, Store
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _spawn(env: SimEnv, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``quoter run`` in paper mode against the simulator, logs to ``log_path``."""
+    child_env = {**os.environ, "QUOTER_SIM_URL": env.sim.base_url, "QUOTER_LOG_LEVEL": "info",
+                 "QUOTER_LOG_FORMAT": "json"}
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "quoter.cli", "run", "--env", "demo", "--mode", "paper",
+             "--config", str(env.config_path), "--key-id", env.key_id,
+             "--key-file", str(env.key_path), "--db", str(env.workdir / "quoter.db"),
+             "--record-dir", str(env.workdir / "recordings"), "--control-port", "0",
+             "--token-file", str(env.workdir / "control.token"), "--view", "none",
+             "--reconcile-interval", "3600"],
+            cwd=REPO, env=child_env, stdout=log, stderr=subprocess.STDOUT,
+        )
+
+
+def _stored_fills(db_path: Path) -> int:
+    """Fills the other process has committed (read-only: it may still be writing)."""
+    if not db_path.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM fills").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0  # schema not created yet
+    finally:
+        conn.close()
+
+
+def _frames_of_type(text: str, msg_type: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "frames_total" and s.labels.get("type") == msg_type:
+                return s.value
+    return 0.0
+
+
+def _ignored(svc: Service, rfq_id: str) -> int:
+    """The engine's "ignored: unknown_quote" decisions on this RFQ so far."""
+    return sum(d.rfq_id == rfq_id and (d.decision, d.reason) == ("ignored", "unknown_quote")
+               for d in svc.hooks.recent_decisions)
+
+
+async def _accepted_by_the_child(env: SimEnv, ticker: str) -> tuple[str, str]:
+    rfq_id = env.rfq(ticker)
+    await until(lambda: bool(bot_quotes(env.exchange, rfq_id)), timeout_s=15.0,
+                what="the child's quote")
+    [quote] = bot_quotes(env.exchange, rfq_id)
+    env.exchange.accept_quote(REQ, rfq_id, quote.id, Side.YES)
+    await until(lambda: env.exchange.get_quote(quote.id).status != QuoteStatus.ACCEPTED,
+                what="the child's confirm")
+    return rfq_id, quote.id
+
+
+async def test_kill_9_after_a_confirm_then_restart_on_the_same_db(tmp_path: Path) -> None:
+    # A long execution timer: the second trade executes while the child is dead.
+    async with sim_env(tmp_path, execution_timer_ms=1_500) as env:
+        db_path = env.workdir / "quoter.db"
+        proc = _spawn(env, env.workdir / "child.log")
+        try:
+            # Connected = it listed our quotes (startup backfill) over REST.
+            await until(lambda: proc.poll() is not None or env.faults.count(
+                "GET", "/communications/quotes") >= 1, timeout_s=20.0, what="the child to start")
+            assert proc.poll() is None, (env.workdir / "child.log").read_text()
+
+            _, q1 = await _accepted_by_the_child(env, T1)
+            await until(lambda: _stored_fills(db_path) == 1, timeout_s=10.0,
+                        what="the child to store its fill")
+            # A quote left resting by the dead process (no shutdown will cancel it).
+            rfq3 = env.rfq(T3)
+            await until(lambda: bool(bot_quotes(env.exchange, rfq3)), what="a resting quote")
+            [orphan] = bot_quotes(env.exchange, rfq3)
+            rfq2, q2 = await _accepted_by_the_child(env, T2)
+            assert env.exchange.get_quote(q2).status == QuoteStatus.CONFIRMED
+            proc.kill()  # SIGKILL right after the confirm: no shutdown, no flush
+            await asyncio.to_thread(proc.wait, 10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        assert proc.returncode == -9
+        await until(lambda: env.exchange.get_quote(q2).status == QuoteStatus.EXECUTED,
+                    what="the orphaned confirm to execute")
+        assert env.positions() == {T1: 100, T2: 100}
+
+        svc = env.service()
+        # Before any network: positions come from the store, as the dead process booked them.
+        assert svc.positions_centi() == {T1: 100}
+        async with running_service(svc):
+            # The connect-time reconciliation books the fill the dead process never saw.
+            await until(lambda: svc.positions_centi() == {T1: 100, T2: 100},
+                        what="the missed fill booked")
+            assert compare_with_exchange(svc, env.exchange, BOT, env.start_balance_micros) == []
+            assert not svc.runtime.halted
+            # The still-open RFQ is quoted afresh; the new quote replaces the orphan (§3.1).
+            await until(lambda: len(bot_quotes(env.exchange, rfq3)) == 2, what="a fresh quote")
+            fresh = bot_quotes(env.exchange, rfq3)[-1]
+            assert env.exchange.get_quote(orphan.id).status == QuoteStatus.CANCELLED
+            await until(lambda: fresh.id in svc.runtime.open_quotes, what="the fresh quote")
+
+            # An accept notice for the quote the dead process confirmed reaches the new one.
+            frames_before = _frames_of_type(svc.metrics.render().decode(), "quote_accepted")
+            ignored_before = _ignored(svc, rfq2)
+            q = env.exchange.get_quote(q2)
+            rfq = env.exchange.get_rfq(rfq2)
+            msg = wire.quote_accepted_msg(q, env.exchange.comm_id(BOT),
+                                          env.exchange.comm_id(REQ), rfq)
+            env.sim.server.on_out(OutMessage("communications", "quote_accepted", msg, T2,
+                                             frozenset({BOT})))
+            await until(lambda: _frames_of_type(svc.metrics.render().decode(), "quote_accepted")
+                        == frames_before + 1, what="the accept notice")
+            await until(lambda: _ignored(svc, rfq2) == ignored_before + 1,
+                        what="the engine to ignore it")
+            await asyncio.sleep(0.3)  # room for a wrong confirm to reach the simulator
+            assert svc.runtime.stats.confirms_sent == 0
+            for quote_id in (q1, q2):
+                assert confirm_posts(env.faults, quote_id) == 1
+        assert svc.positions_centi() == {T1: 100, T2: 100}
+        # An orderly stop cancels the quote the new process placed.
+        assert env.exchange.get_quote(fresh.id).status == QuoteStatus.CANCELLED
+
+    with Store(db_path) as db:
+        assert db.confirm_state(q1) == ConfirmState.CONFIRMED
+        # The child was killed between sending the confirm and booking its answer.
+        assert db.confirm_state(q2) in (ConfirmState.SENT, ConfirmState.CONFIRMED)
+        for quote_id in (q1, q2):
+            assert db.claim_confirm(quote_id, 0) is False
+        assert [(d.decision, d.reason) for d in db.decisions(rfq2)][:2] == [
+            ("quoted", "quoted"), ("confirmed", "edge_ok")]
+        assert len(db.fills()) == 2
+
+
+async def test_orderly_restarts_restore_positions_once(tmp_path: Path) -> None:
+    """A positions snapshot plus the stored fills it already contains never double-book."""
+    async with sim_env(tmp_path) as env:
+        first = env.service()
+        async with running_service(first):
+            rfq_id = env.rfq(T1, contracts_centi=250)
+            await until(lambda: bool(bot_quotes(env.exchange, rfq_id)), what="the bot's quote")
+            [quote] = bot_quotes(env.exchange, rfq_id)
+            await until(lambda: quote.id in first.runtime.open_quotes, what="QuotePlaced")
+            env.exchange.accept_quote(REQ, rfq_id, quote.id, Side.NO)
+            await until(lambda: env.exchange.get_quote(quote.id).status == QuoteStatus.EXECUTED,
+                        what="execution")
+            await until(lambda: first.positions_centi() == {T1: -250}, what="the fill booked")
+        # Each orderly stop saves a snapshot that includes the fill; restart twice.
+        await _restart_with(env, {T1: -250})
+        await _restart_with(env, {T1: -250})
+
+
+async def _restart_with(env: SimEnv, positions: dict[str, int]) -> None:
+    svc = env.service()
+    assert svc.positions_centi() == positions
+    async with running_service(svc):
+        await until(lambda: svc.notices.reconciles >= 1, what="the connect-time reconciliation")
+        assert svc.positions_centi() == positions
+        assert not svc.runtime.halted
+        assert compare_with_exchange(svc, env.exchange, BOT, env.start_balance_micros) == []
+
+
+async def test_sigterm_stops_the_cli_service_in_order(tmp_path: Path) -> None:
+    async with sim_env(tmp_path) as env:
+        proc = _spawn(env, env.workdir / "child.log")
+        try:
+            await until(lambda: proc.poll() is not None or env.faults.count(
+                "GET", "/communications/quotes") >= 1, timeout_s=20.0, what="the child to start")
+            rfq_id = env.rfq(T1)
+            await until(lambda: bool(bot_quotes(env.exchange, rfq_id)), timeout_s=15.0,
+                        what="the child's quote")
+            [quote] = bot_quotes(env.exchange, rfq_id)
+            proc.terminate()
+            await asyncio.to_thread(proc.wait, 20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        log = (env.workdir / "child.log").read_text()
+        assert proc.returncode == 0, log
+        # Shutdown order: stop quoting, cancel open quotes, flush, close.
+        assert env.exchange.get_quote(quote.id).status == QuoteStatus.CANCELLED
+        assert '"shutdown_quotes_cancelled"' in log
+        assert '"service_stopped"' in log
+    with Store(env.workdir / "quoter.db") as db:
+        row = db.quote(quote.id)
+        assert row is not None
+        assert row.state == "cancelled"
