@@ -214,6 +214,8 @@ class Service:
             tap_out=self.recorder.tap_out if self.recorder else None,
         )
         self.hooks.books = self.source.books
+        self._write_reserve = self.rest.limiter.write_reserve
+        self.hooks.halt_listener = self._on_halt_changed
         self.http: HttpServer | None = None
         self.started_ns = self.clock.now_ns()
         self.fatal: BaseException | None = None
@@ -293,9 +295,20 @@ class Service:
         self.metrics.set_halted(True)
         return {"halted": True, "reason": reason}
 
+    def _on_halt_changed(self, halted: bool) -> None:
+        """While halted no confirm can leave, so its write-token reserve goes to cancels."""
+        limiter = self.rest.limiter
+        if halted:
+            if limiter.write_reserve:
+                self._write_reserve = limiter.write_reserve
+            limiter.set_write_reserve(0)
+        else:
+            limiter.set_write_reserve(self._write_reserve)
+
     def resume(self) -> dict[str, Any]:
         """Resume quoting."""
         self.runtime.resume()
+        self._on_halt_changed(False)
         self.store.record_halt(False, "resumed", "control", self.clock.wall_ns())
         self.metrics.set_halted(False)
         return {"halted": False}
@@ -325,6 +338,8 @@ class Service:
             info = await self.resync.startup(require_trading=self.options.require_trading)
             log.info("service_started", mode=self.settings.mode, env=self.settings.env,
                      communications_id=info.communications_id)
+            if self.settings.sends_orders:
+                await self._cancel_orphans()
             if self.options.install_signals:
                 self._install_signals(stop)
             side: list[tuple[str, Coroutine[Any, Any, None]]] = [
@@ -359,6 +374,24 @@ class Service:
             await self._close()
         if self.fatal is not None:
             raise self.fatal
+
+    async def _cancel_orphans(self) -> None:
+        """Withdraw open quotes a previous process left behind: nothing here tracks them."""
+        try:
+            quotes = await self.rest.list_quotes(user_filter="self", status="open")
+        except QuoterError as exc:
+            log.warning("orphan_quotes_unlisted", error=str(exc))
+            return
+        cancelled = 0
+        for quote in quotes:
+            if quote.id in self.engine.quotes:
+                continue
+            try:
+                await self.rest.delete_quote(quote.rfq_id, quote.id)
+                cancelled += 1
+            except QuoterError as exc:  # gone or accepted meanwhile: nothing to withdraw
+                log.info("orphan_quote_not_cancelled", quote_id=quote.id, error=str(exc))
+        log.info("orphan_quotes_cancelled", count=cancelled, listed=len(quotes))
 
     async def _guard(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         """Run a side task; a failure stops the service in order instead of tearing it down."""

@@ -7,7 +7,7 @@ ignorant of SQLite, Prometheus and the recorder.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import structlog
@@ -76,6 +76,8 @@ class ServiceHooks(RuntimeHooks):
         self.recent_fills: deque[FillView] = deque(maxlen=recent)
         self._accepted_ns: dict[str, int] = {}
         self._unrouted = 0
+        #: Called with True on a halt (the service releases the confirm reserve for cancels).
+        self.halt_listener: Callable[[bool], None] | None = None
         self._rfq_recv_ns: dict[str, int] = {}
         # RFQ ids already counted: a backfill can re-deliver an RFQ whose frame raced it.
         self._seen_rfqs: dict[str, None] = {}
@@ -281,9 +283,11 @@ class ServiceHooks(RuntimeHooks):
             self.metrics.rest_errors_total.labels(code=name).inc()
 
     def on_halt(self, reason: str) -> None:
-        """Persist the halt and export it."""
+        """Persist the halt, export it, and tell the service."""
         self.store.record_halt(True, reason, "runtime", self.clock.wall_ns())
         self.metrics.set_halted(True)
+        if self.halt_listener is not None:
+            self.halt_listener(True)
 
     # -- book subscriptions ------------------------------------------------------------
 
