@@ -86,11 +86,15 @@ async def run_demo(
     world_path: Path | None = None,
     view: ViewMode = "auto",
     install_signals: bool = True,
+    exchange_config: ExchangeConfig | None = None,
 ) -> DemoResult:
-    """Run the simulator and the service for ``seconds``; return the summary inputs."""
+    """Run the simulator and the service for ``seconds``; return the summary inputs.
+
+    ``exchange_config`` overrides the simulator's timers (default: Kalshi's, kalshi-api.md §3.3).
+    """
     clock = LiveClock()
     sim_config = load_sim_config(world_path) if world_path else SimConfig()
-    exchange = SimExchange(clock, ExchangeConfig(id_seed=seed))
+    exchange = SimExchange(clock, exchange_config or ExchangeConfig(id_seed=seed))
     world = World(exchange, clock, sim_config.world, seed)
     user_id = sim_config.world.demo_user_id
     run_dir = workdir / f"run-{clock.wall_ns() // 1_000_000}"

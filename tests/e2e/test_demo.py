@@ -16,6 +16,7 @@ from pathlib import Path
 from quoter.demo import run_demo
 from quoter.kalshi.auth import Signer
 from quoter.recorder import HeaderLine, InLine, OutLine, read_recordings, recording_files
+from quoter.sim.exchange import ExchangeConfig
 
 REPO = Path(__file__).resolve().parents[2]
 #: An RSA-2048 PSS signature is 256 bytes: 344 characters of base64.
@@ -29,8 +30,10 @@ def _decompressed(path: Path) -> bytes:
 
 
 async def test_demo_matches_the_exchange_and_records_no_secret(tmp_path: Path) -> None:
+    # Kalshi's 15 s execution timer would make the wind-down wait; 1 s keeps fills in view.
     result = await run_demo(seconds=8.0, config_path=REPO / "config" / "demo.yaml",
-                            workdir=tmp_path, seed=3, view="none", install_signals=False)
+                            workdir=tmp_path, seed=3, view="none", install_signals=False,
+                            exchange_config=ExchangeConfig(id_seed=3, execution_timer_ms=1_000))
     assert result.ledger_diff == []
     assert result.ledger_match is True
     counts = result.snapshot.counts
