@@ -52,6 +52,7 @@ from quoter.observability.http import (
 from quoter.observability.live_view import ActivityPrinter, LiveView, is_tty
 from quoter.observability.metrics import Metrics
 from quoter.prefilter import build_prefilter
+from quoter.pricing_pool import PricingPool
 from quoter.reconcile import Reconciler
 from quoter.recorder import Recorder, RecordingTransport
 from quoter.replay import PerfTape
@@ -139,6 +140,8 @@ class ServiceOptions:
     http: bool = True
     view: ViewMode = "auto"
     require_trading: bool = True
+    # Worker processes for strategies with ``quoting.isolation: process`` (started on first use).
+    pricing_workers: int = 2
 
 
 class Service:
@@ -198,6 +201,8 @@ class Service:
             execution=KalshiExecution(self.rest), market_data=KalshiMarketData(self.rest),
             hooks=self.hooks, send=settings.sends_orders,
             prefilter=build_prefilter(self.config),
+            pricing_pool=PricingPool(options.pricing_workers, eager=any(
+                s.quoting.isolation == "process" for s in self.config.strategies)),
         )
         self.resync = Resync(self.rest, self.clock)
         self.reconciler = Reconciler(self.rest, self.clock)

@@ -276,6 +276,11 @@ class QuotingParams(_Strict):
     post_only: StrictBool = False
     # A pricer that overruns this budget is treated as a decline (strategy error).
     pricer_budget_us: PosInt = 2000
+    # ``inline``: the engine calls the modules itself (budget measured, never interrupted);
+    # ``process``: they run in a worker process (quoter.pricing_pool), killed after
+    # ``pricer_timeout_ms`` (docs/strategies.md, "Isolation").
+    isolation: Literal["inline", "process"] = "inline"
+    pricer_timeout_ms: Annotated[StrictInt, Field(ge=1, le=10_000)] = 250
 
 
 class LifecycleParams(_Strict):

@@ -10,6 +10,9 @@ change. Ordering rules that matter for money:
   (``claim_confirm``), so a restart can never confirm twice.
 * **Load shedding.** When the inbound queue is full, new low-priority frames are dropped and
   counted; priority frames wait (backpressure) instead.
+* **Pool pricing.** ``PriceInPool`` goes to a bounded queue served by one task per pool worker
+  (``quoter.pricing_pool``); each answer comes back as a priority ``PricingCompleted``. With no
+  pool, the request is priced inline at once (replays, tests).
 * **Shutdown order.** Stop quoting, cancel every open quote over REST, flush the store, close
   the sockets (by cancelling the task group).
 """
@@ -28,8 +31,11 @@ import structlog
 from quoter.clock import Clock
 from quoter.domain import commands as cmd
 from quoter.domain import events as ev
+from quoter.engine.pricing import PRICER_BUSY, PRICER_ERROR, PRICER_TIMEOUT, pricing_completed
 from quoter.errors import DecodeError, ExchangeRejectedError, QuoterError
 from quoter.ports import ExecutionPort, FrameSource, InboundFrame, MarketDataPort
+from quoter.pricing_pool import InlinePricing, PricingPool
+from strategies.base import Decline, Pricing
 
 __all__ = ["EngineLike", "Runtime", "RuntimeHooks", "RuntimeStats"]
 
@@ -138,6 +144,7 @@ class Runtime:
         queue_size: int = 10_000,
         exec_workers: int = 4,
         send: bool = True,
+        pricing_pool: PricingPool | None = None,
     ) -> None:
         self.clock = clock
         self.engine = engine
@@ -157,6 +164,10 @@ class Runtime:
         # IO jobs the engine asked for (market metadata, book snapshots, subscriptions).
         self._jobs: asyncio.Queue[tuple[str, Callable[[], Awaitable[None]]]] = asyncio.Queue()
         self._exec_workers = exec_workers
+        # Process-isolated pricing (quoter.pricing_pool); inline when there is no pool.
+        self._pool = pricing_pool
+        self._inline_pricing = InlinePricing()
+        self._pricing: asyncio.Queue[cmd.PriceInPool] = asyncio.Queue(queue_size)
         self._seq = itertools.count()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         # Quotes of ours that may rest on the exchange: quote_id -> rfq_id, and the live quote
@@ -247,6 +258,13 @@ class Runtime:
                     tg.create_task(self._exec_worker(), name=f"exec-{i}")
                     for i in range(self._exec_workers)
                 ]
+                if self._pool is not None:
+                    if self._pool.eager:
+                        self._pool.start()
+                    workers += [
+                        tg.create_task(self._pricing_worker(self._pool), name=f"pricing-{i}")
+                        for i in range(self._pool.workers)
+                    ]
                 readers = [
                     tg.create_task(self._ingest(src), name=f"ingest-{i}")
                     for i, src in enumerate(sources)
@@ -261,6 +279,8 @@ class Runtime:
             for handle in self._timers.values():
                 handle.cancel()
             self._timers.clear()
+            if self._pool is not None:
+                self._pool.close()
 
     async def _shutdown(self) -> None:
         """Stop quoting, then cancel open quotes and wait (bounded) for the cancels to go."""
@@ -380,6 +400,8 @@ class Runtime:
                 self._jobs.put_nowait(
                     ("unsubscribe", lambda: self.hooks.unsubscribe_markets(tickers))
                 )
+            case cmd.PriceInPool():
+                self._put_pricing(command)
             case cmd.Halt(reason=reason):
                 if not self.halted:
                     self.halted, self.halt_reason = True, reason
@@ -399,6 +421,40 @@ class Runtime:
             if isinstance(command, cmd.SubmitQuote):
                 self.post(ev.QuoteRejected(command.rfq_id, "queue_full", "exec queue full",
                                            self.clock.now_ns()))
+
+    def _put_pricing(self, command: cmd.PriceInPool) -> None:
+        if self._pool is None:
+            result = self._inline_pricing.price(command)
+            self.post(pricing_completed(command.rfq_id, command.request_id, result,
+                                        self.clock.now_ns()))
+            return
+        try:
+            self._pricing.put_nowait(command)
+        except asyncio.QueueFull:
+            log.error("pricing_queue_full", rfq_id=command.rfq_id)
+            self.post(pricing_completed(command.rfq_id, command.request_id,
+                                        Decline(PRICER_BUSY, "pricing queue full"),
+                                        self.clock.now_ns()))
+
+    async def _pricing_worker(self, pool: PricingPool) -> None:
+        """Price one request at a time, so the pool never queues (a timeout means stuck)."""
+        while True:
+            command = await self._pricing.get()
+            try:
+                left_ns = command.deadline_ns - self.clock.now_ns()
+                result: Pricing | Decline
+                try:
+                    result = (
+                        await pool.price(command, left_ns / 1e9) if left_ns > 0
+                        else Decline(PRICER_TIMEOUT, "deadline passed in the pricing queue")
+                    )
+                except Exception as exc:  # e.g. workers cannot be spawned: decline, go on
+                    log.exception("pricing_pool_failed", rfq_id=command.rfq_id)
+                    result = Decline(PRICER_ERROR, f"pricing pool: {type(exc).__name__}")
+                self.post(pricing_completed(command.rfq_id, command.request_id, result,
+                                            self.clock.now_ns()))
+            finally:
+                self._pricing.task_done()
 
     def _schedule(self, key: str, fire_at_ns: int) -> None:
         old = self._timers.pop(key, None)

@@ -7,6 +7,7 @@ The engine returns these from ``on_event``; the runtime executes them through th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "CancelQuote",
@@ -15,6 +16,7 @@ __all__ = [
     "ConfirmQuote",
     "FetchMarket",
     "Halt",
+    "PriceInPool",
     "RecordDecision",
     "RequestBookSnapshot",
     "ScheduleTimer",
@@ -108,6 +110,25 @@ class Halt:
 
 
 @dataclass(frozen=True, slots=True)
+class PriceInPool:
+    """Run a strategy's modules on ``inputs`` in a worker process; answer by ``deadline_ns``.
+
+    Answered by exactly one ``PricingCompleted`` with the same ``request_id`` (a decline
+    ``pricer_timeout`` when the deadline passes). ``inputs`` is a ``strategies.base.PricingInput``
+    whose books are the engine's copies at request time; ``pricer`` / ``overlays`` are the
+    strategy's ``quoter.config.ModuleRef`` objects (the domain cannot import either module).
+    """
+
+    rfq_id: str
+    strategy: str
+    request_id: int
+    inputs: Any
+    pricer: Any
+    overlays: tuple[Any, ...]
+    deadline_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class RecordDecision:
     """Persist and count what the engine decided about an RFQ or accept, with a reason code."""
 
@@ -132,4 +153,5 @@ Command = (
     | UnsubscribeMarkets
     | Halt
     | RecordDecision
+    | PriceInPool
 )

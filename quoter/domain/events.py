@@ -25,6 +25,7 @@ __all__ = [
     "MarketLoadFailed",
     "MarketLoaded",
     "PositionReported",
+    "PricingCompleted",
     "QuoteAccepted",
     "QuoteCancelFailed",
     "QuoteCancelled",
@@ -313,6 +314,25 @@ class MarketLoadFailed:
     ts_recv_ns: int
 
 
+@dataclass(frozen=True, slots=True)
+class PricingCompleted:
+    """A ``PriceInPool`` request was answered: a pricing, or a decline (``decline_reason``).
+
+    Flat fields, not ``strategies.base.Pricing | Decline``: the domain does not import the
+    strategies, and a recording encodes it like any other event. ``decline_reason`` empty means
+    a pricing (``fair_yes_micros`` and both bids set).
+    """
+
+    rfq_id: str
+    request_id: int
+    ts_recv_ns: int
+    fair_yes_micros: int = 0
+    yes_bid_micros: int = 0
+    no_bid_micros: int = 0
+    decline_reason: str = ""
+    decline_detail: str = ""
+
+
 # --- time and control ----------------------------------------------------------------------
 
 
@@ -363,6 +383,7 @@ Event = (
     | QuoteCancelFailed
     | MarketLoaded
     | MarketLoadFailed
+    | PricingCompleted
     | TimerFired
     | KillSwitchChanged
     | ConfigReloaded

@@ -42,6 +42,16 @@ Rules worth knowing (the rest is in the handlers' docstrings):
   ``ignored``/``unknown_quote`` and a fill is still booked (positions are authoritative) but
   joins no quote. Committed quotes still waiting for fills are kept until they are settled.
   Expiry runs at the start of ``on_event``, in order of engine time, so it is deterministic.
+* **Process isolation.** A strategy with ``quoting.isolation: process`` is never priced here:
+  the engine emits ``PriceInPool`` (inputs with copies of the books, a ``request_id`` and a
+  ``deadline_ns``) and continues on the matching ``PricingCompleted`` exactly where inline
+  pricing would (finalize -> risk -> quote / confirm), after re-checking what may have changed
+  meanwhile (halt, market status, close, book age). At most one request per RFQ is in flight;
+  an answer whose ``request_id`` is not the RFQ's current one is ignored. A new RFQ waits in
+  ``PRICING``; a book move while a re-price is in flight marks it to look again once it
+  answers; last look re-prices in the pool with ``deadline_ns <= `` the confirm deadline and
+  declines on a timeout. A ``pricing:<rfq_id>`` timer (deadline + ``POOL_ANSWER_GRACE_NS``)
+  declines ``pricer_timeout`` if no answer ever comes.
 * **Halts.** ``KillSwitchChanged(halted=True)``, a reconciliation mismatch or the daily loss
   stop: every live quote is cancelled, no new quotes, no confirms. Only the operator
   (``KillSwitchChanged(halted=False)``) resumes.
@@ -58,6 +68,7 @@ from typing import Any, Final, cast
 from quoter.config import LifecycleParams, ModuleRef, QuoterConfig, StrategyConfig
 from quoter.domain import commands as C
 from quoter.domain import events as E
+from quoter.domain.book import OrderBook
 from quoter.domain.grid import Band, PriceGrid
 from quoter.domain.money import MAX_PRICE_MICROS, MoneyError
 from quoter.domain.types import MarketInfo, MarketStatus, Side
@@ -65,7 +76,7 @@ from quoter.engine.exposure import ExposureBook
 from quoter.engine.lifecycle import QuoteRecord, QuoteState, RfqRecord, RfqState, Submission
 from quoter.engine.marketdata import BookUpdate, MarketData
 from quoter.engine.positions import PositionLedger
-from quoter.engine.pricing import PRICER_ERROR, PRICER_TIMEOUT, finalize, run_pricing
+from quoter.engine.pricing import PRICER_TIMEOUT, SHELL_REASONS, finalize, result_of, run_pricing
 from quoter.engine.risk import MarketExposure, QuoteExposure, RiskManager, Trade
 from quoter.engine.routing import (
     HALTED,
@@ -80,7 +91,13 @@ from quoter.engine.routing import (
 )
 from strategies.base import Decline, Overlay, Pricer, Pricing, PricingInput
 
-__all__ = ["EXECUTION_FILL_GRACE_NS", "RECORD_RETENTION_NS", "Engine", "ModuleFactory"]
+__all__ = [
+    "EXECUTION_FILL_GRACE_NS",
+    "POOL_ANSWER_GRACE_NS",
+    "RECORD_RETENTION_NS",
+    "Engine",
+    "ModuleFactory",
+]
 
 MS: Final = 1_000_000
 DAY_NS: Final = 86_400 * 1_000_000_000
@@ -89,6 +106,8 @@ DAY_NS: Final = 86_400 * 1_000_000_000
 EXECUTION_FILL_GRACE_NS: Final = 10_000 * MS
 #: How long an ended RFQ / quote record (and an unjoined early fill) is kept for late events.
 RECORD_RETENTION_NS: Final = 60_000 * MS
+#: How long past a ``PriceInPool`` deadline the engine waits for its answer before declining.
+POOL_ANSWER_GRACE_NS: Final = 1_000 * MS
 _TERMINAL: Final = (QuoteState.CANCELLED, QuoteState.DECLINED, QuoteState.EXPIRED, QuoteState.DEAD)
 _COMMITTED: Final = (QuoteState.CONFIRMING, QuoteState.CONFIRMED, QuoteState.EXECUTED)
 _RISK_LIVE: Final = (QuoteState.OPEN, QuoteState.CANCELLING)
@@ -103,6 +122,24 @@ def _registry_build(ref: ModuleRef) -> Pricer | Overlay:
     from strategies import registry
 
     return registry.build(ref.name, ref.params)
+
+
+@dataclass(slots=True)
+class _PoolRequest:
+    """The one ``PriceInPool`` in flight for an RFQ: what its answer continues."""
+
+    request_id: int
+    purpose: str  # "new" | "replace" | "last_look"
+    quote_id: str = ""
+    # A book moved while a re-price was in flight: look again when it answers.
+    dirty: bool = False
+
+
+def _copy_book(book: OrderBook) -> OrderBook:
+    """A copy a worker can price later while the engine keeps updating the original."""
+    copy = OrderBook(book.market_ticker)
+    copy.apply_snapshot(book.yes_levels(), book.no_levels(), book.updated_ns)
+    return copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +200,9 @@ class Engine:
         self._close_timers: dict[str, int] = {}
         self._stale_timers: dict[str, int] = {}
         self._replace_timers: dict[str, None] = {}
+        # Process-isolated pricing: the request in flight per RFQ, and the request counter.
+        self._pool_reqs: dict[str, _PoolRequest] = {}
+        self._pool_seq = 0
         self._handlers: dict[type[Any], Callable[[Any, int, list[C.Command]], None]] = {
             E.RfqReceived: self._on_rfq,
             E.RfqDeleted: self._on_rfq_deleted,
@@ -185,6 +225,7 @@ class Engine:
             E.TimerFired: self._on_timer,
             E.KillSwitchChanged: self._on_kill,
             E.ConfigReloaded: self._on_config,
+            E.PricingCompleted: self._on_pricing_completed,
         }
 
     # === public ==================================================================================
@@ -310,21 +351,40 @@ class Engine:
         self, rec: RfqRecord, st: _Strategy, market: MarketInfo, now: int, *, final: bool = True
     ) -> Pricing | Decline:
         """Run the strategy's modules; a pricing, or a decline carrying its final reason code."""
+        inp = self._input(rec, market, now)
+        budget_ns = st.config.quoting.pricer_budget_us * 1000
+        res = run_pricing(st.pricer, st.overlays, inp, budget_ns=budget_ns, perf_ns=self._perf_ns)
+        return self._conclude(st, market, res, final=final)
+
+    def _input(
+        self, rec: RfqRecord, market: MarketInfo, now: int, *, copy_books: bool = False
+    ) -> PricingInput:
+        """What the modules see; ``copy_books``: only the books needed, copied (for the pool)."""
         rfq = rec.rfq
+        needs = self._needs(rfq, market)
         legs = {
-            t: m for t in self._needs(rfq, market) if t != market.ticker
+            t: m for t in needs if t != market.ticker
             and (m := self.md.markets.get(t)) is not None
         }
-        inp = PricingInput(
-            rfq=rfq, market=market, books=self.md.books, now_ns=now,
+        books: dict[str, OrderBook] = self.md.books
+        if copy_books:
+            books = {
+                t: _copy_book(b) for t in dict.fromkeys((market.ticker, *needs))
+                if (b := self.md.books.get(t)) is not None
+            }
+        return PricingInput(
+            rfq=rfq, market=market, books=books, now_ns=now,
             position_centi=self.ledger.position_centi(market.ticker),
             event_position_centi=self.ledger.event_position_centi(market.event_ticker),
             size_centi=self._est_size(rfq), leg_markets=legs,
         )
-        budget_ns = st.config.quoting.pricer_budget_us * 1000
-        res = run_pricing(st.pricer, st.overlays, inp, budget_ns=budget_ns, perf_ns=self._perf_ns)
+
+    def _conclude(
+        self, st: _Strategy, market: MarketInfo, res: Pricing | Decline, *, final: bool
+    ) -> Pricing | Decline:
+        """Turn the modules' answer into a final reason code, or a quotable pricing."""
         if isinstance(res, Decline):
-            if res.reason in (PRICER_ERROR, PRICER_TIMEOUT):
+            if res.reason in SHELL_REASONS:
                 return res
             return Decline(f"{PRICER_DECLINED}:{res.reason}", res.detail)
         if not final:
@@ -625,6 +685,7 @@ class Engine:
     def _drop(self, rec: RfqRecord, reason: str, out: list[C.Command], detail: str = "") -> None:
         """Give up on an RFQ we never quoted."""
         self._unpend(rec.rfq_id)
+        self._forget_pool(rec.rfq_id, out)
         self.rfqs.pop(rec.rfq_id, None)
         self._sync(rec)
         st = self._ctx.pop(rec.rfq_id, None)
@@ -650,20 +711,34 @@ class Engine:
             self._drop(rec, why or "no_route", out)
             return
         st = self._ctx[rec.rfq_id] = self._strategies[strategy.name]
-        lc = st.lifecycle
-        if market.status is not MarketStatus.ACTIVE:
-            self._drop(rec, filtered("market_status"), out)
-            return
-        close_at = self._close_fire_ns(market, lc)
-        if close_at is not None and close_at <= now:
-            self._drop(rec, filtered("time_to_close"), out)
-            return
-        needs = self._needs(rfq, market)
-        problem = self._book_problem(needs, lc, now)
+        problem = self._unquotable(rec, st, market, now)
         if problem:
             self._drop(rec, problem, out)
             return
-        res = self._price(rec, st, market, now)
+        if st.config.quoting.isolation == "process":
+            rec.move(RfqState.PRICING)
+            self._request_pool(rec, st, market, "new", now, out)
+            return
+        self._quote_priced(rec, st, market, self._price(rec, st, market, now), now, out)
+
+    def _unquotable(
+        self, rec: RfqRecord, st: _Strategy, market: MarketInfo, now: int
+    ) -> str | None:
+        """Why this RFQ cannot be quoted now (market status, close, books), else None."""
+        if market.status is not MarketStatus.ACTIVE:
+            return filtered("market_status")
+        close_at = self._close_fire_ns(market, st.lifecycle)
+        if close_at is not None and close_at <= now:
+            return filtered("time_to_close")
+        return self._book_problem(self._needs(rec.rfq, market), st.lifecycle, now)
+
+    def _quote_priced(
+        self, rec: RfqRecord, st: _Strategy, market: MarketInfo, res: Pricing | Decline,
+        now: int, out: list[C.Command],
+    ) -> None:
+        """Risk-check a new RFQ's final pricing and quote it (or drop it with the reason)."""
+        rfq, strategy, lc = rec.rfq, st.config, st.lifecycle
+        needs = self._needs(rfq, market)
         if isinstance(res, Decline):
             self._drop(rec, res.reason, out, res.detail)
             return
@@ -723,11 +798,20 @@ class Engine:
         rec = self.rfqs.pop(ev.rfq_id, None)
         if rec is None:
             return
-        self._ctx.pop(ev.rfq_id, None)
+        st = self._ctx.pop(ev.rfq_id, None)
         if ev.rfq_id in self._pending:
             self._unpend(ev.rfq_id)
             out.append(C.CancelTimer(f"pending:{ev.rfq_id}"))
             self._not_quoted(rec.rfq, "rfq_deleted", out)
+        req = self._forget_pool(ev.rfq_id, out)
+        if rec.state is RfqState.PRICING:
+            self._not_quoted(rec.rfq, "rfq_deleted", out, st.config.name if st else "")
+        elif req is not None and req.purpose == "last_look":
+            q = self.quotes.get(req.quote_id)
+            if q is not None and q.state is QuoteState.ACCEPTED:
+                out.append(C.RecordDecision(rec.rfq_id, rec.market_ticker, "declined",
+                                            "rfq_deleted", strategy=rec.strategy,
+                                            quote_id=q.quote_id))
         self._sync(rec)
         for qid in rec.quote_ids:
             q = self.quotes[qid]
@@ -832,13 +916,9 @@ class Engine:
         st = self._ctx.get(rec.rfq_id)
         if st is None or rec.state is not RfqState.QUOTING or rec.pull_reason or self.halted:
             return
-        if rec.in_flight:
-            last_fair = rec.in_flight[-1].fair_yes_micros
-        else:
-            cur = rec.current_quote_id
-            if cur is None or self.quotes[cur].state is not QuoteState.OPEN:
-                return
-            last_fair = self.quotes[cur].fair_yes_micros
+        last_fair = self._last_fair(rec)
+        if last_fair is None:
+            return
         lc = st.lifecycle
         interval_ns = lc.min_replace_interval_ms * MS
         if rec.last_submit_ns is not None and now - rec.last_submit_ns < interval_ns:
@@ -853,7 +933,31 @@ class Engine:
         if problem:
             self._pull(rec, problem, out)
             return
-        res = self._price(rec, st, market, now)
+        if st.config.quoting.isolation == "process":
+            req = self._pool_reqs.get(rec.rfq_id)
+            if req is not None:
+                req.dirty = True  # one request in flight per RFQ: look again when it answers
+            else:
+                self._request_pool(rec, st, market, "replace", now, out)
+            return
+        self._replace_priced(rec, st, market, last_fair, self._price(rec, st, market, now),
+                             now, out)
+
+    def _last_fair(self, rec: RfqRecord) -> int | None:
+        """The fair value of our newest submission or open quote (None: nothing to replace)."""
+        if rec.in_flight:
+            return rec.in_flight[-1].fair_yes_micros
+        cur = rec.current_quote_id
+        if cur is None or self.quotes[cur].state is not QuoteState.OPEN:
+            return None
+        return self.quotes[cur].fair_yes_micros
+
+    def _replace_priced(
+        self, rec: RfqRecord, st: _Strategy, market: MarketInfo, last_fair: int,
+        res: Pricing | Decline, now: int, out: list[C.Command],
+    ) -> None:
+        """Pull on a decline; post again if the fair moved by the tolerance and risk allows."""
+        lc = st.lifecycle
         if isinstance(res, Decline):
             self._pull(rec, res.reason, out)
             return
@@ -870,6 +974,95 @@ class Engine:
         out.append(C.RecordDecision(rec.rfq_id, rec.market_ticker, "requoted", "fair_moved",
                                     strategy=rec.strategy,
                                     detail=f"{last_fair}->{res.fair_yes_micros}"))
+
+    # === process-isolated pricing (quoting.isolation: process) =================================
+
+    def _request_pool(
+        self, rec: RfqRecord, st: _Strategy, market: MarketInfo, purpose: str, now: int,
+        out: list[C.Command], quote_id: str = "", *, cap_ns: int | None = None,
+    ) -> None:
+        """Ask the pool to price ``rec``; its answer continues ``purpose`` (one per RFQ)."""
+        self._pool_seq += 1
+        deadline = now + st.config.quoting.pricer_timeout_ms * MS
+        if cap_ns is not None:
+            deadline = min(deadline, cap_ns)
+        self._pool_reqs[rec.rfq_id] = _PoolRequest(self._pool_seq, purpose, quote_id)
+        out.append(C.PriceInPool(
+            rec.rfq_id, st.config.name, self._pool_seq,
+            self._input(rec, market, now, copy_books=True),
+            st.config.pricer, st.config.overlays, deadline,
+        ))
+        out.append(C.ScheduleTimer(f"pricing:{rec.rfq_id}", deadline + POOL_ANSWER_GRACE_NS))
+
+    def _forget_pool(self, rfq_id: str, out: list[C.Command]) -> _PoolRequest | None:
+        """Drop ``rfq_id``'s request in flight (its answer will be ignored) and its timer."""
+        req = self._pool_reqs.pop(rfq_id, None)
+        if req is not None:
+            out.append(C.CancelTimer(f"pricing:{rfq_id}"))
+        return req
+
+    def _on_pricing_completed(
+        self, ev: E.PricingCompleted, now: int, out: list[C.Command]
+    ) -> None:
+        """Continue where inline pricing would; a stale answer (not the current request) is
+        ignored."""
+        req = self._pool_reqs.get(ev.rfq_id)
+        if req is None or req.request_id != ev.request_id:
+            return
+        self._forget_pool(ev.rfq_id, out)
+        self._pool_answered(ev.rfq_id, req, result_of(ev), now, out)
+
+    def _pool_answered(
+        self, rfq_id: str, req: _PoolRequest, res: Pricing | Decline, now: int,
+        out: list[C.Command],
+    ) -> None:
+        rec, st = self.rfqs.get(rfq_id), self._ctx.get(rfq_id)
+        if rec is None or st is None:
+            return
+        market = self.md.markets[rec.market_ticker]
+        if req.purpose == "new":
+            if rec.state is not RfqState.PRICING:
+                return
+            # Time passed while the pool priced: what could have changed is checked again.
+            problem = HALTED if self.halted else self._unquotable(rec, st, market, now)
+            if problem:
+                self._drop(rec, problem, out)
+                return
+            self._quote_priced(rec, st, market, self._conclude(st, market, res, final=True),
+                               now, out)
+        elif req.purpose == "replace":
+            if rec.state is not RfqState.QUOTING or rec.pull_reason or self.halted:
+                return
+            problem = self._book_problem(self._needs(rec.rfq, market), st.lifecycle, now)
+            if problem:
+                self._pull(rec, problem, out)
+                return
+            last_fair = self._last_fair(rec)
+            if last_fair is None:
+                return
+            self._replace_priced(rec, st, market, last_fair,
+                                 self._conclude(st, market, res, final=True), now, out)
+            if req.dirty:
+                self._maybe_replace(rec, now, out)
+        else:
+            q = self.quotes.get(req.quote_id)
+            if q is None or q.state is not QuoteState.ACCEPTED:
+                return  # declined meanwhile (halt) or dead (RFQ deleted)
+            reason, detail = self._pre_look(q, rec, st, market, now)
+            if reason is None:
+                reason, detail = self._post_look(
+                    q, st, self._conclude(st, market, res, final=False)
+                )
+            self._finish_look(q, rec, reason, detail, out)
+
+    def _on_pricing_timer(self, rfq_id: str, now: int, out: list[C.Command]) -> None:
+        """The pool never answered (it always should): decline as a timeout."""
+        req = self._pool_reqs.get(rfq_id)
+        if req is None:
+            return
+        self._pool_reqs.pop(rfq_id)
+        self._pool_answered(rfq_id, req, Decline(PRICER_TIMEOUT, "no answer from the pool"),
+                            now, out)
 
     # === last look and execution =================================================================
 
@@ -899,9 +1092,25 @@ class Engine:
         hvm = market.is_hvm or market.is_combo  # every combo is HVM (kalshi-api.md §6)
         window_ms = lc.hvm_confirm_window_ms if hvm else lc.confirm_window_ms
         q.deadline_ns = ev.ts_recv_ns + (window_ms - lc.confirm_safety_margin_ms) * MS
-        q.accepted_side = side = ev.accepted_side
+        q.accepted_side = ev.accepted_side
         q.size_centi = self._accepted_size(ev, rec.rfq)
-        reason, detail = self._last_look(q, rec, st, market, now)
+        if st.config.quoting.isolation == "process":
+            reason, detail = self._pre_look(q, rec, st, market, now)
+            if reason is None:
+                # Never later than the confirm deadline: a timeout is a decline, in time.
+                self._request_pool(rec, st, market, "last_look", now, out, q.quote_id,
+                                   cap_ns=q.deadline_ns)
+                return
+        else:
+            reason, detail = self._last_look(q, rec, st, market, now)
+        self._finish_look(q, rec, reason, detail, out)
+
+    def _finish_look(
+        self, q: QuoteRecord, rec: RfqRecord, reason: str | None, detail: str,
+        out: list[C.Command],
+    ) -> None:
+        """Decline (do nothing at the exchange) or confirm an accepted quote."""
+        side = q.accepted_side
         if reason is not None:
             q.move(QuoteState.DECLINED)
             rec.move(RfqState.QUOTING)
@@ -936,8 +1145,16 @@ class Engine:
         self, q: QuoteRecord, rec: RfqRecord, st: _Strategy, market: MarketInfo, now: int
     ) -> tuple[str | None, str]:
         """``(None, detail)`` to confirm, else ``(reason code, detail)``."""
-        side = q.accepted_side
-        if side is None:
+        reason, detail = self._pre_look(q, rec, st, market, now)
+        if reason is not None:
+            return reason, detail
+        return self._post_look(q, st, self._price(rec, st, market, now, final=False))
+
+    def _pre_look(
+        self, q: QuoteRecord, rec: RfqRecord, st: _Strategy, market: MarketInfo, now: int
+    ) -> tuple[str | None, str]:
+        """The last-look checks that need no pricing: ``(None, "")`` if they pass."""
+        if q.accepted_side is None:
             return "no_accepted_side", ""
         if q.size_centi <= 0:
             return "unknown_size", ""
@@ -948,7 +1165,14 @@ class Engine:
         problem = self._book_problem(self._needs(rec.rfq, market), st.lifecycle, now)
         if problem:
             return problem, ""
-        res = self._price(rec, st, market, now, final=False)
+        return None, ""
+
+    def _post_look(
+        self, q: QuoteRecord, st: _Strategy, res: Pricing | Decline
+    ) -> tuple[str | None, str]:
+        """The last-look checks on the re-priced fair value: edge, then risk."""
+        side = q.accepted_side
+        assert side is not None  # checked by _pre_look
         if isinstance(res, Decline):
             return res.reason, res.detail
         fair = res.fair_yes_micros
@@ -1076,12 +1300,22 @@ class Engine:
             self._drop(self.rfqs[rfq_id], HALTED, out)
             out.append(C.CancelTimer(f"pending:{rfq_id}"))
         for rec in list(self.rfqs.values()):
-            self._pull(rec, HALTED, out)
+            if rec.state is RfqState.PRICING:
+                self._drop(rec, HALTED, out)
+            else:
+                self._pull(rec, HALTED, out)
         for q in self.quotes.values():
             if q.state is QuoteState.ACCEPTED:
+                # Only a last look waiting for the pool is here: inline ones finish at once.
                 q.move(QuoteState.DECLINED)
                 out.append(C.RecordDecision(q.rfq_id, q.market_ticker, "declined", HALTED,
                                             quote_id=q.quote_id))
+                owner = self.rfqs.get(q.rfq_id)
+                if owner is not None and owner.state is RfqState.ACCEPTED:
+                    self._forget_pool(owner.rfq_id, out)
+                    owner.move(RfqState.QUOTING)
+                    self._sync(owner)
+                    self._settle_rfq(owner)
 
     def _on_kill(self, ev: E.KillSwitchChanged, now: int, out: list[C.Command]) -> None:
         if ev.halted:
@@ -1191,6 +1425,8 @@ class Engine:
                 # so the provisional exposure stays until a fill or ConfirmFailed settles it.
                 out.append(C.RecordDecision(q.rfq_id, q.market_ticker, "confirm_unanswered",
                                             "confirm_deadline_passed", quote_id=q.quote_id))
+        elif kind == "pricing":
+            self._on_pricing_timer(arg, now, out)
         elif kind == "exec":
             q = self.quotes.get(arg)
             if q is not None:

@@ -16,9 +16,10 @@ Quote states::
      ├──► CANCELLED    (withdrawn, or replaced and gone)
      └──► DEAD         (its RFQ was deleted before anything was committed)
 
-RFQ states: ``PENDING`` (parked, waiting for market metadata or a book), ``QUOTING`` (we have a
-submission in flight or a live quote), ``ACCEPTED`` (one quote was accepted; last look or a
-commitment in progress), ``DONE`` (nothing more will happen on it).
+RFQ states: ``PENDING`` (parked, waiting for market metadata or a book), ``PRICING`` (a
+process-isolated strategy is pricing it in the pool: ``PriceInPool`` sent, no answer yet),
+``QUOTING`` (we have a submission in flight or a live quote), ``ACCEPTED`` (one quote was
+accepted; last look or a commitment in progress), ``DONE`` (nothing more will happen on it).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class RfqState(StrEnum):
     """Where an RFQ is, from our side."""
 
     PENDING = "pending"
+    PRICING = "pricing"
     QUOTING = "quoting"
     ACCEPTED = "accepted"
     DONE = "done"
@@ -91,7 +93,8 @@ LIVE_QUOTE_STATES: tuple[QuoteState, ...] = (_Q.OPEN, _Q.REPLACED, _Q.CANCELLING
 
 _R = RfqState
 _RFQ_MOVES: dict[RfqState, tuple[RfqState, ...]] = {
-    _R.PENDING: (_R.QUOTING, _R.DONE),
+    _R.PENDING: (_R.PRICING, _R.QUOTING, _R.DONE),
+    _R.PRICING: (_R.QUOTING, _R.DONE),
     _R.QUOTING: (_R.ACCEPTED, _R.DONE),
     # After a decline or a failed confirm the RFQ may still be open with a newer quote.
     _R.ACCEPTED: (_R.QUOTING, _R.DONE),

@@ -7,20 +7,37 @@ gets no quotes out). ``finalize`` snaps bids down to the market's grid, lowers t
 ``yes_bid + no_bid <= $1 - min_spread`` (the exchange rejects a sum above $1, kalshi-api.md
 §3.1), keeps one-sided quotes (a 0 bid means "no bid on that side") and declines when both
 sides end up at 0 (Kalshi rejects a quote of two zeros).
+
+``pricing_completed`` / ``result_of`` carry a pricing result across a process boundary as the
+flat ``PricingCompleted`` event (strategies with ``quoting.isolation: process``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from quoter.domain.events import PricingCompleted
 from quoter.domain.grid import PriceGrid
 from quoter.domain.money import MAX_PRICE_MICROS, MoneyError
 from strategies.base import Decline, Overlay, Pricer, Pricing, PricingInput
 
-__all__ = ["PRICER_ERROR", "PRICER_TIMEOUT", "finalize", "run_pricing"]
+__all__ = [
+    "PRICER_BUSY",
+    "PRICER_ERROR",
+    "PRICER_TIMEOUT",
+    "SHELL_REASONS",
+    "finalize",
+    "pricing_completed",
+    "result_of",
+    "run_pricing",
+]
 
 PRICER_ERROR = "pricer_error"
 PRICER_TIMEOUT = "pricer_timeout"
+#: The pricing pool's queue is full: the request was never run.
+PRICER_BUSY = "pricer_busy"
+#: Decline reasons decided around a module, not by it (kept as the final reason code).
+SHELL_REASONS = (PRICER_ERROR, PRICER_TIMEOUT, PRICER_BUSY)
 
 
 def _sane(p: Pricing) -> Pricing:
@@ -105,3 +122,25 @@ def finalize(pricing: Pricing, grid: PriceGrid, min_spread_micros: int) -> Prici
     if yes == 0 and no == 0:
         return Decline("empty_quote")
     return Pricing(pricing.fair_yes_micros, yes, no)
+
+
+def pricing_completed(
+    rfq_id: str, request_id: int, result: Pricing | Decline, ts_recv_ns: int
+) -> PricingCompleted:
+    """Wrap a pricing result as the event answering ``PriceInPool`` ``request_id``."""
+    if isinstance(result, Pricing):
+        return PricingCompleted(rfq_id, request_id, ts_recv_ns, result.fair_yes_micros,
+                                result.yes_bid_micros, result.no_bid_micros)
+    # An empty reason would read as a pricing: keep a decline a decline.
+    return PricingCompleted(rfq_id, request_id, ts_recv_ns, decline_reason=result.reason or
+                            PRICER_ERROR, decline_detail=result.detail)
+
+
+def result_of(ev: PricingCompleted) -> Pricing | Decline:
+    """Unwrap a ``PricingCompleted`` (a pricing is sanity-checked like any module answer)."""
+    if ev.decline_reason:
+        return Decline(ev.decline_reason, ev.decline_detail)
+    try:
+        return _sane(Pricing(ev.fair_yes_micros, ev.yes_bid_micros, ev.no_bid_micros))
+    except MoneyError as exc:
+        return Decline(PRICER_ERROR, str(exc))

@@ -8,8 +8,8 @@ Reason codes for every RFQ we do not quote (recorded with ``RecordDecision``):
   notional, time_to_close, market_status, requester, max_legs) rejected it;
 * ``no_market`` (metadata unknown / failed to load / parked too long), ``no_book`` (no trusted
   book), ``stale_book``, ``risk:<limit>``, ``pricer_declined:<reason>``, ``pricer_error``,
-  ``pricer_timeout``, ``halted``, ``rate_budget`` (too many RFQs waiting) are decided by the
-  engine after routing.
+  ``pricer_timeout``, ``pricer_busy`` (the pricing pool's queue is full), ``halted``,
+  ``rate_budget`` (too many RFQs waiting) are decided by the engine after routing.
 """
 
 from __future__ import annotations
