@@ -483,7 +483,9 @@ class Service:
         new, why = reload(self.options.config_path, self.config)
         if why is not None:
             log.error("config_reload_rejected", path=str(self.options.config_path), why=why)
+            self.metrics.config_reloads_total.labels(result="rejected").inc()
             return False
+        self.metrics.config_reloads_total.labels(result="applied").inc()
         self.config = new
         self.runtime.set_prefilter(build_prefilter(new))
         self._record_config(new)

@@ -282,6 +282,10 @@ class ServiceHooks(RuntimeHooks):
         if not ok:
             self.metrics.rest_errors_total.labels(code=name).inc()
 
+    def on_engine_error(self, event: ev.Event, error: BaseException) -> None:
+        """Count an event the engine failed on."""
+        self.metrics.engine_errors_total.inc()
+
     def on_halt(self, reason: str) -> None:
         """Persist the halt, export it, and tell the service."""
         self.store.record_halt(True, reason, "runtime", self.clock.wall_ns())

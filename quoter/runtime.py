@@ -70,6 +70,7 @@ class RuntimeStats:
     confirms_sent: int = 0
     confirms_skipped: int = 0
     cancels_sent: int = 0
+    engine_errors: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
 
 
@@ -108,6 +109,9 @@ class RuntimeHooks:
 
     def on_request_sent(self, command: cmd.Command, queued_ns: int, now_ns: int) -> None:
         """Observe a quote/cancel/confirm leaving for the exchange."""
+
+    def on_engine_error(self, event: ev.Event, error: BaseException) -> None:
+        """Count an event the engine failed on."""
 
     def on_halt(self, reason: str) -> None:
         """Persist/announce a halt."""
@@ -342,7 +346,18 @@ class Runtime:
         try:
             commands = self.engine.on_event(event, now_ns)
         except QuoterError as exc:
-            log.error("engine_event_failed", event=type(event).__name__, error=str(exc))
+            self.stats.engine_errors += 1
+            self.hooks.on_engine_error(event, exc)
+            log.error("engine_event_failed", event_type=type(event).__name__, error=str(exc))
+            return
+        except Exception as exc:
+            # A bug, not bad input: the engine's state can no longer be trusted to quote, but
+            # it must keep seeing fills and results, so halt (cancels go out) and carry on.
+            self.stats.engine_errors += 1
+            self.hooks.on_engine_error(event, exc)
+            log.exception("engine_event_crashed", event_type=type(event).__name__)
+            if not self.halted:
+                self.halt(f"engine error on {type(event).__name__}")
             return
         self.hooks.on_engine_step(event, commands, self.clock.now_ns())
         for command in commands:

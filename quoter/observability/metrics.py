@@ -61,6 +61,12 @@ class Metrics:
             "unknown_messages_total", "Frames of an unknown type.", ["type"], registry=r
         )
         self.reconnects_total = Counter("reconnects_total", "WebSocket reconnects.", registry=r)
+        self.config_reloads_total = Counter(
+            "config_reloads_total", "Strategy config reloads.", ["result"], registry=r
+        )
+        self.engine_errors_total = Counter(
+            "engine_errors_total", "Events the engine failed on (each halts quoting).", registry=r
+        )
         self.rest_errors_total = Counter(
             "rest_errors_total", "REST errors by code.", ["code"], registry=r
         )
