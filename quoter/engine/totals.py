@@ -1,0 +1,145 @@
+"""Risk views: the full exposure recomputation and the running totals kept in step with it."""
+
+from __future__ import annotations
+
+from quoter.engine.lifecycle import QuoteRecord, RfqRecord, RfqState
+from quoter.engine.risk import MarketExposure, QuoteExposure, Trade
+from quoter.engine.state import (
+    _RISK_LIVE,
+    _EngineState,
+)
+
+
+class _Totals(_EngineState):
+    """Keep the running risk totals in step with RFQs, quotes and positions."""
+
+    def _exposures(
+        self, ticker: str | None, exclude_rfq: str | None = None
+    ) -> dict[str, MarketExposure]:
+        """Every market's exposure (``ticker`` always present), without ``exclude_rfq``'s quotes."""
+        return self._risk_view(ticker, exclude_rfq)[0]
+
+    def _risk_view(
+        self, ticker: str | None, exclude_rfq: str | None
+    ) -> tuple[dict[str, MarketExposure], int]:
+        """Exposures per market and the number of RFQs with a quote that could be hit.
+
+        Live quotes are those open or being cancelled plus submissions still in flight (a
+        replaced quote is gone at the exchange; a racing accept of it is checked on its own).
+        The full recomputation, O(RFQs): the risk checks use the running totals in ``book``
+        (kept equal to this, see ``tests/engine/test_exposure_book.py``); this one serves the
+        rare breach scan after a fill (for its exact market order) and status views.
+        """
+        exp: dict[str, MarketExposure] = {}
+        ledger = self.ledger
+
+        def get(t: str) -> MarketExposure:
+            e = exp.get(t)
+            if e is None:
+                pos = ledger.market(t)
+                e = exp[t] = MarketExposure(
+                    t, ledger.event_of(t), ledger.series_of(t), pos.position_centi, pos.cost_micros
+                )
+            return e
+
+        if ticker is not None:
+            get(ticker)
+        for t in ledger.tickers():
+            e = get(t)
+            for key in ledger.provisional_keys(t):
+                q = self.quotes.get(key)
+                if q is not None and q.accepted_side is not None:
+                    left = abs(q.provisional_centi)
+                    e.provisional.append(Trade(q.accepted_side, q.bid_for(q.accepted_side), left))
+        quotes, n_open = self.quotes, 0
+        for rfq_id, rec in self.rfqs.items():
+            if rec.state is not RfqState.QUOTING or rfq_id == exclude_rfq:
+                continue
+            bids = [(s.yes_bid_micros, s.no_bid_micros) for s in rec.in_flight]
+            for qid in rec.quote_ids:
+                q = quotes[qid]
+                if q.state in _RISK_LIVE:
+                    bids.append((q.yes_bid_micros, q.no_bid_micros))
+            if not bids:
+                continue
+            n_open += 1
+            e = get(rec.market_ticker)
+            size = rec.rfq.contracts_centi
+            for yes, no in bids:
+                e.quotes.append(QuoteExposure(
+                    yes, no, size if size is not None else self._est_size(rec.rfq, yes, no)
+                ))
+        return exp, n_open
+
+    # --- running risk totals (quoter.engine.exposure) ------------------------------------------
+    # Every change to an RFQ's state, its in-flight submissions or its quotes' states is followed
+    # by ``_sync(rec)``; every change to a quote's provisional exposure by ``_sync_prov(q)``; the
+    # ledger reports position changes itself. ``_risk_view`` above is the full recomputation the
+    # totals are tested against.
+
+    def _load_of(self, rec: RfqRecord) -> tuple[str, int, int, int] | None:
+        """What ``rec``'s hittable quotes put into the book (as in ``_risk_view``), or None."""
+        if rec.state is not RfqState.QUOTING or self.rfqs.get(rec.rfq_id) is not rec:
+            return None
+        size = rec.rfq.contracts_centi
+        loss_yes = loss_no = n = 0
+        for s in rec.in_flight:
+            sz = size if size is not None else self._est_size(rec.rfq, s.yes_bid_micros,
+                                                              s.no_bid_micros)
+            loss_yes += s.no_bid_micros * sz
+            loss_no += s.yes_bid_micros * sz
+            n += 1
+        for qid in rec.quote_ids:
+            q = self.quotes[qid]
+            if q.state in _RISK_LIVE:
+                sz = size if size is not None else self._est_size(rec.rfq, q.yes_bid_micros,
+                                                                  q.no_bid_micros)
+                loss_yes += q.no_bid_micros * sz
+                loss_no += q.yes_bid_micros * sz
+                n += 1
+        return (rec.market_ticker, loss_yes, loss_no, n) if n else None
+
+    def _sync(self, rec: RfqRecord) -> None:
+        """Bring the book in line with ``rec``'s hittable quotes."""
+        new = self._load_of(rec)
+        old = self._rfq_load.get(rec.rfq_id)
+        if new == old:
+            return
+        if old is not None:
+            self.book.add_quotes(old[0], old[1], old[2], old[3], -1)
+            del self._rfq_load[rec.rfq_id]
+        if new is not None:
+            self.book.add_quotes(new[0], new[1], new[2], new[3], 1)
+            self._rfq_load[rec.rfq_id] = new
+
+    def _sync_prov(self, q: QuoteRecord) -> None:
+        """Bring the book in line with ``q``'s provisional trade (as in ``_risk_view``)."""
+        new: tuple[str, int, int, int] | None = None
+        entry = self._ledger.provisional_entry(q.quote_id)
+        side = q.accepted_side
+        if entry is not None and side is not None and self.quotes.get(q.quote_id) is q:
+            trade = Trade(side, q.bid_for(side), abs(q.provisional_centi))
+            yes, no = trade.pnl()
+            new = (entry[0], trade.signed_centi, yes, no)
+        old = self._prov_load.get(q.quote_id)
+        if new == old:
+            return
+        if old is not None:
+            self.book.add_provisional(old[0], old[1], old[2], old[3], -1)
+            del self._prov_load[q.quote_id]
+        if new is not None:
+            self.book.add_provisional(new[0], new[1], new[2], new[3], 1)
+            self._prov_load[q.quote_id] = new
+
+    def _on_position_changed(self, ticker: str) -> None:
+        pos = self._ledger.market(ticker)
+        self.book.set_position(ticker, pos.position_centi, pos.cost_micros)
+
+    def _check_quote(self, rec: RfqRecord, ticker: str, quote: QuoteExposure) -> str | None:
+        """Risk-check a new quote on ``rec`` (replacing its current ones) against the totals."""
+        load = self._rfq_load.get(rec.rfq_id)
+        if load is None:
+            return self.risk.check_quote_book(self.book, self.book.open_rfqs, ticker, quote)
+        return self.risk.check_quote_book(
+            self.book, self.book.open_rfqs - 1, ticker, quote, (load[1], load[2])
+        )
