@@ -14,7 +14,7 @@ from benchmarks._timing import per_item_ns, report
 from quoter.config import load_config
 from quoter.kalshi.schemas import decode_frame, peek_type
 from quoter.kalshi.translate import decode_events
-from quoter.prefilter import build_prefilter
+from quoter.runtime.prefilter import build_prefilter
 
 FRAMES_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "frames"
 

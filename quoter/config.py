@@ -277,7 +277,7 @@ class QuotingParams(_Strict):
     # A pricer that overruns this budget is treated as a decline (strategy error).
     pricer_budget_us: PosInt = 2000
     # ``inline``: the engine calls the modules itself (budget measured, never interrupted);
-    # ``process``: they run in a worker process (quoter.pricing_pool), killed after
+    # ``process``: they run in a worker process (quoter.runtime.pricing_pool), killed after
     # ``pricer_timeout_ms`` (docs/strategies.md, "Isolation").
     isolation: Literal["inline", "process"] = "inline"
     pricer_timeout_ms: Annotated[StrictInt, Field(ge=1, le=10_000)] = 250

@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from quoter.control import ControlClient
 from quoter.errors import QuoterError
-from quoter.settings import ControlSettings
+from quoter.service.control_client import ControlClient
+from quoter.service.environment import ControlSettings
 
 __all__ = ["register", "run"]
 

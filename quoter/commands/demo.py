@@ -11,7 +11,7 @@ from typing import Any
 from quoter.clock import LiveClock
 from quoter.errors import QuoterError
 from quoter.observability.logging import configure_logging
-from quoter.summary import dump_summary_json, render_summary, summary_json
+from quoter.service.summary import dump_summary_json, render_summary, summary_json
 
 __all__ = ["register", "run"]
 
@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; exit 0 if the bot's books match the simulator's ledger."""
-    from quoter.demo import run_demo
+    from quoter.service.demo import run_demo
 
     if args.seconds <= 0:
         print("quoter demo: --seconds must be positive", file=sys.stderr)

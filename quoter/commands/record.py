@@ -8,7 +8,7 @@ There is no engine and no REST call at all (so nothing is ever sent to the excha
 subscriptions). Runs until SIGINT/SIGTERM or ``--seconds``.
 
 Frames are recorded raw, so ``quoter decode`` reads the files; they hold no engine steps, so
-they are market data for backtests, not a service replay (``quoter.replay`` needs those).
+they are market data for backtests, not a service replay (``backtests.replay`` needs those).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from quoter.kalshi.source import BOOK_CHANNEL
 from quoter.kalshi.ws import KalshiFeed, sharded_feeds
 from quoter.kalshi.ws_types import FeedNotice, RawFrame
 from quoter.observability.logging import configure_logging
-from quoter.recorder import Recorder
-from quoter.settings import Settings, add_settings_arguments, settings_from_args
+from quoter.recording.recorder import Recorder
+from quoter.service.environment import Settings, add_settings_arguments, settings_from_args
 
 __all__ = ["RecordResult", "record", "register", "run"]
 

@@ -11,7 +11,7 @@ from typing import Any
 from quoter.clock import LiveClock
 from quoter.errors import QuoterError
 from quoter.observability.logging import configure_logging
-from quoter.settings import add_settings_arguments, settings_from_args
+from quoter.service.environment import add_settings_arguments, settings_from_args
 
 __all__ = ["register", "run"]
 
@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the service; 0 after an orderly stop, 1 on a fatal error."""
-    from quoter.app import Service, ServiceOptions
+    from quoter.service.app import Service, ServiceOptions
 
     if not 1 <= args.shards <= 100:
         print("quoter run: --shards must be 1..100", file=sys.stderr)

@@ -10,7 +10,7 @@ For a wrapped object frame the yielded bytes are the frame's **exact text span**
 wrapped JSON-text frame yields that text, UTF-8 encoded. Blank lines are skipped; ``-`` reads
 stdin; a path ending in ``.gz`` is read through gzip. A line that looks wrapped but is not a
 valid wrapper is yielded whole, as a bare frame, so the decoder reports what is wrong with it.
-Recordings (``quoter.recorder``) are frame files too: their non-frame lines are skipped.
+Recordings (``quoter.recording``) are frame files too: their non-frame lines are skipped.
 """
 
 from __future__ import annotations

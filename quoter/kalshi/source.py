@@ -10,7 +10,7 @@ Connections (kalshi-api.md §2, §7):
 
 All feeds share one bounded output queue (frames carry their ``conn_id``) and one control queue
 of notices. :meth:`FeedSource.run` runs the feeds' reconnect loops and hands every notice to
-``on_notice`` (``quoter.resync.NoticeHandler`` turns them into backfills and engine events);
+``on_notice`` (``quoter.service.resync.NoticeHandler`` turns them into backfills and engine events);
 :meth:`FeedSource.frames` is what the runtime ingests. Run both in the same TaskGroup::
 
     tg.create_task(source.run(), name="feeds")

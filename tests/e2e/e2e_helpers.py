@@ -17,12 +17,12 @@ from pathlib import Path
 
 from starlette.responses import Response
 
-from quoter.app import Service, ServiceOptions
 from quoter.clock import LiveClock
 from quoter.domain.fees import FeeSchedule, FeeType
 from quoter.domain.grid import grid_for_structure
 from quoter.domain.types import MarketStatus
-from quoter.settings import Settings
+from quoter.service.app import Service, ServiceOptions
+from quoter.service.environment import Settings
 from quoter.sim.app import RateLimits
 from quoter.sim.exchange import ExchangeConfig, SimExchange, SimMarket, SimQuote
 from quoter.sim.faults import FaultInjector

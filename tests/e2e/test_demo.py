@@ -13,9 +13,9 @@ import re
 import sys
 from pathlib import Path
 
-from quoter.demo import run_demo
 from quoter.kalshi.auth import Signer
-from quoter.recorder import HeaderLine, InLine, OutLine, read_recordings, recording_files
+from quoter.recording.format import HeaderLine, InLine, OutLine, read_recordings, recording_files
+from quoter.service.demo import run_demo
 from quoter.sim.exchange import ExchangeConfig
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from quoter.app import HaltedRequestError, HaltGate
+from quoter.service.app import HaltedRequestError, HaltGate
 
 BASE = "http://127.0.0.1/trade-api/v2"
 QUOTE = ("POST", f"{BASE}/communications/quotes")

@@ -19,9 +19,9 @@ from e2e_helpers import (
     until,
 )
 
-from quoter.app import Service
 from quoter.domain.types import Side
-from quoter.settings import read_token
+from quoter.service.app import Service
+from quoter.service.environment import read_token
 from quoter.sim.app import RateLimits
 from quoter.sim.config import FaultConfig
 from quoter.sim.exchange import QuoteStatus

@@ -18,9 +18,9 @@ from e2e_helpers import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from quoter.app import Service
-from quoter.demo import compare_with_exchange
 from quoter.domain.types import Side
+from quoter.service.app import Service
+from quoter.service.demo import compare_with_exchange
 from quoter.sim.config import FaultConfig, FrameFaultRule
 from quoter.sim.exchange import QuoteStatus
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from e2e_helpers import BOT, REQ, T1, bot_quotes, confirm_posts, running_service, sim_env, until
 
-from quoter.demo import compare_with_exchange
 from quoter.domain.types import Side
+from quoter.service.demo import compare_with_exchange
+from quoter.service.store import ConfirmState, Store
 from quoter.sim.exchange import QuoteStatus
-from quoter.store import ConfirmState, Store
 
 
 async def test_quote_accept_confirm_fill_matches_the_exchange(tmp_path: Path) -> None:

@@ -17,10 +17,10 @@ from e2e_helpers import (
     until,
 )
 
-from quoter.app import Service
 from quoter.domain.types import Side
+from quoter.service.app import Service
+from quoter.service.store import Store
 from quoter.sim.exchange import Position, QuoteStatus
-from quoter.store import Store
 
 
 def _adjust_behind_our_back(env: SimEnv, ticker: str, delta_centi: int) -> None:

@@ -29,12 +29,12 @@ from e2e_helpers import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from quoter.app import Service
-from quoter.demo import compare_with_exchange
 from quoter.domain.types import Side
+from quoter.service.app import Service
+from quoter.service.demo import compare_with_exchange
+from quoter.service.store import ConfirmState, Store
 from quoter.sim import wire
 from quoter.sim.exchange import OutMessage, QuoteStatus
-from quoter.store import ConfirmState, Store
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -19,7 +19,7 @@ from quoter.engine.engine import POOL_ANSWER_GRACE_NS
 from quoter.engine.lifecycle import QuoteState, RfqState
 from quoter.engine.pricing import pricing_completed
 from quoter.errors import ConfigError
-from quoter.pricing_pool import InlinePricing
+from quoter.runtime.pricing_pool import InlinePricing
 from strategies.base import Decline, Pricing
 
 POOL = "{isolation: process, pricer_timeout_ms: 300}"

@@ -16,11 +16,11 @@ import structlog
 from pydantic import SecretStr
 
 from quoter.cli import main
-from quoter.control import ControlClient, ControlError
 from quoter.errors import AuthError, TransportError
-from quoter.observability.http import ControlHandlers, HealthStatus, HttpServer, create_app, running
 from quoter.observability.metrics import Metrics
-from quoter.settings import load_or_create_token
+from quoter.service.control_client import ControlClient, ControlError
+from quoter.service.environment import load_or_create_token
+from quoter.service.http import ControlHandlers, HealthStatus, HttpServer, create_app, running
 
 TOKEN = "test-token-0123456789abcdef"
 

@@ -14,13 +14,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from quoter.clock import ReplayClock
-from quoter.observability.http import (
-    HealthStatus,
-    HttpServer,
-    create_app,
-    evaluate_health,
-    running,
-)
 from quoter.observability.logging import (
     REDACTED,
     Redactor,
@@ -29,6 +22,13 @@ from quoter.observability.logging import (
     log_context,
 )
 from quoter.observability.metrics import Metrics
+from quoter.service.http import (
+    HealthStatus,
+    HttpServer,
+    create_app,
+    evaluate_health,
+    running,
+)
 
 WALL_NS = 1_752_000_000_123_456_789  # 2025-07-08T18:40:00.123456Z
 
@@ -251,7 +251,7 @@ def test_refuses_non_loopback() -> None:
 
 
 def test_control_requires_a_strong_token() -> None:
-    from quoter.observability.http import ControlHandlers
+    from quoter.service.http import ControlHandlers
 
     handlers = ControlHandlers(
         halt=lambda r: {}, resume=dict, cancel_all=dict, status=dict

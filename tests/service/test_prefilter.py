@@ -10,7 +10,7 @@ from quoter.config import parse_config
 from quoter.domain.events import RfqReceived
 from quoter.domain.grid import grid_for_structure
 from quoter.domain.types import MarketInfo, MarketStatus
-from quoter.prefilter import build_prefilter
+from quoter.runtime.prefilter import build_prefilter
 
 CONFIG = """
 version: 1

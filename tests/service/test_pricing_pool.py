@@ -15,7 +15,7 @@ from quoter.domain.commands import PriceInPool
 from quoter.domain.events import RfqReceived
 from quoter.domain.grid import grid_for_structure
 from quoter.domain.types import MarketInfo, MarketStatus
-from quoter.pricing_pool import InlinePricing, PricingPool
+from quoter.runtime.pricing_pool import InlinePricing, PricingPool
 from strategies.base import Decline, Pricing, PricingInput
 
 T = "KXTEST-26JAN01-A"
@@ -128,7 +128,7 @@ def test_inputs_survive_pickling() -> None:
 def test_pricing_completed_survives_a_recording() -> None:
     """A pool answer is an engine input like any other: a replay feeds the recorded one."""
     from quoter.engine.pricing import pricing_completed, result_of
-    from quoter.replay import decode_event, encode_event
+    from quoter.recording.format import decode_event, encode_event
 
     for res in (Pricing(500_000, 480_000, 480_000), Decline("pricer_timeout", "x")):
         event = pricing_completed("r1", 7, res, 123)

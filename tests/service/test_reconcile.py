@@ -18,7 +18,7 @@ from quoter.domain.types import BookSide, Side
 from quoter.kalshi.adapter import KalshiExecution
 from quoter.kalshi.auth import Signer
 from quoter.kalshi.rest import KalshiRest, RetryPolicy
-from quoter.reconcile import Reconciler, diff_positions
+from quoter.service.reconcile import Reconciler, diff_positions
 
 S = 1_000_000_000
 

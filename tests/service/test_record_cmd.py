@@ -15,7 +15,7 @@ import pytest
 from quoter.cli import main
 from quoter.clock import LiveClock
 from quoter.kalshi.frames import iter_frames
-from quoter.recorder import HeaderLine, InLine, WsOutLine, read_recordings, recording_files
+from quoter.recording.format import HeaderLine, InLine, WsOutLine, read_recordings, recording_files
 from quoter.sim.config import SimConfig
 from quoter.sim.exchange import ExchangeConfig, SimExchange
 from quoter.sim.server import serve_sim

@@ -20,18 +20,17 @@ from quoter.kalshi.auth import Signer
 from quoter.kalshi.frames import iter_frames
 from quoter.kalshi.rest import KalshiRest
 from quoter.observability.logging import Redactor
-from quoter.recorder import (
+from quoter.recording.format import (
     FORMAT_VERSION,
     EventLine,
     HeaderLine,
     InLine,
     OutLine,
-    Recorder,
-    RecordingTransport,
     WsOutLine,
     read_recording,
     recording_files,
 )
+from quoter.recording.recorder import Recorder, RecordingTransport
 
 WALL0 = 1_752_000_000_000_000_000
 SEC = 1_000_000_000

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from quoter.app import Service, ServiceOptions
+from backtests.replay import EngineInput, ReplayError, iter_engine_inputs, replay, replay_decisions
 from quoter.clock import LiveClock
 from quoter.config import config_hash, load_config, parse_config
 from quoter.domain import commands as cmd
@@ -24,23 +24,22 @@ from quoter.domain import events as ev
 from quoter.domain.fees import FeeSchedule, FeeType
 from quoter.domain.grid import grid_for_structure
 from quoter.domain.types import BookSide, ComboLeg, MarketInfo, MarketStatus, Side
-from quoter.hooks import ServiceHooks
-from quoter.recorder import EventLine, InLine, read_recordings, recording_files
-from quoter.replay import (
-    EngineInput,
-    ReplayError,
+from quoter.recording.format import (
+    EventLine,
+    InLine,
     decode_event,
     encode_event,
-    iter_engine_inputs,
-    replay,
-    replay_decisions,
+    read_recordings,
+    recording_files,
 )
-from quoter.settings import Settings
+from quoter.service.app import Service, ServiceOptions
+from quoter.service.environment import Settings
+from quoter.service.hooks import ServiceHooks
+from quoter.service.store import Store
 from quoter.sim.config import SimConfig
 from quoter.sim.exchange import ExchangeConfig, SimExchange
 from quoter.sim.server import serve_sim
 from quoter.sim.world import World
-from quoter.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ROOT / "config" / "demo.yaml"
@@ -52,7 +51,7 @@ class CapturingHooks(ServiceHooks):
 
     def __init__(self, base: ServiceHooks) -> None:
         super().__init__(clock=base.clock, engine=base.engine, store=base.store,
-                         metrics=base.metrics, recorder=base.recorder, books=base.books,
+                         metrics=base.metrics, recorder=base.recorder,
                          perf=base.perf)
         self.live: list[cmd.Command] = []
         self.steps = 0
@@ -244,7 +243,7 @@ def test_event_codec_round_trips_market_metadata() -> None:
 def _synthetic(directory: Path, *, gap: bool = False) -> list[Path]:
     """A tiny service-shaped recording written with the real Recorder (no sim needed)."""
     from quoter.clock import ReplayClock
-    from quoter.recorder import Recorder
+    from quoter.recording.recorder import Recorder
 
     cfg = load_config(DEMO_CONFIG)
     clock = ReplayClock(start_ns=1_000, wall_offset_ns=1_780_000_000_000_000_000)
@@ -290,7 +289,7 @@ def test_a_gap_stops_the_replay(tmp_path: Path) -> None:
 
 def test_a_passive_capture_is_not_a_service_recording(tmp_path: Path) -> None:
     from quoter.clock import ReplayClock
-    from quoter.recorder import Recorder
+    from quoter.recording.recorder import Recorder
 
     with Recorder(tmp_path, clock=ReplayClock(start_ns=0), threaded=False) as rec:
         n = rec.record_in("c", '{"type":"ok","id":1}', 1, 1)
@@ -302,7 +301,7 @@ def test_a_passive_capture_is_not_a_service_recording(tmp_path: Path) -> None:
 def test_recorded_pricer_clock_reproduces_a_timeout(tmp_path: Path) -> None:
     """A live budget overrun (perf readings 5 ms apart) is a pricer_timeout in the replay too."""
     from quoter.clock import ReplayClock
-    from quoter.recorder import Recorder
+    from quoter.recording.recorder import Recorder
 
     cfg = load_config(DEMO_CONFIG)
     wall0 = 1_780_000_000_000_000_000
@@ -343,7 +342,7 @@ def test_recorded_pricer_clock_reproduces_a_timeout(tmp_path: Path) -> None:
 def test_frames_link_to_steps_once_by_connection_time_and_content(tmp_path: Path) -> None:
     from quoter.clock import ReplayClock
     from quoter.kalshi.ws_types import RawFrame
-    from quoter.recorder import Recorder
+    from quoter.recording.recorder import Recorder
 
     with Recorder(tmp_path, clock=ReplayClock(start_ns=0), threaded=False) as rec:
         a, b = b'{"type":"a"}', b'{"type":"b"}'
@@ -361,7 +360,7 @@ def test_frames_link_to_steps_once_by_connection_time_and_content(tmp_path: Path
 
 def test_config_reload_replays_from_the_recorded_text(tmp_path: Path) -> None:
     from quoter.clock import ReplayClock
-    from quoter.recorder import Recorder
+    from quoter.recording.recorder import Recorder
 
     text = DEMO_CONFIG.read_text(encoding="utf-8")
     first = load_config(DEMO_CONFIG)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 import httpx
@@ -23,7 +23,7 @@ from quoter.kalshi.adapter import KalshiExecution, KalshiMarketData
 from quoter.kalshi.auth import Signer
 from quoter.kalshi.rest import KalshiRest, RetryPolicy
 from quoter.kalshi.schemas import decode_frame, frame_type
-from quoter.kalshi.source import BookSubscriptions, build_feed_source
+from quoter.kalshi.source import build_feed_source
 from quoter.kalshi.translate import to_events
 from quoter.kalshi.ws_types import (
     Backoff,
@@ -32,9 +32,9 @@ from quoter.kalshi.ws_types import (
     SubscriptionLost,
     SubscriptionView,
 )
-from quoter.reconcile import Reconciler
-from quoter.resync import ExchangeClosedError, NoticeHandler, Resync
-from quoter.runtime import Runtime, RuntimeHooks
+from quoter.runtime.driver import Runtime
+from quoter.service.reconcile import Reconciler
+from quoter.service.resync import ExchangeClosedError, NoticeHandler, Resync
 from quoter.sim.app import RateLimits
 from quoter.sim.exchange import QuoteStatus, SimExchange, SimMarket
 from quoter.sim.server import serve_sim
@@ -327,17 +327,6 @@ class _DropAccepts:
         return None
 
 
-class _BookHooks(RuntimeHooks):
-    def __init__(self, books: BookSubscriptions) -> None:
-        self.books = books
-
-    async def subscribe_markets(self, tickers: Sequence[str]) -> None:
-        await self.books.subscribe_markets(tickers)
-
-    async def unsubscribe_markets(self, tickers: Sequence[str]) -> None:
-        await self.books.unsubscribe_markets(tickers)
-
-
 def _decode(data: bytes | str, ts_recv_ns: int) -> tuple[str | None, list[E.Event]]:
     msg = decode_frame(data, ts_recv_ns)
     # The source subscribes books with use_yes_price: true.
@@ -388,7 +377,7 @@ async def test_accept_lost_on_the_wire_is_confirmed_after_the_comms_gap() -> Non
         assert source.books is not None
         runtime = holder["rt"] = Runtime(
             clock=clock, engine=engine, decode=_decode, execution=KalshiExecution(rest),
-            market_data=KalshiMarketData(rest), hooks=_BookHooks(source.books),
+            market_data=KalshiMarketData(rest), subscriptions=source.books,
         )
         tasks = [asyncio.create_task(source.run()),
                  asyncio.create_task(runtime.run([source]))]

@@ -8,7 +8,7 @@ from quoter.clock import LiveClock
 from quoter.domain import commands as cmd
 from quoter.domain import events as ev
 from quoter.domain.types import MarketInfo
-from quoter.runtime import Runtime
+from quoter.runtime.driver import Runtime
 
 
 class BrokenOnRfqEngine:

@@ -15,8 +15,8 @@ from quoter.domain import events as E
 from quoter.domain.grid import grid_for_structure
 from quoter.domain.types import MarketInfo, MarketStatus
 from quoter.engine.engine import Engine
-from quoter.pricing_pool import PricingPool
-from quoter.runtime import Runtime, RuntimeHooks
+from quoter.runtime.driver import Runtime, RuntimeHooks
+from quoter.runtime.pricing_pool import PricingPool
 
 T = "KXTEST-26JAN01-A"
 MARKET = MarketInfo(T, "KXTEST-26JAN01", "KXTEST", MarketStatus.ACTIVE,

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from quoter.errors import ConfigError
-from quoter.settings import (
+from quoter.service.environment import (
     ENDPOINTS,
     Settings,
     add_settings_arguments,

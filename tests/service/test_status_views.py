@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from quoter.domain.money import MoneyError, parse_dollars, parse_fp
-from quoter.observability.live_view import (
+from quoter.service.live_view import (
     ActivityPrinter,
     LiveView,
     format_duration_ms,
     is_tty,
     render,
 )
-from quoter.status import (
+from quoter.service.status import (
     DecisionView,
     FillView,
     LatencyRecorder,
@@ -33,7 +33,7 @@ from quoter.status import (
     to_json_dict,
     usd,
 )
-from quoter.summary import (
+from quoter.service.summary import (
     compare_ledgers,
     dump_summary_json,
     ledger_line,

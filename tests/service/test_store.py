@@ -14,7 +14,7 @@ import pytest
 from quoter.domain.events import FillReceived
 from quoter.domain.types import BookSide, Side
 from quoter.errors import FatalError
-from quoter.store import MIGRATIONS, ConfirmState, Store
+from quoter.service.store import MIGRATIONS, ConfirmState, Store
 
 
 def _fill(trade_id: str = "t-1", count_centi: int = 100) -> FillReceived:
@@ -181,7 +181,7 @@ _CHILD = textwrap.dedent(
     import sys, time
     from quoter.domain.events import FillReceived
     from quoter.domain.types import BookSide, Side
-    from quoter.store import Store
+    from quoter.service.store import Store
 
     store = Store(sys.argv[1], batch_size=10_000)
     assert store.claim_confirm("q-crash", 1)

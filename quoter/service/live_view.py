@@ -1,6 +1,6 @@
 """Operator views of a running service: a live terminal dashboard and a line-per-event printer.
 
-* :func:`render` turns a :class:`~quoter.status.StatusSnapshot` into rich tables (pure).
+* :func:`render` turns a :class:`~quoter.service.status.StatusSnapshot` into rich tables (pure).
 * :class:`LiveView` redraws that on a TTY, about 4 times a second.
 * :class:`ActivityPrinter` is for logs and CI (no TTY): one compact line per new decision, fill
   or halt change, so a ``make demo`` log shows activity as it happens.
@@ -23,7 +23,7 @@ from rich.text import Text
 
 from quoter.domain.money import format_fp
 from quoter.observability.logging import format_wall_ns
-from quoter.status import (
+from quoter.service.status import (
     DecisionView,
     FillView,
     StatusSnapshot,

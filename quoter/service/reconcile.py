@@ -45,7 +45,7 @@ __all__ = [
     "position_event",
 ]
 
-log = structlog.get_logger("quoter.reconcile")
+log = structlog.get_logger("quoter.service.reconcile")
 
 NS_PER_S = 1_000_000_000
 #: Fills are listed from this long before the previous round's start: ``min_ts`` is in whole

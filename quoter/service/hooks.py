@@ -1,25 +1,27 @@
-"""The service's side channels of the runtime: persistence, recording, metrics, latency.
+"""The service's observers of the runtime: persistence, recording, metrics, latency.
 
-Everything here observes; nothing decides. The engine stays pure, and the runtime stays
-ignorant of SQLite, Prometheus and the recorder.
+Everything here observes; nothing decides. The engine and the runtime kernel stay pure, and
+the driver stays ignorant of SQLite, Prometheus and the recorder. What does decide is a port:
+the confirm journal (:class:`StoreConfirmJournal`) and the book subscriptions
+(``quoter.kalshi.source.BookSubscriptions``).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import structlog
 
 from quoter.clock import Clock
 from quoter.domain import commands as cmd
 from quoter.domain import events as ev
+from quoter.engine.engine import Engine
 from quoter.errors import DecodeError
 from quoter.kalshi.schemas import peek_type
 from quoter.observability.metrics import Metrics
 from quoter.ports import InboundFrame
-from quoter.replay import (
+from quoter.recording.format import (
     CONFIG_KIND,
     ENGINE_START_KIND,
     PRICER_TIMEOUT_KIND,
@@ -27,18 +29,14 @@ from quoter.replay import (
     PerfTape,
     encode_event,
 )
-from quoter.runtime import RuntimeHooks
-from quoter.status import DecisionView, FillView, LatencyRecorder
-from quoter.store import ConfirmState, Store
+from quoter.recording.recorder import Recorder
+from quoter.runtime.driver import RuntimeHooks
+from quoter.service.status import DecisionView, FillView, LatencyRecorder
+from quoter.service.store import ConfirmState, Store
 
-if TYPE_CHECKING:
-    from quoter.engine.engine import Engine
-    from quoter.kalshi.source import BookSubscriptions
-    from quoter.recorder import Recorder
+__all__ = ["ServiceHooks", "StoreConfirmJournal"]
 
-__all__ = ["ServiceHooks"]
-
-log = structlog.get_logger("quoter.hooks")
+log = structlog.get_logger("quoter.service.hooks")
 
 #: Counted RFQ funnel keys (shown in status and the demo summary).
 _MAX_TRACKED = 100_000
@@ -56,7 +54,6 @@ class ServiceHooks(RuntimeHooks):
         store: Store,
         metrics: Metrics,
         recorder: Recorder | None = None,
-        books: BookSubscriptions | None = None,
         recent: int = 200,
         perf: PerfTape | None = None,
     ) -> None:
@@ -67,7 +64,6 @@ class ServiceHooks(RuntimeHooks):
         self.store = store
         self.metrics = metrics
         self.recorder = recorder
-        self.books = books
         self.latency = LatencyRecorder()
         self.counts: dict[str, int] = dict.fromkeys(FUNNEL, 0)
         self.decline_reasons: dict[str, int] = {}
@@ -107,9 +103,7 @@ class ServiceHooks(RuntimeHooks):
     def on_engine_input(
         self, event: ev.Event, now_ns: int, origin: tuple[InboundFrame, int] | None
     ) -> None:
-        """Record the engine step (see ``quoter.replay``): frame link or the event itself."""
-        if self.perf is not None:
-            self.perf.start_step()
+        """Record the engine step (see ``backtests.replay``): frame link or the event itself."""
         if self.recorder is None:
             return
         if origin is not None:
@@ -144,7 +138,7 @@ class ServiceHooks(RuntimeHooks):
         """Persist and count one decision."""
         if self.recorder is not None and decision.reason == "pricer_timeout":
             # Timing-dependent: reproduced from the perf tape, or listed by a replay run
-            # without it (quoter.replay, budgets=False).
+            # without it (backtests.replay, budgets=False).
             self.recorder.record_event(PRICER_TIMEOUT_KIND, {
                 "rfq_id": decision.rfq_id, "market_ticker": decision.market_ticker,
                 "detail": decision.detail,
@@ -268,10 +262,6 @@ class ServiceHooks(RuntimeHooks):
                 self.latency.add("accept_to_confirm_sent", now_ns - accepted)
             self.store.mark_confirm(command.quote_id, ConfirmState.SENT, self.clock.wall_ns())
 
-    def claim_confirm(self, quote_id: str, now_ns: int) -> bool:
-        """Durably claim a confirm: a quote is never confirmed twice, even across restarts."""
-        return self.store.claim_confirm(quote_id, self.clock.wall_ns())
-
     def on_command_result(self, name: str, latency_ns: int, ok: bool) -> None:
         """Time REST round trips."""
         if name == "confirm_quote":
@@ -293,14 +283,15 @@ class ServiceHooks(RuntimeHooks):
         if self.halt_listener is not None:
             self.halt_listener(True)
 
-    # -- book subscriptions ------------------------------------------------------------
 
-    async def subscribe_markets(self, tickers: Sequence[str]) -> None:
-        """Add markets to the order book subscription."""
-        if self.books is not None:
-            await self.books.subscribe_markets(tickers)
+class StoreConfirmJournal:
+    """The ``ConfirmJournal`` of the service: claims committed to SQLite before a confirm leaves,
+    so a quote is never confirmed twice, even across a ``kill -9`` and a restart."""
 
-    async def unsubscribe_markets(self, tickers: Sequence[str]) -> None:
-        """Remove markets from the order book subscription."""
-        if self.books is not None:
-            await self.books.unsubscribe_markets(tickers)
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def claim(self, quote_id: str, now_ns: int) -> bool:
+        """Durably claim a confirm (stored with the wall time); False if claimed before."""
+        return self._store.claim_confirm(quote_id, self._clock.wall_ns())

@@ -1,6 +1,6 @@
 """Client of the running service's control API (``quoter halt | resume | cancel-all | status``).
 
-Talks to ``quoter.observability.http`` on the loopback port with the bearer token from
+Talks to ``quoter.service.http`` on the loopback port with the bearer token from
 ``QUOTER_CONTROL_TOKEN`` or the token file the service wrote (mode 0600). Synchronous: it is
 used by one-shot CLI commands.
 """
@@ -13,7 +13,7 @@ import httpx
 from pydantic import SecretStr
 
 from quoter.errors import AuthError, QuoterError, TransportError
-from quoter.settings import ControlSettings, is_loopback
+from quoter.service.environment import ControlSettings, is_loopback
 
 __all__ = ["ControlClient", "ControlError"]
 

@@ -19,19 +19,19 @@ from typing import Any
 
 import structlog
 
-from quoter.app import Service, ServiceOptions, ViewMode
 from quoter.clock import LiveClock
 from quoter.domain.money import format_dollars, format_fp
-from quoter.settings import Settings
+from quoter.service.app import Service, ServiceOptions, ViewMode
+from quoter.service.environment import Settings
+from quoter.service.status import StatusSnapshot
 from quoter.sim.config import SimConfig, load_sim_config
 from quoter.sim.exchange import ExchangeConfig, SimExchange
 from quoter.sim.server import serve_sim
 from quoter.sim.world import World
-from quoter.status import StatusSnapshot
 
 __all__ = ["DemoResult", "compare_with_exchange", "run_demo"]
 
-log = structlog.get_logger("quoter.demo")
+log = structlog.get_logger("quoter.service.demo")
 
 #: How long to wait, after quoting stops, for committed quotes to execute and fill.
 SETTLE_TIMEOUT_S = 25.0

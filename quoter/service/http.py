@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from quoter.observability.metrics import CONTENT_TYPE_LATEST, Metrics
-from quoter.settings import is_loopback
+from quoter.service.environment import is_loopback
 
 __all__ = [
     "ControlHandlers",

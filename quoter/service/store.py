@@ -129,7 +129,7 @@ _SYNC_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
 _ROW_ERRORS: Final = (
     sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.DataError,
 )
-_log = structlog.get_logger("quoter.store")
+_log = structlog.get_logger("quoter.service.store")
 
 
 class ConfirmState(StrEnum):

@@ -1,18 +1,20 @@
 """The async driver: one TaskGroup runs the feed readers, the engine loop and the executors.
 
-Shared by live, simulated and replay runs; only the clock, the frame sources and the ports
-change. Ordering rules that matter for money:
+It is the service's shell around the runtime kernel (:mod:`quoter.runtime.kernel`), which
+holds every rule: the engine-step error policy, open-quote tracking, the halt, shadow,
+deadline and journal gates. The driver adds only what needs an event loop:
 
 * **Priority lane.** Our own quote events, fills, command results and timers overtake an
   ``rfq_created`` flood: the inbound queue is a priority queue keyed ``(lane, seq)``.
-* **Confirms never wait behind quotes.** Confirms have their own worker; a confirm is sent only
-  if the deadline has not passed, we are not halted, and the store has not seen it before
-  (``claim_confirm``), so a restart can never confirm twice.
+* **Confirms never wait behind quotes.** Confirms have their own worker; each is released by
+  the kernel at the moment it would leave (halt, shadow, deadline, journal).
 * **Load shedding.** When the inbound queue is full, new low-priority frames are dropped and
   counted; priority frames wait (backpressure) instead.
+* **Timers.** The kernel's ``ScheduleTimer`` / ``CancelTimer`` go into a
+  :class:`~quoter.clock.TimerQueue`; one loop timer waits for its earliest deadline.
 * **Pool pricing.** ``PriceInPool`` goes to a bounded queue served by one task per pool worker
-  (``quoter.pricing_pool``); each answer comes back as a priority ``PricingCompleted``. With no
-  pool, the request is priced inline at once (replays, tests).
+  (``quoter.runtime.pricing_pool``); each answer comes back as a priority
+  ``PricingCompleted``. With no pool, the request is priced inline at once (tests).
 * **Shutdown order.** Stop quoting, cancel every open quote over REST, flush the store, close
   the sockets (by cancelling the task group).
 """
@@ -22,19 +24,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
-from quoter.clock import Clock
+from quoter.clock import Clock, TimerQueue
 from quoter.domain import commands as cmd
 from quoter.domain import events as ev
 from quoter.engine.pricing import PRICER_BUSY, PRICER_ERROR, PRICER_TIMEOUT, pricing_completed
-from quoter.errors import DecodeError, ExchangeRejectedError, QuoterError
-from quoter.ports import ExecutionPort, FrameSource, InboundFrame, MarketDataPort
-from quoter.pricing_pool import InlinePricing, PricingPool
+from quoter.errors import DecodeError, QuoterError
+from quoter.kalshi.decode import Decoder
+from quoter.ports import (
+    ConfirmJournal,
+    ExecutionPort,
+    FrameSource,
+    InboundFrame,
+    MarketDataPort,
+    SubscriptionPort,
+)
+from quoter.runtime.kernel import (
+    Action,
+    EngineFailed,
+    EngineLike,
+    EngineStepped,
+    Halted,
+    InputTaken,
+    Kernel,
+    Post,
+    RuntimeStats,
+    StepTape,
+)
+from quoter.runtime.pricing_pool import InlinePricing, PricingPool
 from strategies.base import Decline, Pricing
 
 __all__ = ["EngineLike", "Runtime", "RuntimeHooks", "RuntimeStats"]
@@ -48,37 +70,12 @@ PRIORITY_TYPES = frozenset(
 )
 
 
-class EngineLike(Protocol):
-    """What the runtime needs of the engine."""
-
-    def on_event(self, event: ev.Event, now_ns: int) -> list[cmd.Command]:
-        """Handle one event; return the commands to execute."""
-        ...
-
-
-@dataclass
-class RuntimeStats:
-    """Counters the runtime keeps (exported as metrics by the service)."""
-
-    frames: int = 0
-    events: int = 0
-    decode_errors: int = 0
-    shed_frames: int = 0
-    prefiltered: int = 0
-    quotes_sent: int = 0
-    quotes_rejected: int = 0
-    confirms_sent: int = 0
-    confirms_skipped: int = 0
-    cancels_sent: int = 0
-    engine_errors: int = 0
-    decisions: dict[str, int] = field(default_factory=dict)
-
-
 class RuntimeHooks:
-    """Side channels the service plugs in (store, recorder, metrics, book subscriptions).
+    """Observers the service plugs in (store, recorder, metrics): they watch, never decide.
 
     Every method is a no-op here; the service subclasses it. Keeping these out of the engine is
-    what keeps the engine pure.
+    what keeps the engine pure; the decisions that need the outside world are ports
+    (``ConfirmJournal``, ``SubscriptionPort``), not hooks.
     """
 
     def on_frame(self, frame: InboundFrame, msg_type: str | None) -> None:
@@ -90,17 +87,13 @@ class RuntimeHooks:
     def on_decision(self, decision: cmd.RecordDecision, now_ns: int) -> None:
         """Persist/count an engine decision."""
 
-    def claim_confirm(self, quote_id: str, now_ns: int) -> bool:
-        """Return False if this quote was already confirmed (e.g. before a restart)."""
-        return True
-
     def on_command_result(self, name: str, latency_ns: int, ok: bool) -> None:
         """Observe a REST round trip."""
 
     def on_engine_input(
         self, event: ev.Event, now_ns: int, origin: tuple[InboundFrame, int] | None
     ) -> None:
-        """Observe one engine input just before it runs, with the ``now_ns`` it is given."""
+        """Observe one engine input as it runs, with the ``now_ns`` it is given."""
         # ``origin`` is (frame, index) when the event is the index-th decoded from that frame;
         # the recorder writes these so a replay rebuilds the engine's exact input sequence.
 
@@ -116,12 +109,6 @@ class RuntimeHooks:
     def on_halt(self, reason: str) -> None:
         """Persist/announce a halt."""
 
-    async def subscribe_markets(self, tickers: Sequence[str]) -> None:
-        """Start book data for these markets."""
-
-    async def unsubscribe_markets(self, tickers: Sequence[str]) -> None:
-        """Stop book data for these markets."""
-
 
 @dataclass(order=True)
 class _Item:
@@ -133,28 +120,33 @@ class _Item:
 
 
 class Runtime:
-    """Drive an engine from frame sources, executing its commands through the ports."""
+    """Drive a runtime kernel from frame sources, executing its actions through the ports."""
 
     def __init__(
         self,
         *,
         clock: Clock,
         engine: EngineLike,
-        decode: Callable[[bytes | str, int], tuple[str | None, list[ev.Event]]],
+        decode: Decoder,
         execution: ExecutionPort,
         market_data: MarketDataPort,
         hooks: RuntimeHooks | None = None,
+        subscriptions: SubscriptionPort | None = None,
+        journal: ConfirmJournal | None = None,
         prefilter: Callable[[bytes | str], bool] | None = None,
         queue_size: int = 10_000,
         exec_workers: int = 4,
         send: bool = True,
         pricing_pool: PricingPool | None = None,
+        perf: StepTape | None = None,
     ) -> None:
         self.clock = clock
+        self.kernel = Kernel(engine, journal=journal, send=send, perf=perf)
         self.engine = engine
         self._decode = decode
         self.execution = execution
         self.market_data = market_data
+        self.subscriptions = subscriptions
         self.hooks = hooks or RuntimeHooks()
         self._prefilter = prefilter
         self._inbox: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
@@ -168,57 +160,61 @@ class Runtime:
         # IO jobs the engine asked for (market metadata, book snapshots, subscriptions).
         self._jobs: asyncio.Queue[tuple[str, Callable[[], Awaitable[None]]]] = asyncio.Queue()
         self._exec_workers = exec_workers
-        # Process-isolated pricing (quoter.pricing_pool); inline when there is no pool.
+        # Process-isolated pricing (quoter.runtime.pricing_pool); inline when there is no pool.
         self._pool = pricing_pool
         self._inline_pricing = InlinePricing()
         self._pricing: asyncio.Queue[cmd.PriceInPool] = asyncio.Queue(queue_size)
         self._seq = itertools.count()
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-        # Quotes of ours that may rest on the exchange: quote_id -> rfq_id, and the live quote
-        # of each RFQ (a new quote on an RFQ replaces the old one at the exchange, §3.1).
-        self._open_quotes: dict[str, str] = {}
-        self._rfq_quote: dict[str, str] = {}
-        self._cancelling: set[str] = set()
-        self._send = send  # shadow mode: decide, send nothing
-        self.halted = False
-        self.halt_reason = ""
-        self.stats = RuntimeStats()
+        self.timers = TimerQueue()
+        # The one loop timer, armed for the queue's earliest deadline.
+        self._timer_handle: asyncio.TimerHandle | None = None
+        self._timer_at: int | None = None
         self._stopping = asyncio.Event()
-        self._idle = asyncio.Event()
         self.last_frame_ns = 0
 
-    # -- public control --------------------------------------------------------------------
+    # -- views ---------------------------------------------------------------------------
 
-    def halt(self, reason: str) -> None:
-        """Halt at once: no quote or confirm leaves after this call; open quotes get cancelled."""
-        if not self.halted:
-            self.halted, self.halt_reason = True, reason
-            self.hooks.on_halt(reason)
-            log.warning("quoting_halted", reason=reason)
-        self.post(ev.KillSwitchChanged(True, reason, self.clock.now_ns()))
+    @property
+    def stats(self) -> RuntimeStats:
+        """The kernel's and the driver's counters."""
+        return self.kernel.stats
 
-    def resume(self) -> None:
-        """Resume quoting after a halt."""
-        self.halted, self.halt_reason = False, ""
-        log.info("quoting_resumed")
-        self.post(ev.KillSwitchChanged(False, "resumed", self.clock.now_ns()))
+    @property
+    def halted(self) -> bool:
+        """True while no quote or confirm may leave."""
+        return self.kernel.halted
 
-    def cancel_all(self) -> list[tuple[str, str]]:
-        """Queue a cancel for every open quote we placed; returns them."""
-        quotes = [(q, r) for q, r in self._open_quotes.items() if q not in self._cancelling]
-        for quote_id, rfq_id in quotes:
-            self._put_exec(cmd.CancelQuote(rfq_id, quote_id, "cancel_all"))
-        return [(rfq, q) for q, rfq in quotes]
+    @property
+    def halt_reason(self) -> str:
+        """Why quoting is halted ("" when it is not)."""
+        return self.kernel.halt_reason
 
     @property
     def open_quotes(self) -> dict[str, str]:
         """Quotes we placed and have not seen end: quote_id -> rfq_id."""
-        return dict(self._open_quotes)
+        return self.kernel.open_quotes
 
     @property
     def inbox_depth(self) -> int:
         """Events waiting for the engine."""
         return self._inbox.qsize()
+
+    # -- public control --------------------------------------------------------------------
+
+    def halt(self, reason: str) -> None:
+        """Halt at once: no quote or confirm leaves after this call; open quotes get cancelled."""
+        self._apply_all(self.kernel.halt(reason, self.clock.now_ns()))
+
+    def resume(self) -> None:
+        """Resume quoting after a halt."""
+        log.info("quoting_resumed")
+        self._apply_all(self.kernel.resume(self.clock.now_ns()))
+
+    def cancel_all(self) -> list[tuple[str, str]]:
+        """Queue a cancel for every open quote we placed; returns them as (rfq_id, quote_id)."""
+        actions = self.kernel.cancel_all()
+        self._apply_all(actions)
+        return [(a.rfq_id, a.quote_id) for a in actions if isinstance(a, cmd.CancelQuote)]
 
     def post(
         self, event: ev.Event, *, priority: bool = True,
@@ -280,22 +276,20 @@ class Runtime:
                 for task in workers:
                     task.cancel()
         finally:
-            for handle in self._timers.values():
-                handle.cancel()
-            self._timers.clear()
+            if self._timer_handle is not None:
+                self._timer_handle.cancel()
+                self._timer_handle = self._timer_at = None
             if self._pool is not None:
                 self._pool.close()
 
     async def _shutdown(self) -> None:
         """Stop quoting, then cancel open quotes and wait (bounded) for the cancels to go."""
-        self.halted, self.halt_reason = True, self.halt_reason or "shutdown"
-        log.info("shutdown_started", open_quotes=len(self._open_quotes))
-        self._drain_engine(ev.KillSwitchChanged(True, "shutdown", self.clock.now_ns()))
-        self.cancel_all()
+        log.info("shutdown_started", open_quotes=len(self.kernel.open_quotes))
+        self._apply_all(self.kernel.stop_quoting(self.clock.now_ns()))
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):
                 await self._exec.join()
-        log.info("shutdown_quotes_cancelled", remaining=len(self._open_quotes))
+        log.info("shutdown_quotes_cancelled", remaining=len(self.kernel.open_quotes))
 
     # -- ingest ----------------------------------------------------------------------------
 
@@ -330,112 +324,98 @@ class Runtime:
             if item.lane == NORMAL:
                 self._normal_pending -= 1
             try:
-                self._drain_engine(item.event, item.origin)
+                self._apply_all(self.kernel.step(item.event, self.clock.now_ns(), item.origin))
             finally:
                 self._inbox.task_done()
 
-    def _drain_engine(
-        self, event: ev.Event, origin: tuple[InboundFrame, int] | None = None
-    ) -> None:
-        self.stats.events += 1
-        if isinstance(event, ev.TimerFired):
-            self._timers.pop(event.key, None)
-        self._track(event)
-        now_ns = self.clock.now_ns()
-        self.hooks.on_engine_input(event, now_ns, origin)
-        try:
-            commands = self.engine.on_event(event, now_ns)
-        except QuoterError as exc:
-            self.stats.engine_errors += 1
-            self.hooks.on_engine_error(event, exc)
-            log.error("engine_event_failed", event_type=type(event).__name__, error=str(exc))
-            return
-        except Exception as exc:
-            # A bug, not bad input: the engine's state can no longer be trusted to quote, but
-            # it must keep seeing fills and results, so halt (cancels go out) and carry on.
-            self.stats.engine_errors += 1
-            self.hooks.on_engine_error(event, exc)
-            log.exception("engine_event_crashed", event_type=type(event).__name__)
-            if not self.halted:
-                self.halt(f"engine error on {type(event).__name__}")
-            return
-        self.hooks.on_engine_step(event, commands, self.clock.now_ns())
-        for command in commands:
-            self._dispatch(command)
+    def _apply_all(self, actions: Iterable[Action]) -> None:
+        for action in actions:
+            self._apply(action)
+        self._arm_loop_timer()
 
-    def _track(self, event: ev.Event) -> None:
-        """Keep the set of our quotes that could still rest on the exchange."""
-        match event:
-            case ev.QuotePlaced(rfq_id=rfq_id, quote_id=quote_id):
-                old = self._rfq_quote.get(rfq_id)
-                if old is not None and old != quote_id:
-                    self._forget_quote(old)
-                self._rfq_quote[rfq_id] = quote_id
-                self._open_quotes[quote_id] = rfq_id
-            case ev.RfqDeleted(rfq_id=rfq_id):
-                old = self._rfq_quote.pop(rfq_id, None)
-                if old is not None:
-                    self._forget_quote(old)
-            case (ev.QuoteAccepted(quote_id=quote_id) | ev.QuoteCancelled(quote_id=quote_id)
-                  | ev.QuoteConfirmed(quote_id=quote_id)):
-                self._forget_quote(quote_id)
-            case _:
-                pass
-
-    def _forget_quote(self, quote_id: str) -> None:
-        rfq_id = self._open_quotes.pop(quote_id, None)
-        self._cancelling.discard(quote_id)
-        if rfq_id is not None and self._rfq_quote.get(rfq_id) == quote_id:
-            del self._rfq_quote[rfq_id]
-
-    def _dispatch(self, command: cmd.Command) -> None:
-        match command:
+    def _apply(self, action: Action) -> None:
+        """Carry out one kernel action: queue it, arm it, or tell the observers."""
+        match action:
+            case InputTaken(event=event, now_ns=now_ns, origin=origin):
+                self.hooks.on_engine_input(event, now_ns, origin)
+            case EngineStepped(event=event, commands=commands):
+                self.hooks.on_engine_step(event, list(commands), self.clock.now_ns())
+            case EngineFailed(event=event, error=error, bug=bug):
+                self.hooks.on_engine_error(event, error)
+                name = type(event).__name__
+                if bug:
+                    log.error("engine_event_crashed", event_type=name, exc_info=error)
+                else:
+                    log.error("engine_event_failed", event_type=name, error=str(error))
+            case Halted(reason=reason, by_engine=by_engine):
+                self.hooks.on_halt(reason)
+                if by_engine:
+                    log.error("engine_halted", reason=reason)
+                else:
+                    log.warning("quoting_halted", reason=reason)
+            case Post(event=event):
+                self.post(event)
             case cmd.SubmitQuote() | cmd.CancelQuote():
-                self._put_exec(command)
+                self._put_exec(action)
             case cmd.ConfirmQuote():
-                self._confirms.put_nowait((command, self.clock.now_ns()))
+                self._confirms.put_nowait((action, self.clock.now_ns()))
             case cmd.ScheduleTimer(key=key, fire_at_ns=at):
-                self._schedule(key, at)
+                self.timers.arm(key, at)
             case cmd.CancelTimer(key=key):
-                handle = self._timers.pop(key, None)
-                if handle is not None:
-                    handle.cancel()
+                self.timers.cancel(key)
             case cmd.RecordDecision():
-                self.stats.decisions[command.decision] = (
-                    self.stats.decisions.get(command.decision, 0) + 1
-                )
-                self.hooks.on_decision(command, self.clock.now_ns())
+                self.hooks.on_decision(action, self.clock.now_ns())
             case cmd.FetchMarket(market_ticker=ticker):
                 self._jobs.put_nowait((ticker, lambda: self._fetch_market(ticker)))
             case cmd.RequestBookSnapshot(market_ticker=ticker):
                 self._jobs.put_nowait((ticker, lambda: self._fetch_book(ticker)))
             case cmd.SubscribeMarkets(market_tickers=tickers):
-                self._jobs.put_nowait(("subscribe", lambda: self.hooks.subscribe_markets(tickers)))
+                if self.subscriptions is not None:
+                    port = self.subscriptions
+                    self._jobs.put_nowait(("subscribe", lambda: port.subscribe_markets(tickers)))
             case cmd.UnsubscribeMarkets(market_tickers=tickers):
-                self._jobs.put_nowait(
-                    ("unsubscribe", lambda: self.hooks.unsubscribe_markets(tickers))
-                )
+                if self.subscriptions is not None:
+                    port = self.subscriptions
+                    self._jobs.put_nowait(
+                        ("unsubscribe", lambda: port.unsubscribe_markets(tickers))
+                    )
             case cmd.PriceInPool():
-                self._put_pricing(command)
-            case cmd.Halt(reason=reason):
-                if not self.halted:
-                    self.halted, self.halt_reason = True, reason
-                    self.hooks.on_halt(reason)
-                    log.error("engine_halted", reason=reason)
-                self.cancel_all()
+                self._put_pricing(action)
+
+    # -- timers ------------------------------------------------------------------------------
+
+    def _arm_loop_timer(self) -> None:
+        """Keep the one loop timer on the queue's earliest deadline."""
+        at = self.timers.next_at()
+        if at == self._timer_at:
+            return
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+            self._timer_handle = None
+        self._timer_at = at
+        if at is not None:
+            delay_s = max(0.0, (at - self.clock.now_ns()) / 1e9)
+            self._timer_handle = asyncio.get_running_loop().call_later(delay_s, self._fire_timers)
+
+    def _fire_timers(self) -> None:
+        """Post every timer due; the armed deadline counts as reached on any clock."""
+        # max(): under a clock that does not follow the loop's time (a test's ReplayClock)
+        # the deadline the loop waited for has passed in loop time all the same.
+        due_ns = max(self.clock.now_ns(), self._timer_at or 0)
+        self._timer_handle = self._timer_at = None
+        for _, key in self.timers.pop_due(due_ns):
+            self.post(ev.TimerFired(key, self.clock.now_ns()))
+        self._arm_loop_timer()
+
+    # -- executors -------------------------------------------------------------------------
 
     def _put_exec(self, command: cmd.SubmitQuote | cmd.CancelQuote) -> None:
-        if isinstance(command, cmd.CancelQuote):
-            if command.quote_id in self._cancelling:
-                return
-            self._cancelling.add(command.quote_id)
         try:
             self._exec.put_nowait((command, self.clock.now_ns()))
         except asyncio.QueueFull:
             log.error("exec_queue_full", command=type(command).__name__)
             if isinstance(command, cmd.SubmitQuote):
-                self.post(ev.QuoteRejected(command.rfq_id, "queue_full", "exec queue full",
-                                           self.clock.now_ns()))
+                self.post(self.kernel.not_queued(command, self.clock.now_ns()))
 
     def _put_pricing(self, command: cmd.PriceInPool) -> None:
         if self._pool is None:
@@ -471,18 +451,6 @@ class Runtime:
             finally:
                 self._pricing.task_done()
 
-    def _schedule(self, key: str, fire_at_ns: int) -> None:
-        old = self._timers.pop(key, None)
-        if old is not None:
-            old.cancel()
-        delay_s = max(0.0, (fire_at_ns - self.clock.now_ns()) / 1e9)
-        loop = asyncio.get_running_loop()
-        self._timers[key] = loop.call_later(
-            delay_s, lambda: self.post(ev.TimerFired(key, self.clock.now_ns()))
-        )
-
-    # -- executors -------------------------------------------------------------------------
-
     async def _exec_worker(self) -> None:
         while True:
             command, queued_ns = await self._exec.get()
@@ -494,9 +462,9 @@ class Runtime:
     async def _execute(self, command: cmd.SubmitQuote | cmd.CancelQuote, queued_ns: int) -> None:
         sent_ns = self.clock.now_ns()
         if isinstance(command, cmd.SubmitQuote):
-            if self.halted or not self._send:
-                reason = "halted" if self.halted else "shadow"
-                self.post(ev.QuoteRejected(command.rfq_id, reason, "not sent", sent_ns))
+            release = self.kernel.release_submit(command, sent_ns)
+            if release.event is not None:
+                self.post(release.event)
                 return
             self.hooks.on_request_sent(command, queued_ns, sent_ns)
             try:
@@ -506,65 +474,45 @@ class Runtime:
                     subaccount=command.subaccount,
                 )
             except QuoterError as exc:
-                self.stats.quotes_rejected += 1
                 self.hooks.on_command_result("submit_quote", self.clock.now_ns() - sent_ns, False)
-                code = getattr(exc, "code", type(exc).__name__)
-                self.post(ev.QuoteRejected(command.rfq_id, str(code), str(exc),
-                                           self.clock.now_ns()))
+                self.post(self.kernel.submit_failed(command, exc, self.clock.now_ns()))
                 return
-            self.stats.quotes_sent += 1
             self.hooks.on_command_result("submit_quote", self.clock.now_ns() - sent_ns, True)
-            # Track now, not when the engine sees QuotePlaced: a shutdown in between must
-            # still cancel it.
-            self._open_quotes[quote_id] = command.rfq_id
-            self.post(ev.QuotePlaced(command.rfq_id, quote_id, self.clock.now_ns()))
+            self.post(self.kernel.submitted(command, quote_id, self.clock.now_ns()))
             return
-        if not self._send:
+        if not self.kernel.release_cancel(command).send:
             return
         try:
             await self.execution.cancel_quote(command.rfq_id, command.quote_id)
         except QuoterError as exc:
             self.hooks.on_command_result("cancel_quote", self.clock.now_ns() - sent_ns, False)
-            code = getattr(exc, "code", type(exc).__name__)
-            self._cancelling.discard(command.quote_id)
-            if isinstance(exc, ExchangeRejectedError) and exc.status_code == 404:
-                # Gone already (RFQ closed, or accepted: Kalshi 404s a DELETE after accept).
-                self._forget_quote(command.quote_id)
-            self.post(ev.QuoteCancelFailed(command.rfq_id, command.quote_id, str(code), str(exc),
-                                           self.clock.now_ns()))
+            self.post(self.kernel.cancel_failed(command, exc, self.clock.now_ns()))
             return
-        self.stats.cancels_sent += 1
         self.hooks.on_command_result("cancel_quote", self.clock.now_ns() - sent_ns, True)
-        self._forget_quote(command.quote_id)
-        self.post(ev.QuoteCancelled(command.rfq_id, command.quote_id, self.clock.now_ns()))
+        self.post(self.kernel.cancelled(command, self.clock.now_ns()))
 
     async def _confirm_worker(self) -> None:
         while True:
             command, queued_ns = await self._confirms.get()
             now = self.clock.now_ns()
-            if self.halted or not self._send or now >= command.deadline_ns:
-                self.stats.confirms_skipped += 1
-                reason = "halted" if self.halted else ("shadow" if not self._send else "deadline")
-                log.warning("confirm_skipped", quote_id=command.quote_id, reason=reason)
-                self.post(ev.ConfirmFailed(command.rfq_id, command.quote_id, reason,
-                                           "confirm not sent", now))
+            release = self.kernel.release_confirm(command, now)
+            if not release.send:
+                if release.event is None:
+                    log.warning("confirm_duplicate_refused", quote_id=command.quote_id)
+                else:
+                    log.warning("confirm_skipped", quote_id=command.quote_id,
+                                reason=release.reason)
+                    self.post(release.event)
                 continue
-            if not self.hooks.claim_confirm(command.quote_id, now):
-                self.stats.confirms_skipped += 1
-                log.warning("confirm_duplicate_refused", quote_id=command.quote_id)
-                continue
-            self.stats.confirms_sent += 1
             self.hooks.on_request_sent(command, queued_ns, now)
             try:
                 await self.execution.confirm_quote(command.rfq_id, command.quote_id)
             except QuoterError as exc:
                 self.hooks.on_command_result("confirm_quote", self.clock.now_ns() - now, False)
-                code = getattr(exc, "code", type(exc).__name__)
-                self.post(ev.ConfirmFailed(command.rfq_id, command.quote_id, str(code), str(exc),
-                                           self.clock.now_ns()))
+                self.post(self.kernel.confirm_failed(command, exc, self.clock.now_ns()))
                 continue
             self.hooks.on_command_result("confirm_quote", self.clock.now_ns() - now, True)
-            self.post(ev.QuoteConfirmed(command.rfq_id, command.quote_id, self.clock.now_ns()))
+            self.post(self.kernel.confirmed(command, self.clock.now_ns()))
 
     async def _job_worker(self) -> None:
         while True:

@@ -42,7 +42,7 @@ from strategies.base import Decline, Overlay, Pricer, Pricing, PricingInput
 
 __all__ = ["InlinePricing", "PricingPool"]
 
-log = structlog.get_logger("quoter.pricing_pool")
+log = structlog.get_logger("quoter.runtime.pricing_pool")
 
 #: Built modules kept per worker process (and per ``InlinePricing``), by module blob.
 _MAX_CACHED: Final = 64

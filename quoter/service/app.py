@@ -35,46 +35,38 @@ from quoter.domain.types import BookSide, Side
 from quoter.engine.engine import Engine
 from quoter.engine.positions import PositionLedger
 from quoter.errors import ConfigError, FatalError, QuoterError
-from quoter.hooks import ServiceHooks
 from quoter.kalshi.adapter import KalshiExecution, KalshiMarketData
 from quoter.kalshi.auth import Signer
+from quoter.kalshi.decode import decode
 from quoter.kalshi.rest import KalshiRest
-from quoter.kalshi.schemas import decode_frame, frame_type
 from quoter.kalshi.source import FeedSource, build_feed_source
-from quoter.kalshi.translate import to_events
-from quoter.observability.http import (
+from quoter.observability.metrics import Metrics
+from quoter.recording.format import PerfTape
+from quoter.recording.recorder import Recorder, RecordingTransport
+from quoter.runtime.driver import Runtime
+from quoter.runtime.prefilter import build_prefilter
+from quoter.runtime.pricing_pool import PricingPool
+from quoter.service.environment import Settings
+from quoter.service.hooks import ServiceHooks, StoreConfirmJournal
+from quoter.service.http import (
     ControlHandlers,
     HealthStatus,
     HttpServer,
     create_app,
     evaluate_health,
 )
-from quoter.observability.live_view import ActivityPrinter, LiveView, is_tty
-from quoter.observability.metrics import Metrics
-from quoter.prefilter import build_prefilter
-from quoter.pricing_pool import PricingPool
-from quoter.reconcile import Reconciler
-from quoter.recorder import Recorder, RecordingTransport
-from quoter.replay import PerfTape
-from quoter.resync import NoticeHandler, Resync
-from quoter.runtime import Runtime
-from quoter.settings import Settings
-from quoter.status import PositionView, QuoteView, StatusSnapshot, to_json_dict
-from quoter.store import FillRow, Store
+from quoter.service.live_view import ActivityPrinter, LiveView, is_tty
+from quoter.service.reconcile import Reconciler
+from quoter.service.resync import NoticeHandler, Resync
+from quoter.service.status import PositionView, QuoteView, StatusSnapshot, to_json_dict
+from quoter.service.store import FillRow, Store
 
-__all__ = ["HaltGate", "HaltedRequestError", "Service", "ServiceOptions", "decode"]
+__all__ = ["HaltGate", "HaltedRequestError", "Service", "ServiceOptions"]
 
-log = structlog.get_logger("quoter.app")
+log = structlog.get_logger("quoter.service.app")
 
 NS_PER_S = 1_000_000_000
 ViewMode = Literal["auto", "live", "activity", "none"]
-
-
-def decode(data: bytes | str, ts_recv_ns: int) -> tuple[str | None, list[ev.Event]]:
-    """Decode one frame into its wire type and domain events (books are YES-priced)."""
-    msg = decode_frame(data, ts_recv_ns)
-    # We subscribe to order books with use_yes_price: true (kalshi-api.md §2.6).
-    return frame_type(msg), to_events(msg, ts_recv_ns, yes_priced=True)
 
 
 def fill_from_row(row: FillRow) -> ev.FillReceived:
@@ -186,20 +178,21 @@ class Service:
         self.rest = KalshiRest(settings.rest_base_url, self.signer, transport=transport,
                                clock=self.clock)
         wall_offset_ns = self.clock.wall_ns() - self.clock.now_ns()
-        # The pricer clock is taped so a replay can reproduce budget timeouts (quoter.replay).
+        # The pricer clock is taped so a replay can reproduce budget timeouts (backtests.replay).
         self.perf = PerfTape(time.perf_counter_ns)
         self.engine = Engine(self.config, perf_ns=self.perf, wall_offset_ns=wall_offset_ns)
         self._restore_positions()
         self.hooks = ServiceHooks(clock=self.clock, engine=self.engine, store=self.store,
                                   metrics=self.metrics, recorder=self.recorder,
                                   perf=self.perf)
-        # What a replay needs to rebuild this engine (quoter.replay).
+        # What a replay needs to rebuild this engine (backtests.replay).
         self._record_config(self.config)
         self.hooks.record_engine_start(config_hash(self.config), wall_offset_ns)
         self.runtime = Runtime(
             clock=self.clock, engine=self.engine, decode=decode,
             execution=KalshiExecution(self.rest), market_data=KalshiMarketData(self.rest),
-            hooks=self.hooks, send=settings.sends_orders,
+            hooks=self.hooks, journal=StoreConfirmJournal(self.store, self.clock),
+            send=settings.sends_orders, perf=self.perf,
             prefilter=build_prefilter(self.config),
             pricing_pool=PricingPool(options.pricing_workers, eager=any(
                 s.quoting.isolation == "process" for s in self.config.strategies)),
@@ -218,7 +211,7 @@ class Service:
             tap=self.recorder.tap if self.recorder else None,
             tap_out=self.recorder.tap_out if self.recorder else None,
         )
-        self.hooks.books = self.source.books
+        self.runtime.subscriptions = self.source.books
         self._write_reserve = self.rest.limiter.write_reserve
         self.hooks.halt_listener = self._on_halt_changed
         self.http: HttpServer | None = None

@@ -2,7 +2,7 @@
 
 The service builds a :class:`StatusSnapshot` from its parts (runtime stats, engine, ledger,
 store paths) and hands it to the renderers: the live terminal view
-(``quoter.observability.live_view``), the end-of-run summary (``quoter.summary``) and the JSON
+(``quoter.service.live_view``), the end-of-run summary (``quoter.service.summary``) and the JSON
 status endpoint (:func:`to_json_dict`). The renderers depend only on this module, never on
 runtime internals.
 

@@ -1,11 +1,19 @@
-"""Replay a service recording: rebuild the engine's exact input sequence and re-run an engine.
+"""Replay a service recording: rebuild the kernel's exact input sequence and step a fresh kernel.
+
+The synchronous shell of the runtime kernel (:mod:`quoter.runtime.kernel`): the very kernel
+type the service's async driver runs, stepped here one recorded input at a time, so the
+engine-step error policy (a ``QuoterError`` yields nothing; a bug halts quoting), the kill
+switch and the gates are the production ones, not a copy. Inputs that did not come from a
+frame (REST results, timers, the kill-switch notice the kernel posts after a halt) are in the
+recording as the live run saw them, so the kernel's own ``Post``/request actions are not fed
+back here: that is the backtester's job, with a modelled exchange.
 
 A service recording (``docs/recording-format.md``, "Engine inputs") holds, besides the raw
 frames, one ``event`` line of kind ``step`` per engine step, in the order the engine ran them:
 
 * ``{"now_ns": N, "in": n, "i": i}`` — the step's event is the ``i``-th event the production
-  decoder (:func:`quoter.app.decode`) makes of inbound frame number ``n`` (its ``in`` line);
-  the frame is decoded again here, so a replay exercises the real parsers;
+  decoder (:func:`quoter.kalshi.decode.decode`) makes of inbound frame number ``n`` (its
+  ``in`` line); the frame is decoded again here, so a replay exercises the real parsers;
 * ``{"now_ns": N, "event": {"type": "QuotePlaced", ...}}`` — an event that did not come from a
   frame (REST results, timers, market metadata, book snapshots, kill switch, config reloads,
   resync/reconcile backfills), encoded by :func:`encode_event`.
@@ -29,20 +37,36 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields, replace
-from fractions import Fraction
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
-
-import msgspec
 
 from quoter.config import QuoterConfig, config_hash, parse_config
 from quoter.domain import commands as cmd
 from quoter.domain import events as ev
 from quoter.engine.engine import Engine
 from quoter.engine.positions import PositionLedger
-from quoter.errors import ConfigError, DecodeError, QuoterError
-from quoter.recorder import EventLine, InLine, read_recordings
+from quoter.errors import ConfigError, DecodeError
+from quoter.kalshi.decode import Decoder
+from quoter.kalshi.decode import decode as production_decode
+from quoter.ports import MemoryConfirmJournal
+from quoter.recording.format import (
+    CONFIG_KIND,
+    ENGINE_START_KIND,
+    GAP_KIND,
+    PERF_KIND,
+    PRICER_TIMEOUT_KIND,
+    STEP_KIND,
+    EventLine,
+    InLine,
+    PerfPlayer,
+    PerfTape,
+    RecordingError,
+    decode_event,
+    encode_event,
+    read_recordings,
+)
+from quoter.runtime.kernel import Action, Kernel, engine_commands
 
 __all__ = [
     "CONFIG_KIND",
@@ -58,118 +82,19 @@ __all__ = [
     "encode_event",
     "iter_engine_inputs",
     "new_engine",
+    "new_kernel",
     "replay",
     "replay_decisions",
+    "replay_kernel",
     "replay_steps",
 ]
 
-STEP_KIND: Final = "step"
-ENGINE_START_KIND: Final = "engine_start"
-CONFIG_KIND: Final = "config"
-PRICER_TIMEOUT_KIND: Final = "pricer_timeout"
-PERF_KIND: Final = "perf"
-#: The recorder's own note that lines were dropped (``docs/recording-format.md``).
-GAP_KIND: Final = "gap"
 #: Most recent frames kept for the steps that use them. A step follows its frame closely
 #: (the runtime's inbox holds at most 10,000 market-data events), so this is ample.
 MAX_PENDING_FRAMES: Final = 200_000
 
-Decoder = Callable[[bytes | str, int], tuple[str | None, list[ev.Event]]]
-
-_EVENT_TYPES: Final[dict[str, type[Any]]] = {
-    name: getattr(ev, name) for name in ev.__all__ if name != "Event"
-}
-
-
-class ReplayError(QuoterError):
-    """A recording cannot be replayed (not a service recording, a missing frame, ...)."""
-
-
-# --- event codec ---------------------------------------------------------------------------
-
-
-def _enc_hook(value: Any) -> Any:
-    if isinstance(value, Fraction):
-        return str(value)  # exact: "1", "1/4"
-    raise NotImplementedError(f"cannot encode {type(value).__name__}")
-
-
-def _dec_hook(tp: type[Any], value: Any) -> Any:
-    if tp is Fraction and isinstance(value, str | int):
-        return Fraction(value)
-    raise NotImplementedError(f"cannot decode {tp}")
-
-
-def encode_event(event: ev.Event) -> dict[str, Any]:
-    """Encode a domain event as plain JSON values with its type name (exact integers)."""
-    if isinstance(event, ev.ConfigReloaded):
-        # The config itself travels once, as text, in a ``config`` line keyed by this hash.
-        return {"type": "ConfigReloaded", "config_hash": config_hash(event.config),
-                "ts_recv_ns": event.ts_recv_ns}
-    body = {
-        f.name: msgspec.to_builtins(getattr(event, f.name), enc_hook=_enc_hook)
-        for f in fields(event)
-    }
-    return {"type": type(event).__name__, **body}
-
-
-def decode_event(
-    payload: Mapping[str, Any], configs: Callable[[str], QuoterConfig] | None = None
-) -> ev.Event:
-    """Rebuild an event from :func:`encode_event` output (``configs`` maps a hash to a config)."""
-    data = dict(payload)
-    name = data.pop("type", None)
-    cls = _EVENT_TYPES.get(str(name))
-    if cls is None:
-        raise ReplayError(f"unknown recorded event type {name!r}")
-    if cls is ev.ConfigReloaded:
-        if configs is None:
-            raise ReplayError("a ConfigReloaded step needs the recorded configs")
-        return ev.ConfigReloaded(configs(str(data["config_hash"])), int(data["ts_recv_ns"]))
-    try:
-        event: ev.Event = msgspec.convert(data, cls, dec_hook=_dec_hook)
-    except (msgspec.ValidationError, ValueError) as exc:
-        raise ReplayError(f"bad recorded {name}: {exc}") from exc
-    return event
-
-
-# --- pricer clock -----------------------------------------------------------------------------
-
-
-class PerfTape:
-    """The engine's ``perf_ns`` in a recorded run: a clock that remembers this step's readings."""
-
-    def __init__(self, source: Callable[[], int]) -> None:
-        self._source = source
-        self.readings: list[int] = []
-
-    def __call__(self) -> int:
-        """Read the clock and remember the reading."""
-        value = self._source()
-        self.readings.append(value)
-        return value
-
-    def start_step(self) -> None:
-        """Forget the previous step's readings."""
-        self.readings.clear()
-
-
-class _PerfPlayer:
-    """The replay engine's ``perf_ns``: the recorded readings of the current step, in order."""
-
-    def __init__(self) -> None:
-        self._readings: tuple[int, ...] = ()
-        self._at = 0
-
-    def load(self, readings: tuple[int, ...]) -> None:
-        self._readings, self._at = readings, 0
-
-    def __call__(self) -> int:
-        if self._at < len(self._readings):
-            self._at += 1
-            return self._readings[self._at - 1]
-        # No (more) recorded readings: time stands still, so no budget can fire.
-        return self._readings[-1] if self._readings else 0
+#: Codec and line errors of a recording are replay errors too.
+ReplayError = RecordingError
 
 
 # --- reading the engine inputs ---------------------------------------------------------------
@@ -241,12 +166,10 @@ def iter_engine_inputs(
 
     ``config`` replaces the recorded initial config (a what-if replay); by default the
     recorded config text is used. Frames are decoded with ``decode`` (the production decoder
-    :func:`quoter.app.decode` by default).
+    :func:`quoter.kalshi.decode.decode` by default).
     """
     if decode is None:
-        from quoter.app import decode as app_decode  # lazy: quoter.app imports the hooks
-
-        decode = app_decode
+        decode = production_decode
     pending: EngineInput | None = None  # held until we know whether a ``perf`` line follows
     for item in _inputs(paths, config, decode):
         if isinstance(item, tuple):
@@ -335,6 +258,8 @@ class ReplayReport:
     #: (rfq_id, market_ticker) of every live ``pricer_timeout`` decision: the only decisions a
     #: replay may legitimately not reproduce (no time budgets in replay).
     live_pricer_timeouts: tuple[tuple[str, str], ...]
+    #: Whether the last run's kernel ended halted (its gates would refuse quotes and confirms).
+    halted: bool = False
 
 
 def new_engine(start: EngineStart, perf_ns: Callable[[], int] | None = None) -> Engine:
@@ -345,6 +270,11 @@ def new_engine(start: EngineStart, perf_ns: Callable[[], int] | None = None) -> 
     return engine
 
 
+def new_kernel(start: EngineStart, perf_ns: Callable[[], int] | None = None) -> Kernel:
+    """The kernel a run started with, around a fresh engine (confirms journaled in memory)."""
+    return Kernel(new_engine(start, perf_ns), journal=MemoryConfirmJournal())
+
+
 def replay_steps(
     paths: Iterable[Path | str],
     *,
@@ -352,24 +282,32 @@ def replay_steps(
     decode: Decoder | None = None,
     budgets: bool = True,
 ) -> Iterator[tuple[EngineInput, list[cmd.Command]]]:
-    """Yield every recorded engine input with the commands a fresh engine returns for it.
+    """Yield every recorded input with the commands a fresh kernel's engine returns for it.
 
     ``budgets`` replays the recorded pricer clock (see the module docstring); False runs the
     engine with ``perf_ns=None``.
     """
-    engine: Engine | None = None
-    player = _PerfPlayer()
+    for _, item, actions in replay_kernel(paths, config=config, decode=decode, budgets=budgets):
+        yield item, list(engine_commands(actions))
+
+
+def replay_kernel(
+    paths: Iterable[Path | str],
+    *,
+    config: QuoterConfig | None = None,
+    decode: Decoder | None = None,
+    budgets: bool = True,
+) -> Iterator[tuple[Kernel, EngineInput, list[Action]]]:
+    """Step a fresh kernel per recorded run; yield it with each input and the actions it gave."""
+    kernel: Kernel | None = None
+    player = PerfPlayer()
     for item in iter_engine_inputs(paths, config=config, decode=decode):
         if isinstance(item, EngineStart):
-            engine = new_engine(item, player if budgets else None)
+            kernel = new_kernel(item, player if budgets else None)
             continue
-        assert engine is not None  # iter_engine_inputs starts with an EngineStart
+        assert kernel is not None  # iter_engine_inputs starts with an EngineStart
         player.load(item.perf_readings)
-        try:
-            commands = engine.on_event(item.event, item.now_ns)
-        except QuoterError:
-            commands = []  # the runtime logs it and moves on (engine_event_failed)
-        yield item, commands
+        yield kernel, item, kernel.step(item.event, item.now_ns)
 
 
 def replay(
@@ -383,9 +321,12 @@ def replay(
     files = [Path(p) for p in paths]
     commands: list[cmd.Command] = []
     steps = 0
-    for _, out in replay_steps(files, config=config, decode=decode, budgets=budgets):
+    halted = False
+    for kernel, _, actions in replay_kernel(files, config=config, decode=decode,
+                                            budgets=budgets):
         steps += 1
-        commands.extend(out)
+        commands.extend(engine_commands(actions))
+        halted = kernel.halted
     runs, timeouts = 0, []
     for line in read_recordings(files):
         if isinstance(line, EventLine):
@@ -394,7 +335,7 @@ def replay(
             elif line.kind == PRICER_TIMEOUT_KIND:
                 timeouts.append((str(line.payload.get("rfq_id", "")),
                                  str(line.payload.get("market_ticker", ""))))
-    return ReplayReport(tuple(commands), steps, runs, tuple(timeouts))
+    return ReplayReport(tuple(commands), steps, runs, tuple(timeouts), halted)
 
 
 def replay_decisions(

@@ -21,7 +21,7 @@ have produced, so the engine needs no special "resync mode":
 
   The engine ignores each of these when it already knows (duplicates are harmless).
 
-Fills and positions are the reconciler's job (``quoter.reconcile``); run both after a
+Fills and positions are the reconciler's job (``quoter.service.reconcile``); run both after a
 reconnect. Events are returned in a stable order (RFQs, then quotes by update time).
 
 :class:`NoticeHandler` wires it to the feeds (``quoter.kalshi.source``): a (re)connect, a
@@ -46,7 +46,7 @@ from quoter.errors import DecodeError, ExchangeRejectedError, PagingLimitError, 
 from quoter.kalshi.rest import DEFAULT_MAX_PAGES, KalshiRest
 from quoter.kalshi.rest_models import Quote, Rfq
 from quoter.kalshi.ws_types import FeedConnected, FeedDisconnected, FeedNotice, SubscriptionLost
-from quoter.reconcile import Reconciler
+from quoter.service.reconcile import Reconciler
 
 __all__ = [
     "Backfill",
@@ -59,7 +59,7 @@ __all__ = [
     "rfq_event",
 ]
 
-log = structlog.get_logger("quoter.resync")
+log = structlog.get_logger("quoter.service.resync")
 
 NS_PER_MS = 1_000_000
 #: How far back (by last update) to list our quotes: accepts matter for 30 s, executions for

@@ -25,8 +25,7 @@ import platform
 import queue
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, Final, Protocol
 
@@ -37,36 +36,16 @@ import structlog
 from quoter import __version__
 from quoter.clock import Clock
 from quoter.observability.logging import Redactor
+from quoter.recording.format import FORMAT_NAME, FORMAT_VERSION, SUFFIX, TYPE_PREFIX
 
-__all__ = [
-    "FORMAT_NAME",
-    "FORMAT_VERSION",
-    "EventLine",
-    "HeaderLine",
-    "InLine",
-    "OutLine",
-    "RecordLine",
-    "Recorder",
-    "RecordingTransport",
-    "WsOutLine",
-    "read_recording",
-    "read_recordings",
-    "recording_files",
-]
+__all__ = ["Recorder", "RecordingTransport"]
 
-FORMAT_NAME: Final = "quoter-recording"
-FORMAT_VERSION: Final = 1
 _NS_PER_S: Final = 1_000_000_000
-_SUFFIX: Final = ".jsonl.gz"
-# Lines that are not inbound frames carry a top-level "type" that no Kalshi frame uses, so a
-# bare-frame reader (quoter.kalshi.frames) sees a well-formed frame of an unknown type and
-# skips it, instead of failing on it.
-_TYPE_PREFIX: Final = "quoter_recording_"
 #: How many tapped frames wait (at most) to be linked to an engine step by ``frame_seq``;
 #: frames the feed consumes itself (acks) are never linked and age out of this window.
 _MAX_LINKS: Final = 100_000
 
-_log = structlog.get_logger("quoter.recorder")
+_log = structlog.get_logger("quoter.recording")
 
 
 class _RawFrameLike(Protocol):
@@ -77,70 +56,6 @@ class _RawFrameLike(Protocol):
     def ts_recv_ns(self) -> int: ...
     @property
     def conn_id(self) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class HeaderLine:
-    """The first line of every file: what was recorded, by what, when."""
-
-    format_version: int
-    quoter_version: str
-    python_version: str
-    start_wall_ns: int
-    start_ns: int
-    file_seq: int
-    fields: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class InLine:
-    """One inbound WebSocket frame, exactly as received."""
-
-    ts_recv_ns: int
-    wall_ns: int
-    conn: str
-    frame: str
-    #: Number of the frame within the recorder run (engine steps refer to it); not part of
-    #: equality, which compares what was received.
-    n: int | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class WsOutLine:
-    """One outbound WebSocket command (subscribe, ...)."""
-
-    ts_ns: int
-    wall_ns: int
-    conn: str
-    frame: str
-
-
-@dataclass(frozen=True, slots=True)
-class OutLine:
-    """One REST request and its response (bodies only, never headers)."""
-
-    method: str
-    path: str
-    body: str | None
-    status: int | None
-    response_body: str | None
-    sent_ns: int
-    recv_ns: int
-    wall_ns: int
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class EventLine:
-    """A decision, timer or other fact needed to reproduce the run."""
-
-    kind: str
-    ts_ns: int
-    wall_ns: int
-    payload: Mapping[str, Any]
-
-
-RecordLine = HeaderLine | InLine | WsOutLine | OutLine | EventLine
 
 
 def _text(raw: bytes | str) -> str:
@@ -253,7 +168,7 @@ class Recorder:
         """Record one outbound WebSocket command (subscriptions are part of the run)."""
         self._append(
             _dumps(
-                {"k": "ws_out", "type": _TYPE_PREFIX + "ws_out", "ts_ns": ts_ns,
+                {"k": "ws_out", "type": TYPE_PREFIX + "ws_out", "ts_ns": ts_ns,
                  "wall_ns": wall_ns, "conn": conn,
                  "text": self._redactor.redact_text(_text(raw))}
             )
@@ -276,7 +191,7 @@ class Recorder:
             _dumps(
                 {
                     "k": "out",
-                    "type": _TYPE_PREFIX + "out",
+                    "type": TYPE_PREFIX + "out",
                     "method": method,
                     "path": self._redactor.redact_text(path),
                     "body": None if body is None else self._redactor.redact_text(_text(body)),
@@ -300,7 +215,7 @@ class Recorder:
             _dumps(
                 {
                     "k": "event",
-                    "type": _TYPE_PREFIX + "event",
+                    "type": TYPE_PREFIX + "event",
                     "kind": kind,
                     "ts_ns": self._clock.now_ns(),
                     "wall_ns": self._clock.wall_ns(),
@@ -317,7 +232,7 @@ class Recorder:
         """
         now_ns, n, index = int(now_ns), int(n), int(index)
         self._append(
-            f'{{"k":"event","type":"{_TYPE_PREFIX}event","kind":"step","ts_ns":{now_ns},'
+            f'{{"k":"event","type":"{TYPE_PREFIX}event","kind":"step","ts_ns":{now_ns},'
             f'"wall_ns":{self._clock.wall_ns()},"payload":{{"now_ns":{now_ns},"in":{n},'
             f'"i":{index}}}}}'
         )
@@ -327,7 +242,7 @@ class Recorder:
         values = ",".join(str(int(v)) for v in readings)
         now_ns = self._clock.now_ns()
         self._append(
-            f'{{"k":"event","type":"{_TYPE_PREFIX}event","kind":"perf","ts_ns":{now_ns},'
+            f'{{"k":"event","type":"{TYPE_PREFIX}event","kind":"perf","ts_ns":{now_ns},'
             f'"wall_ns":{self._clock.wall_ns()},"payload":{{"readings":[{values}]}}}}'
         )
 
@@ -376,7 +291,7 @@ class Recorder:
         if self._unreported_drops:
             # Say in-band where lines are missing, just before the first batch that made it.
             gap = _dumps(
-                {"k": "event", "type": _TYPE_PREFIX + "event", "kind": "gap",
+                {"k": "event", "type": TYPE_PREFIX + "event", "kind": "gap",
                  "ts_ns": now_ns, "wall_ns": wall_ns,
                  "payload": {"dropped_lines": self._unreported_drops}}
             )
@@ -468,7 +383,7 @@ class Recorder:
         self._close_file()
         seconds = wall_ns // _NS_PER_S
         stamp = f"{seconds}.{(wall_ns % _NS_PER_S) // 1_000_000:03d}"
-        path = self.directory / f"rec-{stamp}-{self._file_seq:05d}-{os.getpid()}{_SUFFIX}"
+        path = self.directory / f"rec-{stamp}-{self._file_seq:05d}-{os.getpid()}{SUFFIX}"
         self._raw = self._opener(path)
         self._gz = gzip.GzipFile(
             filename="", mode="wb", fileobj=self._raw, compresslevel=self._compresslevel,
@@ -478,7 +393,7 @@ class Recorder:
         header = {
             **self._header_fields,
             "k": "header",
-            "type": _TYPE_PREFIX + "header",
+            "type": TYPE_PREFIX + "header",
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "quoter_version": __version__,
@@ -552,89 +467,3 @@ class RecordingTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close the wrapped transport."""
         await self._inner.aclose()
-
-
-def recording_files(directory: Path | str) -> list[Path]:
-    """Return a directory's recording files in recording order."""
-    return sorted(Path(directory).glob(f"rec-*{_SUFFIX}"), key=_file_order)
-
-
-def _file_order(path: Path) -> tuple[float, int, str]:
-    parts = path.name.removesuffix(_SUFFIX).split("-")
-    try:
-        return float(parts[1]), int(parts[2]), path.name
-    except (IndexError, ValueError):
-        return float("inf"), 0, path.name
-
-
-def _iter_complete_lines(path: Path) -> Iterator[bytes]:
-    """Yield complete lines; a truncated tail (a file still being written, or a crash) ends it.
-
-    ``gzip.open`` raises ``EOFError`` on a stream without its trailer and drops the data it
-    already decompressed, so we drive ``zlib`` ourselves (``wbits=31``: gzip framing).
-    """
-    inflater = zlib.decompressobj(wbits=31)
-    pending = b""
-    with path.open("rb") as f:
-        while not inflater.eof:
-            chunk = f.read(65536)
-            if not chunk:
-                break
-            try:
-                pending += inflater.decompress(chunk)
-            except zlib.error:
-                break  # damaged data: keep what was complete before it
-            *lines, pending = pending.split(b"\n")
-            yield from lines
-    if inflater.eof and pending:
-        yield pending  # a final line without a newline in a complete file
-
-
-def _parse(obj: dict[str, Any]) -> RecordLine | None:
-    kind = obj.get("k")
-    if kind == "in":
-        return InLine(obj["ts_recv_ns"], obj["wall_ns"], obj["conn"], obj["frame"], obj.get("n"))
-    if kind == "out":
-        return OutLine(
-            obj["method"], obj["path"], obj["body"], obj["status"], obj["response_body"],
-            obj["sent_ns"], obj["recv_ns"], obj["wall_ns"], obj.get("error"),
-        )
-    if kind == "event":
-        return EventLine(obj["kind"], obj["ts_ns"], obj["wall_ns"], obj["payload"])
-    if kind == "ws_out":
-        return WsOutLine(obj["ts_ns"], obj["wall_ns"], obj["conn"], obj["text"])
-    if kind == "header":
-        if obj.get("format") != FORMAT_NAME:
-            raise ValueError(f"not a {FORMAT_NAME} file (format={obj.get('format')!r})")
-        if obj["format_version"] > FORMAT_VERSION:
-            raise ValueError(f"recording format v{obj['format_version']} is newer than this reader")
-        reserved = {"k", "type", "format", "format_version", "quoter_version",
-                    "python_version", "start_wall_ns", "start_ns", "file_seq"}
-        return HeaderLine(
-            obj["format_version"], obj["quoter_version"], obj["python_version"],
-            obj["start_wall_ns"], obj["start_ns"], obj["file_seq"],
-            {k: v for k, v in obj.items() if k not in reserved},
-        )
-    return None  # a kind from a newer minor version: skip it
-
-
-def read_recording(path: Path | str) -> Iterator[RecordLine]:
-    """Yield every line of one recording file (header first); tolerates a truncated tail."""
-    p = Path(path)
-    first = True
-    for raw in _iter_complete_lines(p):
-        if not raw.strip():
-            continue
-        obj = json.loads(raw)
-        if first and obj.get("k") != "header":
-            raise ValueError(f"{p} does not start with a recording header")
-        first = False
-        parsed = _parse(obj)
-        if parsed is not None:
-            yield parsed
-
-
-def read_recordings(paths: Iterable[Path | str]) -> Iterator[RecordLine]:
-    """Yield the lines of several recording files in the given order."""
-    for path in paths:
-        yield from read_recording(path)

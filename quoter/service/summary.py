@@ -1,6 +1,6 @@
 """The end-of-run summary (``quoter demo``, ``make demo``): plain text for people, JSON for CI.
 
-Both are pure functions of a :class:`~quoter.status.StatusSnapshot` plus the result of
+Both are pure functions of a :class:`~quoter.service.status.StatusSnapshot` plus the result of
 comparing our positions with the simulator's ledger. The text is stable line by line so a
 golden test can assert exact lines.
 """
@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from quoter.domain.money import format_fp
-from quoter.status import (
+from quoter.service.status import (
     StatusSnapshot,
     dollars,
     latency_json,

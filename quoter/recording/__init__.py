@@ -1,0 +1,1 @@
+"""Recordings: the format both sides agree on (``format``) and the writer (``recorder``)."""

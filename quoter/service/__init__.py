@@ -1,0 +1,1 @@
+"""The service shell: composition root, hooks, resync, reconcile, store, status, control."""
