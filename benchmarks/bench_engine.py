@@ -184,7 +184,7 @@ def bench_book_delta(parked: int, n: int = 400) -> list[dict[str, Any]]:
     _open_quotes(eng, 20, now)  # one quote per market, re-priced (not re-posted) on a change
     for i in range(parked):
         eng.on_event(decode_events(_created(f"p{i}", f"KXNEW{i}-26NOV01-X"), now)[0], now)
-    assert len(eng._pending) == parked
+    assert len(eng.records.pending) == parked
     frames = [_delta(TICKERS[0], i + 1, "1.00" if i % 2 == 0 else "-1.00") for i in range(n)]
     # 300 ms apart: past min_replace_interval, so every delta re-prices our quote (fair does
     # not move, so nothing is re-posted).

@@ -1,68 +1,94 @@
-"""Last look: an accept -> confirm or decline, and the confirm's outcome."""
+"""Last look and what follows it: an accept -> confirm or decline, the confirm's outcome, the
+execution, its fills, and reconciling reported positions (a mismatch is a reason to halt)."""
 
 from __future__ import annotations
+
+from typing import Final
 
 from quoter.domain import commands as C
 from quoter.domain import events as E
 from quoter.domain.money import MAX_PRICE_MICROS
 from quoter.domain.types import MarketInfo, Side
 from quoter.engine.lifecycle import QuoteRecord, QuoteState, RfqRecord, RfqState
+from quoter.engine.pool import PoolRequests
+from quoter.engine.records import MS, PoolRequest, Records
+from quoter.engine.retention import RECORD_RETENTION_NS, Retention
 from quoter.engine.risk import Trade
 from quoter.engine.routing import (
     HALTED,
     risk,
 )
-from quoter.engine.state import (
-    MS,
-    _EngineState,
-    _Strategy,
-)
+from quoter.engine.strategy_set import Strategy
+from quoter.engine.totals import Totals
+from quoter.engine.tracker import QuoteTracker
+from quoter.engine.valuation import Valuation
 from strategies.base import Decline, Pricing
 
+#: How long after ``quote_executed`` we wait for its fills before dropping what is left of the
+#: provisional exposure (a post-only or partial execution fills less than was accepted).
+EXECUTION_FILL_GRACE_NS: Final = 10_000 * MS
 
-class _LastLook(_EngineState):
-    """Decide accepts of our quotes and follow the confirms."""
 
-    def _on_accepted(self, ev: E.QuoteAccepted, now: int, out: list[C.Command]) -> None:
+class LastLook:
+    """Decide accepts of our quotes, follow the confirms, book executions and fills."""
+
+    def __init__(
+        self,
+        records: Records,
+        valuation: Valuation,
+        totals: Totals,
+        retention: Retention,
+        tracker: QuoteTracker,
+        pool: PoolRequests,
+    ) -> None:
+        """Hand the part its collaborators (the records and the parts below it)."""
+        self.r = records
+        self.valuation = valuation
+        self.totals = totals
+        self.retention = retention
+        self.tracker = tracker
+        self.pool = pool
+
+    def on_accepted(self, ev: E.QuoteAccepted, now: int, out: list[C.Command]) -> None:
         """Last look: confirm iff our edge on the hit side survives a re-price, risk and halt.
 
         ``accepted_side`` "yes" means we buy YES at our ``yes_bid`` (edge = fair - yes_bid);
         "no" means we buy NO at our ``no_bid`` (edge = (1 - fair) - no_bid), kalshi-api.md §0a.
         The prices are those of the quote that was accepted, even if we replaced it since.
         """
-        q = self.quotes.get(ev.quote_id)
+        q = self.r.quotes.get(ev.quote_id)
         if q is None:
             out.append(C.RecordDecision(ev.rfq_id, ev.market_ticker, "ignored", "unknown_quote",
                                         quote_id=ev.quote_id))
             return
-        rec = self.rfqs.get(q.rfq_id)
+        rec = self.r.rfqs.get(q.rfq_id)
         if not q.is_live or rec is None:
             out.append(C.RecordDecision(q.rfq_id, q.market_ticker, "ignored",
                                         f"quote_{q.state.value}", quote_id=q.quote_id))
             return
         q.move(QuoteState.ACCEPTED)
         rec.move(RfqState.ACCEPTED)
-        self._sync(rec)
-        st = self._ctx[rec.rfq_id]
+        self.totals.sync(rec)
+        st = self.r.ctx[rec.rfq_id]
         lc = st.lifecycle
-        market = self.md.markets[q.market_ticker]
+        market = self.r.md.markets[q.market_ticker]
         hvm = market.is_hvm or market.is_combo  # every combo is HVM (kalshi-api.md §6)
         window_ms = lc.hvm_confirm_window_ms if hvm else lc.confirm_window_ms
         q.deadline_ns = ev.ts_recv_ns + (window_ms - lc.confirm_safety_margin_ms) * MS
         q.accepted_side = ev.accepted_side
-        q.size_centi = self._accepted_size(ev, rec.rfq)
+        q.size_centi = self.accepted_size(ev, rec.rfq)
         if st.config.quoting.isolation == "process":
-            reason, detail = self._pre_look(q, rec, st, market, now)
+            reason, detail = self.pre_look(q, rec, st, market, now)
             if reason is None:
                 # Never later than the confirm deadline: a timeout is a decline, in time.
-                self._request_pool(rec, st, market, "last_look", now, out, q.quote_id,
+                self.pool.request(rec, st, market, "last_look", now, out, q.quote_id,
                                    cap_ns=q.deadline_ns)
                 return
         else:
-            reason, detail = self._last_look(q, rec, st, market, now)
-        self._finish_look(q, rec, reason, detail, out)
+            reason, detail = self.last_look(q, rec, st, market, now)
+        self.finish_look(q, rec, reason, detail, out)
 
-    def _finish_look(
+    def finish_look(
         self, q: QuoteRecord, rec: RfqRecord, reason: str | None, detail: str,
         out: list[C.Command],
     ) -> None:
@@ -71,23 +97,23 @@ class _LastLook(_EngineState):
         if reason is not None:
             q.move(QuoteState.DECLINED)
             rec.move(RfqState.QUOTING)
-            self._sync(rec)
-            self._settle_rfq(rec)
+            self.totals.sync(rec)
+            self.tracker.settle_rfq(rec)
             out.append(C.RecordDecision(q.rfq_id, q.market_ticker, "declined", reason,
                                         strategy=rec.strategy, quote_id=q.quote_id, detail=detail))
             return
         assert side is not None
         q.move(QuoteState.CONFIRMING)
         q.provisional_centi = q.size_centi if side is Side.YES else -q.size_centi
-        self.ledger.add_provisional(q.quote_id, q.market_ticker, q.provisional_centi)
-        self._sync_prov(q)
+        self.r.ledger.add_provisional(q.quote_id, q.market_ticker, q.provisional_centi)
+        self.totals.sync_prov(q)
         out.append(C.ConfirmQuote(q.rfq_id, q.quote_id, q.deadline_ns))
         out.append(C.ScheduleTimer(f"confirm:{q.quote_id}", q.deadline_ns))
         out.append(C.RecordDecision(q.rfq_id, q.market_ticker, "confirmed", "edge_ok",
                                     strategy=rec.strategy, quote_id=q.quote_id, detail=detail))
 
     @staticmethod
-    def _accepted_size(ev: E.QuoteAccepted, rfq: E.RfqReceived) -> int:
+    def accepted_size(ev: E.QuoteAccepted, rfq: E.RfqReceived) -> int:
         if ev.contracts_accepted_centi is not None:
             return ev.contracts_accepted_centi
         offered = (
@@ -98,17 +124,17 @@ class _LastLook(_EngineState):
             return offered
         return rfq.contracts_centi or 0
 
-    def _last_look(
-        self, q: QuoteRecord, rec: RfqRecord, st: _Strategy, market: MarketInfo, now: int
+    def last_look(
+        self, q: QuoteRecord, rec: RfqRecord, st: Strategy, market: MarketInfo, now: int
     ) -> tuple[str | None, str]:
         """``(None, detail)`` to confirm, else ``(reason code, detail)``."""
-        reason, detail = self._pre_look(q, rec, st, market, now)
+        reason, detail = self.pre_look(q, rec, st, market, now)
         if reason is not None:
             return reason, detail
-        return self._post_look(q, st, self._price(rec, st, market, now, final=False))
+        return self.post_look(q, st, self.valuation.price(rec, st, market, now, final=False))
 
-    def _pre_look(
-        self, q: QuoteRecord, rec: RfqRecord, st: _Strategy, market: MarketInfo, now: int
+    def pre_look(
+        self, q: QuoteRecord, rec: RfqRecord, st: Strategy, market: MarketInfo, now: int
     ) -> tuple[str | None, str]:
         """The last-look checks that need no pricing: ``(None, "")`` if they pass."""
         if q.accepted_side is None:
@@ -117,15 +143,16 @@ class _LastLook(_EngineState):
             return "unknown_size", ""
         if now >= q.deadline_ns:
             return "confirm_deadline_passed", f"late by {(now - q.deadline_ns) // MS} ms"
-        if self.halted:
-            return HALTED, self.risk.halt_reason
-        problem = self._book_problem(self._needs(rec.rfq, market), st.lifecycle, now)
+        if self.r.halted:
+            return HALTED, self.r.risk.halt_reason
+        va = self.valuation
+        problem = va.book_problem(va.needs(rec.rfq, market), st.lifecycle, now)
         if problem:
             return problem, ""
         return None, ""
 
-    def _post_look(
-        self, q: QuoteRecord, st: _Strategy, res: Pricing | Decline
+    def post_look(
+        self, q: QuoteRecord, st: Strategy, res: Pricing | Decline
     ) -> tuple[str | None, str]:
         """The last-look checks on the re-priced fair value: edge, then risk."""
         side = q.accepted_side
@@ -138,37 +165,152 @@ class _LastLook(_EngineState):
         detail = f"side={side.value} bid={bid} fair_yes={fair} edge={edge}"
         if bid <= 0 or edge < st.lifecycle.last_look_min_edge_micros:
             return "edge", detail
-        reason = self.risk.check_fill_book(
-            self.book, q.market_ticker, Trade(side, bid, q.size_centi)
+        reason = self.r.risk.check_fill_book(
+            self.r.book, q.market_ticker, Trade(side, bid, q.size_centi)
         )
         if reason:
             return (HALTED if reason == HALTED else risk(reason)), detail
         return None, detail
 
-    def _on_confirmed(self, ev: E.QuoteConfirmed, now: int, out: list[C.Command]) -> None:
-        q = self.quotes.get(ev.quote_id)
+    def on_confirmed(self, ev: E.QuoteConfirmed, now: int, out: list[C.Command]) -> None:
+        q = self.r.quotes.get(ev.quote_id)
         if q is None or q.state is not QuoteState.CONFIRMING:
             return
         q.move(QuoteState.CONFIRMED)
         out.append(C.CancelTimer(f"confirm:{q.quote_id}"))
 
-    def _on_confirm_failed(self, ev: E.ConfirmFailed, now: int, out: list[C.Command]) -> None:
+    def on_confirm_failed(self, ev: E.ConfirmFailed, now: int, out: list[C.Command]) -> None:
         """Our confirm failed (e.g. 400 ``expired``): no trade, drop the provisional exposure."""
-        q = self.quotes.get(ev.quote_id)
+        q = self.r.quotes.get(ev.quote_id)
         if q is None or q.state is not QuoteState.CONFIRMING:
             return
         q.move(QuoteState.EXPIRED)
-        self.ledger.release_provisional(q.quote_id)
+        self.r.ledger.release_provisional(q.quote_id)
         q.provisional_centi = 0
-        self._sync_prov(q)
+        self.totals.sync_prov(q)
         out.append(C.CancelTimer(f"confirm:{q.quote_id}"))
         out.append(C.RecordDecision(q.rfq_id, q.market_ticker, "confirm_failed", ev.code,
                                     quote_id=q.quote_id, detail=ev.message))
-        self._finish_accepted(q)
+        self.finish_accepted(q)
 
-    def _finish_accepted(self, q: QuoteRecord) -> None:
-        rec = self.rfqs.get(q.rfq_id)
+    def finish_accepted(self, q: QuoteRecord) -> None:
+        rec = self.r.rfqs.get(q.rfq_id)
         if rec is not None and rec.state is RfqState.ACCEPTED:
             rec.move(RfqState.DONE)
-            self._sync(rec)
-            self._retain("rfq", rec.rfq_id)
+            self.totals.sync(rec)
+            self.retention.retain("rfq", rec.rfq_id)
+
+    # --- execution: executed quotes, fills, position reports, reconciliation ----------------
+
+    def on_executed(self, ev: E.QuoteExecuted, now: int, out: list[C.Command]) -> None:
+        """Execution: learn the order id that joins fills to the quote."""
+        q = self.r.quotes.get(ev.quote_id)
+        if q is None:
+            out.append(C.RecordDecision(ev.rfq_id, ev.market_ticker, "ignored", "unknown_quote",
+                                        quote_id=ev.quote_id))
+            return
+        if q.state not in (QuoteState.CONFIRMING, QuoteState.CONFIRMED):
+            return
+        q.move(QuoteState.EXECUTED)
+        q.order_id = ev.order_id
+        self.r.orders[ev.order_id] = q.quote_id
+        out.append(C.CancelTimer(f"confirm:{q.quote_id}"))
+        early = self.r.early_fills.pop(ev.order_id, 0)
+        self.r.early_until.pop(ev.order_id, None)
+        if early:
+            self.reduce(q, early)
+        if q.provisional_centi:
+            out.append(C.ScheduleTimer(f"exec:{q.quote_id}", now + EXECUTION_FILL_GRACE_NS))
+        self.finish_accepted(q)
+
+    def reduce(self, q: QuoteRecord, count: int) -> None:
+        left = self.r.ledger.reduce_provisional(q.quote_id, count)
+        q.provisional_centi = left if q.provisional_centi > 0 else -left
+        self.totals.sync_prov(q)
+
+    def on_fill(self, ev: E.FillReceived, now: int, out: list[C.Command]) -> str | None:
+        """Book a fill (authoritative); it replaces the provisional exposure of its quote.
+
+        Returns the reason to halt (the daily loss stop), which the engine applies.
+        """
+        if not self.r.ledger.book_fill(ev):
+            return None
+        qid = self.r.orders.get(ev.order_id)
+        if qid is not None and qid in self.r.quotes:
+            self.reduce(self.r.quotes[qid], ev.count_centi)
+        else:
+            if ev.order_id not in self.r.early_fills:
+                self.r.early_until[ev.order_id] = now + RECORD_RETENTION_NS
+                self.retention.retain("early", ev.order_id)
+            early = self.r.early_fills
+            early[ev.order_id] = early.get(ev.order_id, 0) + ev.count_centi
+        self.valuation.note_day(now)
+        if not self.r.halted and self.r.risk.daily_stop_hit():
+            return f"daily_loss_stop: lost {self.r.risk.daily_loss_micros} micros today"
+        self.check_breaches(out)
+        return None
+
+    def check_breaches(self, out: list[C.Command]) -> None:
+        """Pull quotes on markets whose live quotes now break a loss limit."""
+        if not self.r.by_book or not self.r.risk.may_breach(self.r.book):
+            return
+        for t in self.r.risk.breaches(self.totals.exposures(None)):
+            for rfq_id in list(self.r.by_book.get(t, {})):
+                rec = self.r.rfqs.get(rfq_id)
+                if rec is not None and rec.market_ticker == t:
+                    self.tracker.pull(rec, risk("worst_case_loss"), out)
+
+    def on_position(self, ev: E.PositionReported, now: int, out: list[C.Command]) -> str | None:
+        """Reconcile: a mismatch is a reason to halt, unless fills are in flight on that market."""
+        ours = self.r.ledger.position_centi(ev.market_ticker)
+        if ours == ev.position_centi:
+            return None
+        if self.r.ledger.provisional_keys(ev.market_ticker):
+            out.append(C.RecordDecision(
+                "", ev.market_ticker, "reconcile_deferred", "fills_in_flight",
+                detail=f"ours={ours} exchange={ev.position_centi}",
+            ))
+            return None
+        if self.r.halted:
+            return None
+        return (f"position_mismatch {ev.market_ticker}: ours={ours} exchange={ev.position_centi}"
+                " (hundredths of a contract)")
+
+    # --- timers and pool answers --------------------------------------------------------------
+
+    def on_confirm_timer(self, quote_id: str, out: list[C.Command]) -> None:
+        """A confirm's deadline passed unanswered; we may be committed, so the provisional
+        exposure stays until a fill or ``ConfirmFailed`` settles it."""
+        q = self.r.quotes.get(quote_id)
+        if q is not None and q.state is QuoteState.CONFIRMING:
+            out.append(C.RecordDecision(q.rfq_id, q.market_ticker, "confirm_unanswered",
+                                        "confirm_deadline_passed", quote_id=q.quote_id))
+
+    def on_exec_timer(self, quote_id: str) -> None:
+        """The fills of an execution had their grace: drop what is left of its exposure."""
+        q = self.r.quotes.get(quote_id)
+        if q is not None:
+            self.r.ledger.release_provisional(q.quote_id)
+            q.provisional_centi = 0
+            self.totals.sync_prov(q)
+            if q.rfq_id not in self.r.rfqs:
+                self.retention.retain("quote", quote_id)  # late fills still join it meanwhile
+
+    def on_pool_answer(
+        self, rfq_id: str, req: PoolRequest, res: Pricing | Decline, now: int,
+        out: list[C.Command],
+    ) -> None:
+        """The pool re-priced an accepted quote: finish its last look."""
+        rec, st = self.r.rfqs.get(rfq_id), self.r.ctx.get(rfq_id)
+        if rec is None or st is None:
+            return
+        market = self.r.md.markets[rec.market_ticker]
+        q = self.r.quotes.get(req.quote_id)
+        if q is None or q.state is not QuoteState.ACCEPTED:
+            return  # declined meanwhile (halt) or dead (RFQ deleted)
+        reason, detail = self.pre_look(q, rec, st, market, now)
+        if reason is None:
+            reason, detail = self.post_look(
+                q, st, self.valuation.conclude(st, market, res, final=False)
+            )
+        self.finish_look(q, rec, reason, detail, out)

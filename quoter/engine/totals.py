@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-from quoter.engine.lifecycle import QuoteRecord, RfqRecord, RfqState
+from typing import Final
+
+from quoter.engine.lifecycle import QuoteRecord, QuoteState, RfqRecord, RfqState
+from quoter.engine.records import Records
 from quoter.engine.risk import MarketExposure, QuoteExposure, Trade
-from quoter.engine.state import (
-    _RISK_LIVE,
-    _EngineState,
-)
+from quoter.engine.valuation import Valuation
+
+#: Quote states that can still be hit (a submission in flight counts too).
+RISK_LIVE: Final = (QuoteState.OPEN, QuoteState.CANCELLING)
 
 
-class _Totals(_EngineState):
+class Totals:
     """Keep the running risk totals in step with RFQs, quotes and positions."""
 
-    def _exposures(
+    def __init__(self, records: Records, valuation: Valuation) -> None:
+        """Hand the part its collaborators (the records and the parts below it)."""
+        self.r = records
+        self.valuation = valuation
+
+    def exposures(
         self, ticker: str | None, exclude_rfq: str | None = None
     ) -> dict[str, MarketExposure]:
         """Every market's exposure (``ticker`` always present), without ``exclude_rfq``'s quotes."""
-        return self._risk_view(ticker, exclude_rfq)[0]
+        return self.risk_view(ticker, exclude_rfq)[0]
 
-    def _risk_view(
+    def risk_view(
         self, ticker: str | None, exclude_rfq: str | None
     ) -> tuple[dict[str, MarketExposure], int]:
         """Exposures per market and the number of RFQs with a quote that could be hit.
@@ -31,7 +39,7 @@ class _Totals(_EngineState):
         rare breach scan after a fill (for its exact market order) and status views.
         """
         exp: dict[str, MarketExposure] = {}
-        ledger = self.ledger
+        ledger = self.r.ledger
 
         def get(t: str) -> MarketExposure:
             e = exp.get(t)
@@ -47,18 +55,18 @@ class _Totals(_EngineState):
         for t in ledger.tickers():
             e = get(t)
             for key in ledger.provisional_keys(t):
-                q = self.quotes.get(key)
+                q = self.r.quotes.get(key)
                 if q is not None and q.accepted_side is not None:
                     left = abs(q.provisional_centi)
                     e.provisional.append(Trade(q.accepted_side, q.bid_for(q.accepted_side), left))
-        quotes, n_open = self.quotes, 0
-        for rfq_id, rec in self.rfqs.items():
+        quotes, n_open = self.r.quotes, 0
+        for rfq_id, rec in self.r.rfqs.items():
             if rec.state is not RfqState.QUOTING or rfq_id == exclude_rfq:
                 continue
             bids = [(s.yes_bid_micros, s.no_bid_micros) for s in rec.in_flight]
             for qid in rec.quote_ids:
                 q = quotes[qid]
-                if q.state in _RISK_LIVE:
+                if q.state in RISK_LIVE:
                     bids.append((q.yes_bid_micros, q.no_bid_micros))
             if not bids:
                 continue
@@ -67,7 +75,7 @@ class _Totals(_EngineState):
             size = rec.rfq.contracts_centi
             for yes, no in bids:
                 e.quotes.append(QuoteExposure(
-                    yes, no, size if size is not None else self._est_size(rec.rfq, yes, no)
+                    yes, no, size if size is not None else self.valuation.est_size(rec.rfq, yes, no)
                 ))
         return exp, n_open
 
@@ -77,69 +85,69 @@ class _Totals(_EngineState):
     # ledger reports position changes itself. ``_risk_view`` above is the full recomputation the
     # totals are tested against.
 
-    def _load_of(self, rec: RfqRecord) -> tuple[str, int, int, int] | None:
+    def load_of(self, rec: RfqRecord) -> tuple[str, int, int, int] | None:
         """What ``rec``'s hittable quotes put into the book (as in ``_risk_view``), or None."""
-        if rec.state is not RfqState.QUOTING or self.rfqs.get(rec.rfq_id) is not rec:
+        if rec.state is not RfqState.QUOTING or self.r.rfqs.get(rec.rfq_id) is not rec:
             return None
         size = rec.rfq.contracts_centi
         loss_yes = loss_no = n = 0
         for s in rec.in_flight:
-            sz = size if size is not None else self._est_size(rec.rfq, s.yes_bid_micros,
+            sz = size if size is not None else self.valuation.est_size(rec.rfq, s.yes_bid_micros,
                                                               s.no_bid_micros)
             loss_yes += s.no_bid_micros * sz
             loss_no += s.yes_bid_micros * sz
             n += 1
         for qid in rec.quote_ids:
-            q = self.quotes[qid]
-            if q.state in _RISK_LIVE:
-                sz = size if size is not None else self._est_size(rec.rfq, q.yes_bid_micros,
-                                                                  q.no_bid_micros)
+            q = self.r.quotes[qid]
+            if q.state in RISK_LIVE:
+                sz = size if size is not None else self.valuation.est_size(
+                    rec.rfq, q.yes_bid_micros, q.no_bid_micros)
                 loss_yes += q.no_bid_micros * sz
                 loss_no += q.yes_bid_micros * sz
                 n += 1
         return (rec.market_ticker, loss_yes, loss_no, n) if n else None
 
-    def _sync(self, rec: RfqRecord) -> None:
+    def sync(self, rec: RfqRecord) -> None:
         """Bring the book in line with ``rec``'s hittable quotes."""
-        new = self._load_of(rec)
-        old = self._rfq_load.get(rec.rfq_id)
+        new = self.load_of(rec)
+        old = self.r.rfq_load.get(rec.rfq_id)
         if new == old:
             return
         if old is not None:
-            self.book.add_quotes(old[0], old[1], old[2], old[3], -1)
-            del self._rfq_load[rec.rfq_id]
+            self.r.book.add_quotes(old[0], old[1], old[2], old[3], -1)
+            del self.r.rfq_load[rec.rfq_id]
         if new is not None:
-            self.book.add_quotes(new[0], new[1], new[2], new[3], 1)
-            self._rfq_load[rec.rfq_id] = new
+            self.r.book.add_quotes(new[0], new[1], new[2], new[3], 1)
+            self.r.rfq_load[rec.rfq_id] = new
 
-    def _sync_prov(self, q: QuoteRecord) -> None:
+    def sync_prov(self, q: QuoteRecord) -> None:
         """Bring the book in line with ``q``'s provisional trade (as in ``_risk_view``)."""
         new: tuple[str, int, int, int] | None = None
-        entry = self._ledger.provisional_entry(q.quote_id)
+        entry = self.r.ledger.provisional_entry(q.quote_id)
         side = q.accepted_side
-        if entry is not None and side is not None and self.quotes.get(q.quote_id) is q:
+        if entry is not None and side is not None and self.r.quotes.get(q.quote_id) is q:
             trade = Trade(side, q.bid_for(side), abs(q.provisional_centi))
             yes, no = trade.pnl()
             new = (entry[0], trade.signed_centi, yes, no)
-        old = self._prov_load.get(q.quote_id)
+        old = self.r.prov_load.get(q.quote_id)
         if new == old:
             return
         if old is not None:
-            self.book.add_provisional(old[0], old[1], old[2], old[3], -1)
-            del self._prov_load[q.quote_id]
+            self.r.book.add_provisional(old[0], old[1], old[2], old[3], -1)
+            del self.r.prov_load[q.quote_id]
         if new is not None:
-            self.book.add_provisional(new[0], new[1], new[2], new[3], 1)
-            self._prov_load[q.quote_id] = new
+            self.r.book.add_provisional(new[0], new[1], new[2], new[3], 1)
+            self.r.prov_load[q.quote_id] = new
 
-    def _on_position_changed(self, ticker: str) -> None:
-        pos = self._ledger.market(ticker)
-        self.book.set_position(ticker, pos.position_centi, pos.cost_micros)
+    def on_position_changed(self, ticker: str) -> None:
+        pos = self.r.ledger.market(ticker)
+        self.r.book.set_position(ticker, pos.position_centi, pos.cost_micros)
 
-    def _check_quote(self, rec: RfqRecord, ticker: str, quote: QuoteExposure) -> str | None:
+    def check_quote(self, rec: RfqRecord, ticker: str, quote: QuoteExposure) -> str | None:
         """Risk-check a new quote on ``rec`` (replacing its current ones) against the totals."""
-        load = self._rfq_load.get(rec.rfq_id)
+        load = self.r.rfq_load.get(rec.rfq_id)
         if load is None:
-            return self.risk.check_quote_book(self.book, self.book.open_rfqs, ticker, quote)
-        return self.risk.check_quote_book(
-            self.book, self.book.open_rfqs - 1, ticker, quote, (load[1], load[2])
+            return self.r.risk.check_quote_book(self.r.book, self.r.book.open_rfqs, ticker, quote)
+        return self.r.risk.check_quote_book(
+            self.r.book, self.r.book.open_rfqs - 1, ticker, quote, (load[1], load[2])
         )

@@ -11,22 +11,20 @@ them. The REST shapes validate against the official SDK's pydantic models
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from quoter.domain.money import MAX_PRICE_MICROS, MICROS_PER_CENT, format_dollars, format_fp
 from quoter.domain.types import Side
-
-if TYPE_CHECKING:
-    from quoter.sim.books import MarketBook
-    from quoter.sim.exchange import (
-        Fill,
-        MarketStats,
-        Position,
-        Settlement,
-        SimMarket,
-        SimQuote,
-        SimRfq,
-    )
+from quoter.sim.books import MarketBook
+from quoter.sim.models import (
+    Fill,
+    MarketStats,
+    Position,
+    Settlement,
+    SimMarket,
+    SimQuote,
+    SimRfq,
+)
 
 __all__ = [
     "dollars",

@@ -140,7 +140,7 @@ def test_risk_limits_hold_under_random_event_sequences(ops: list[tuple[object, .
                     h.send(E.QuoteCancelled(q.rfq_id, qid, h.now))
                 else:
                     h.send(E.RfqDeleted(q.rfq_id, q.market_ticker, h.now))
-        exps = h.engine._exposures(None)
+        exps = h.engine.totals.exposures(None)
         total = 0
         for e in exps.values():
             loss = worst_case_loss_micros(e)

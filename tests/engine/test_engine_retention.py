@@ -38,9 +38,9 @@ def test_done_rfq_serves_late_events_then_is_dropped() -> None:
     assert decisions(h.accept("q1")) == [("ignored", "unknown_quote")]
     assert "r1" not in h.engine.rfqs
     assert "q1" not in h.engine.quotes
-    assert not h.engine._by_book
-    assert not h.engine._books_of
-    assert not h.engine._ctx
+    assert not h.engine.records.by_book
+    assert not h.engine.records.books_of
+    assert not h.engine.records.ctx
 
 
 def test_executed_quote_joins_late_fills_during_grace_then_is_dropped() -> None:
@@ -54,7 +54,7 @@ def test_executed_quote_joins_late_fills_during_grace_then_is_dropped() -> None:
     h.advance_ms(RETENTION_MS)
     h.fill("t2", "o1", Side.YES, 480_000, 1_000)  # late, still joined to q1
     assert h.engine.ledger.provisional_centi(T) == 5_000
-    assert h.engine._orders == {"o1": "q1"}
+    assert h.engine.records.orders == {"o1": "q1"}
     # Still holding provisional exposure: kept past the retention until that is settled.
     h.advance_ms(RETENTION_MS)
     h.send(E.TimerFired("exec:q1", h.now))
@@ -62,11 +62,11 @@ def test_executed_quote_joins_late_fills_during_grace_then_is_dropped() -> None:
     assert "q1" in h.engine.quotes
     h.fill("t3", "o1", Side.YES, 480_000, 500)  # after the exec grace: booked, joins q1
     assert h.engine.ledger.position_centi(T) == 5_500
-    assert not h.engine._early_fills
+    assert not h.engine.records.early_fills
     h.advance_ms(RETENTION_MS)
     h.send(E.TimerFired("noop:x", h.now))
     assert "q1" not in h.engine.quotes
-    assert h.engine._orders == {}
+    assert h.engine.records.orders == {}
     assert not h.engine.rfqs
     # A fill after that is still booked (positions are authoritative) but joins nothing.
     h.fill("t4", "o1", Side.YES, 480_000, 500)
@@ -78,14 +78,14 @@ def test_unjoined_early_fills_are_dropped_after_retention() -> None:
     h = Harness()
     h.ready()
     h.fill("t1", "o-elsewhere", Side.YES, 480_000, 1_000)
-    assert h.engine._early_fills == {"o-elsewhere": 1_000}
+    assert h.engine.records.early_fills == {"o-elsewhere": 1_000}
     h.advance_ms(RETENTION_MS - 1)
     h.send(E.TimerFired("noop:x", h.now))
-    assert h.engine._early_fills == {"o-elsewhere": 1_000}
+    assert h.engine.records.early_fills == {"o-elsewhere": 1_000}
     h.advance_ms(1)
     h.send(E.TimerFired("noop:x", h.now))
-    assert h.engine._early_fills == {}
-    assert h.engine._early_until == {}
+    assert h.engine.records.early_fills == {}
+    assert h.engine.records.early_until == {}
 
 
 def test_early_fill_joined_by_execution_is_pruned_at_once() -> None:
@@ -96,8 +96,8 @@ def test_early_fill_joined_by_execution_is_pruned_at_once() -> None:
     h.fill("t1", "o1", Side.YES, 480_000, 10_000)
     h.send(E.QuoteExecuted("q1", "r1", T, "o1", h.now))
     assert h.engine.ledger.provisional_centi(T) == 0
-    assert h.engine._early_fills == {}
-    assert h.engine._early_until == {}
+    assert h.engine.records.early_fills == {}
+    assert h.engine.records.early_until == {}
 
 
 def test_unanswered_confirm_keeps_the_quote_until_settled() -> None:
@@ -147,9 +147,10 @@ def test_memory_stays_bounded_over_a_long_run() -> None:
             h.accept(qid, Side.YES, rfq_id=rid)
             h.send(E.ConfirmFailed(rid, qid, "expired", "", h.now))
         e = h.engine
-        sizes.append(max(len(e.rfqs), len(e.quotes), len(e._orders), len(e._early_fills),
-                         len(e._ctx), len(e._books_of), len(e._by_book.get(T, {}))))
+        r = e.records
+        sizes.append(max(len(e.rfqs), len(e.quotes), len(r.orders), len(r.early_fills),
+                         len(r.ctx), len(r.books_of), len(r.by_book.get(T, {}))))
     window = RECORD_RETENTION_NS // (1_000 * MS) + 2
     assert max(sizes) <= window
-    assert len(h.engine._expiry) <= 2 * window
+    assert len(h.engine.records.expiry) <= 2 * window
     assert EXECUTION_FILL_GRACE_NS < RECORD_RETENTION_NS

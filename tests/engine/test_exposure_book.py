@@ -27,7 +27,7 @@ TIGHT = (
 
 def assert_book_matches(eng: Engine) -> None:
     """Every running total equals the one ``_risk_view`` recomputes from scratch."""
-    exps, n_open = eng._risk_view(None, None)
+    exps, n_open = eng.totals.risk_view(None, None)
     book = eng.book
     for t, e in exps.items():
         m = book.market(t)
@@ -58,16 +58,16 @@ def assert_same_decisions(eng: Engine, size: int, yes: int, no: int) -> None:
         if rec.state is not RfqState.QUOTING:
             continue
         t = rec.market_ticker
-        full = eng.risk.check_quote(*eng._risk_view(t, rec.rfq_id), t, probe)
-        assert eng._check_quote(rec, t, probe) == full
+        full = eng.risk.check_quote(*eng.totals.risk_view(t, rec.rfq_id), t, probe)
+        assert eng.totals.check_quote(rec, t, probe) == full
     for t in (T, T2, T3):
         for side, price in ((Side.YES, yes), (Side.NO, no)):
             trade = Trade(side, price, size)
-            full = eng.risk.check_fill(eng._exposures(t), t, trade)
+            full = eng.risk.check_fill(eng.totals.exposures(t), t, trade)
             assert eng.risk.check_fill_book(eng.book, t, trade) == full
-        full_new = eng.risk.check_quote(*eng._risk_view(t, None), t, probe)
+        full_new = eng.risk.check_quote(*eng.totals.risk_view(t, None), t, probe)
         assert eng.risk.check_quote_book(eng.book, eng.book.open_rfqs, t, probe) == full_new
-    assert eng.risk.may_breach(eng.book) or not eng.risk.breaches(eng._exposures(None))
+    assert eng.risk.may_breach(eng.book) or not eng.risk.breaches(eng.totals.exposures(None))
 
 
 _rfq = st.tuples(st.just("rfq"), st.sampled_from([T, T2, T3]), st.integers(1, 80), st.booleans())

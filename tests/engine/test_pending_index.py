@@ -13,7 +13,7 @@ T3 = "KXTEST-26JAN01-C"
 
 def _index_is_empty(h: Harness) -> bool:
     e = h.engine
-    return not e._pending and not e._pending_by and not e._pending_keys
+    return not e.records.pending and not e.records.pending_by and not e.records.pending_keys
 
 
 def test_a_book_prices_only_the_rfqs_parked_on_it_in_arrival_order() -> None:
@@ -26,8 +26,8 @@ def test_a_book_prices_only_the_rfqs_parked_on_it_in_arrival_order() -> None:
     out = h.snapshot(T)
     assert [s.rfq_id for s in of(out, C.SubmitQuote)] == ["a1", "a2", "a3"]
     assert of(out, C.CancelTimer) == [C.CancelTimer(f"pending:{r}") for r in ("a1", "a2", "a3")]
-    assert list(h.engine._pending) == ["b1", "c1"]
-    assert set(h.engine._pending_by) == {T2, T3}
+    assert list(h.engine.records.pending) == ["b1", "c1"]
+    assert set(h.engine.records.pending_by) == {T2, T3}
     assert [s.rfq_id for s in of(h.snapshot(T2), C.SubmitQuote)] == ["b1"]
     h.send(E.RfqDeleted("c1", T3, h.now))
     assert _index_is_empty(h)
@@ -42,7 +42,7 @@ def test_combo_legs_learned_from_metadata_are_indexed() -> None:
     assert of(out, C.FetchMarket) == [C.FetchMarket(combo_t)]
     out = h.load(market(combo_t, legs=legs))
     assert of(out, C.FetchMarket) == [C.FetchMarket(T), C.FetchMarket(T2)]
-    assert set(h.engine._pending_by) == {combo_t, T, T2}
+    assert set(h.engine.records.pending_by) == {combo_t, T, T2}
     h.ready(T, bid=490_000, ask=510_000)
     assert of(h.log, C.SubmitQuote) == []
     h.ready(T2, bid=290_000, ask=310_000)

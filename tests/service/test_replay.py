@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from backtests.replay import EngineInput, ReplayError, iter_engine_inputs, replay, replay_decisions
+from backtests.replay import (
+    EngineInput,
+    ReplayError,
+    iter_engine_inputs,
+    replay,
+    replay_decisions,
+    replay_kernel,
+)
 from quoter.clock import LiveClock
 from quoter.config import config_hash, load_config, parse_config
 from quoter.domain import commands as cmd
@@ -32,6 +39,7 @@ from quoter.recording.format import (
     read_recordings,
     recording_files,
 )
+from quoter.runtime.kernel import Kernel, engine_commands
 from quoter.service.app import Service, ServiceOptions
 from quoter.service.environment import Settings
 from quoter.service.hooks import ServiceHooks
@@ -129,6 +137,25 @@ def test_replay_reproduces_every_live_command(
     replayed = [(c.rfq_id, c.decision, c.reason) for c in report.commands
                 if isinstance(c, cmd.RecordDecision)]
     assert replayed == stored
+
+
+def test_the_service_and_the_replay_loop_drive_the_same_kernel(
+    live_run: tuple[Service, CapturingHooks, Path],
+) -> None:
+    """One kernel type under both shells: its rules (kill switch, gates) hold in the replay too."""
+    service, hooks, workdir = live_run
+    files = recording_files(workdir / "rec")
+    assert type(service.runtime.kernel) is Kernel
+    kernels, commands = set(), []
+    for kernel, _, actions in replay_kernel(files):
+        assert type(kernel) is Kernel
+        kernels.add(id(kernel))
+        commands.extend(engine_commands(actions))
+    assert len(kernels) == 1  # one recorded run, one kernel
+    assert commands == hooks.live
+    # The run ended halted (test_finished, then shutdown): the replayed kernel's gates agree.
+    assert service.runtime.halted
+    assert replay(files).halted
 
 
 def test_a_replay_notices_a_changed_strategy(
