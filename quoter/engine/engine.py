@@ -4,7 +4,8 @@ No IO and no clock reads: time arrives as ``now_ns`` (and, for pricer budgets on
 ``perf_ns``). Dicts are iterated in insertion order; there is no randomness. What the engine
 decides about every RFQ and every accept is returned as ``RecordDecision`` commands with a
 stable reason code (see ``quoter.engine.routing``). Decisions: ``quoted``, ``not_quoted``,
-``requoted``, ``pulled``, ``rejected`` (exchange refused a quote), ``declined`` / ``confirmed``
+``requoted``, ``pulled``, ``rejected`` (exchange refused a quote), ``held`` (an accept that beat
+our create response), ``declined`` / ``confirmed``
 (last look), ``confirm_failed``, ``confirm_unanswered``, ``cancel_failed``, ``ignored``,
 ``halted`` / ``resumed``, ``reconcile_deferred``, ``config_applied`` / ``config_rejected``.
 
@@ -33,7 +34,10 @@ Rules worth knowing (the rest is in the handlers' docstrings):
   declining, halt. A pulled RFQ is never re-quoted; a quote placed after the pull is cancelled
   as soon as its id is known.
 * **Last look.** See :meth:`LastLook.on_accepted`; declining is "do nothing" (there is no
-  decline call, kalshi-api.md §0a).
+  decline call, kalshi-api.md §0a). An accept can beat our create-quote response: an accept of
+  an unknown quote id while a create is in flight on its RFQ is ``held`` (a ``held:<quote_id>``
+  timer at its confirm deadline) and gets its last look when ``QuotePlaced`` names the id; it
+  is ``ignored``/``unknown_quote`` if the create fails or the deadline passes first.
 * **Reconciliation.** A ``PositionReported`` that differs from our ledger halts the engine,
   but only when no fills are in flight for that market, i.e. no quote of ours on it holds
   provisional exposure (confirm sent and fills not all seen, or within
@@ -141,8 +145,8 @@ class Engine:
         self._handlers: dict[type[Any], Callable[[Any, int, list[C.Command]], None]] = {
             E.RfqReceived: self.intake.on_rfq,
             E.RfqDeleted: self.intake.on_rfq_deleted,
-            E.QuotePlaced: tr.on_placed,
-            E.QuoteRejected: tr.on_rejected,
+            E.QuotePlaced: self._on_placed,
+            E.QuoteRejected: self._on_rejected,
             E.QuoteCancelled: tr.on_cancelled,
             E.QuoteCancelFailed: tr.on_cancel_failed,
             E.QuoteAccepted: ll.on_accepted,
@@ -241,6 +245,14 @@ class Engine:
 
     # === what no part can do alone: halts, pool answers, timers =================================
 
+    def _on_placed(self, ev: E.QuotePlaced, now: int, out: list[C.Command]) -> None:
+        self.tracker.on_placed(ev, now, out)
+        self.lastlook.on_placed(ev, now, out)  # an accept that beat this response, if any
+
+    def _on_rejected(self, ev: E.QuoteRejected, now: int, out: list[C.Command]) -> None:
+        self.tracker.on_rejected(ev, now, out)
+        self.lastlook.drop_orphans(ev.rfq_id, out)
+
     def _on_fill(self, ev: E.FillReceived, now: int, out: list[C.Command]) -> None:
         reason = self.lastlook.on_fill(ev, now, out)
         if reason is not None:
@@ -293,6 +305,8 @@ class Engine:
             self._on_pricing_timer(arg, now, out)
         elif kind == "exec":
             self.lastlook.on_exec_timer(arg)
+        elif kind == "held":
+            self.lastlook.on_held_timer(arg, out)
 
     def _on_kill(self, ev: E.KillSwitchChanged, now: int, out: list[C.Command]) -> None:
         if ev.halted:

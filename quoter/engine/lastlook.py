@@ -27,6 +27,8 @@ from strategies.base import Decline, Pricing
 #: How long after ``quote_executed`` we wait for its fills before dropping what is left of the
 #: provisional exposure (a post-only or partial execution fills less than was accepted).
 EXECUTION_FILL_GRACE_NS: Final = 10_000 * MS
+#: Why an accept is declined while another of our quotes on its RFQ is already accepted.
+RFQ_ALREADY_ACCEPTED: Final = "rfq_already_accepted"
 
 
 class LastLook:
@@ -58,8 +60,9 @@ class LastLook:
         """
         q = self.r.quotes.get(ev.quote_id)
         if q is None:
-            out.append(C.RecordDecision(ev.rfq_id, ev.market_ticker, "ignored", "unknown_quote",
-                                        quote_id=ev.quote_id))
+            if not self.hold(ev, now, out):
+                out.append(C.RecordDecision(ev.rfq_id, ev.market_ticker, "ignored",
+                                            "unknown_quote", quote_id=ev.quote_id))
             return
         rec = self.r.rfqs.get(q.rfq_id)
         if not q.is_live or rec is None:
@@ -67,14 +70,20 @@ class LastLook:
                                         f"quote_{q.state.value}", quote_id=q.quote_id))
             return
         q.move(QuoteState.ACCEPTED)
+        if rec.state in (RfqState.ACCEPTED, RfqState.DONE):
+            # Another of our quotes on this RFQ was accepted first (a replacement raced it):
+            # one RFQ, one trade. Declining is doing nothing at the exchange.
+            q.move(QuoteState.DECLINED)
+            self.totals.sync(rec)
+            out.append(C.RecordDecision(q.rfq_id, q.market_ticker, "declined",
+                                        RFQ_ALREADY_ACCEPTED, strategy=rec.strategy,
+                                        quote_id=q.quote_id))
+            return
         rec.move(RfqState.ACCEPTED)
         self.totals.sync(rec)
         st = self.r.ctx[rec.rfq_id]
-        lc = st.lifecycle
         market = self.r.md.markets[q.market_ticker]
-        hvm = market.is_hvm or market.is_combo  # every combo is HVM (kalshi-api.md §6)
-        window_ms = lc.hvm_confirm_window_ms if hvm else lc.confirm_window_ms
-        q.deadline_ns = ev.ts_recv_ns + (window_ms - lc.confirm_safety_margin_ms) * MS
+        q.deadline_ns = self.confirm_deadline(ev, rec)
         q.accepted_side = ev.accepted_side
         q.size_centi = self.accepted_size(ev, rec.rfq)
         if st.config.quoting.isolation == "process":
@@ -87,6 +96,62 @@ class LastLook:
         else:
             reason, detail = self.last_look(q, rec, st, market, now)
         self.finish_look(q, rec, reason, detail, out)
+
+    def confirm_deadline(self, ev: E.QuoteAccepted, rec: RfqRecord) -> int:
+        """The last engine time a confirm of ``ev`` may leave: its window, less the margin."""
+        lc = self.r.ctx[rec.rfq_id].lifecycle
+        market = self.r.md.markets[rec.market_ticker]
+        hvm = market.is_hvm or market.is_combo  # every combo is HVM (kalshi-api.md §6)
+        window_ms = lc.hvm_confirm_window_ms if hvm else lc.confirm_window_ms
+        return ev.ts_recv_ns + (window_ms - lc.confirm_safety_margin_ms) * MS
+
+    # --- accepts that beat our create-quote response ------------------------------------------
+
+    def hold(self, ev: E.QuoteAccepted, now: int, out: list[C.Command]) -> bool:
+        """Keep an accept of a quote id we do not know yet while a create is in flight on its
+        RFQ: the accept notice can beat our create-quote response (kalshi-api.md §0a shows
+        accepts ~0.11 s after creation). Held at most until its confirm deadline."""
+        rec = self.r.rfqs.get(ev.rfq_id)
+        if rec is None or not rec.in_flight or ev.quote_id in self.r.held:
+            return False
+        deadline = self.confirm_deadline(ev, rec)
+        if now >= deadline:
+            return False
+        self.r.held[ev.quote_id] = ev
+        out.append(C.ScheduleTimer(f"held:{ev.quote_id}", deadline))
+        out.append(C.RecordDecision(ev.rfq_id, ev.market_ticker, "held", "create_in_flight",
+                                    strategy=rec.strategy, quote_id=ev.quote_id))
+        return True
+
+    def on_placed(self, ev: E.QuotePlaced, now: int, out: list[C.Command]) -> None:
+        """Our create answered: an accept of that quote held meanwhile gets its last look now."""
+        held = self.r.held.pop(ev.quote_id, None)
+        if held is not None:
+            out.append(C.CancelTimer(f"held:{ev.quote_id}"))
+            self.on_accepted(held, now, out)
+        self.drop_orphans(ev.rfq_id, out)
+
+    def drop_orphans(self, rfq_id: str, out: list[C.Command]) -> None:
+        """Held accepts on ``rfq_id`` that no create in flight can name any more."""
+        rec = self.r.rfqs.get(rfq_id)
+        if rec is not None and rec.in_flight:
+            return
+        for qid in [q for q, h in self.r.held.items() if h.rfq_id == rfq_id]:
+            self.unhold(qid, "no create in flight names it", out)
+
+    def on_held_timer(self, quote_id: str, out: list[C.Command]) -> None:
+        """No create response named the held accept's quote before its confirm deadline."""
+        if quote_id in self.r.held:
+            self.unhold(quote_id, "confirm deadline passed before the create response", out,
+                        timer_fired=True)
+
+    def unhold(self, quote_id: str, why: str, out: list[C.Command], *,
+               timer_fired: bool = False) -> None:
+        ev = self.r.held.pop(quote_id)
+        if not timer_fired:
+            out.append(C.CancelTimer(f"held:{quote_id}"))
+        out.append(C.RecordDecision(ev.rfq_id, ev.market_ticker, "ignored", "unknown_quote",
+                                    quote_id=quote_id, detail=why))
 
     def finish_look(
         self, q: QuoteRecord, rec: RfqRecord, reason: str | None, detail: str,
@@ -233,6 +298,7 @@ class LastLook:
 
         Returns the reason to halt (the daily loss stop), which the engine applies.
         """
+        self.valuation.note_day(now)  # a new day starts before this fill's PnL is booked
         if not self.r.ledger.book_fill(ev):
             return None
         qid = self.r.orders.get(ev.order_id)

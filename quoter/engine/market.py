@@ -79,6 +79,7 @@ class Market:
             self.r.md.markets[t] = m
         if ev.event_type in CLOSING_EVENTS or ev.is_deactivated:
             self.tracker.pull_market(t, "market_closed", out)
+        self.valuation.note_day(now)  # a new day starts before this settlement's PnL
         if ev.settlement_value_micros is not None:
             self.r.ledger.settle(t, ev.settlement_value_micros)
         elif ev.result in ("yes", "no"):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from quoter.config import QuoterConfig
+from quoter.domain.events import QuoteAccepted
 from quoter.engine.exposure import ExposureBook
 from quoter.engine.lifecycle import QuoteRecord, RfqRecord
 from quoter.engine.marketdata import MarketData
@@ -77,6 +78,8 @@ class Records:
         self.by_book: dict[str, dict[str, None]] = {}
         self.books_of: dict[str, tuple[str, ...]] = {}
         self.orders: dict[str, str] = {}
+        #: Accepts of quote ids not known yet (our create response is in flight), by quote id.
+        self.held: dict[str, QuoteAccepted] = {}
         self.early_fills: dict[str, int] = {}
         self.early_until: dict[str, int] = {}
         # (expires at, kind, key), in order of engine time: what to drop when (see retention).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from quoter.engine.lifecycle import QuoteRecord, QuoteState, RfqRecord, RfqState
+from quoter.engine.lifecycle import QuoteRecord, QuoteState, RfqRecord
 from quoter.engine.records import Records
 from quoter.engine.risk import MarketExposure, QuoteExposure, Trade
 from quoter.engine.valuation import Valuation
@@ -32,8 +32,10 @@ class Totals:
     ) -> tuple[dict[str, MarketExposure], int]:
         """Exposures per market and the number of RFQs with a quote that could be hit.
 
-        Live quotes are those open or being cancelled plus submissions still in flight (a
-        replaced quote is gone at the exchange; a racing accept of it is checked on its own).
+        Live quotes are those open or being cancelled plus submissions still in flight, in
+        whatever state their RFQ is (a replacement that raced an accept is live until its
+        cancel lands); a replaced quote is gone at the exchange (a racing accept of it is
+        checked on its own).
         The full recomputation, O(RFQs): the risk checks use the running totals in ``book``
         (kept equal to this, see ``tests/engine/test_exposure_book.py``); this one serves the
         rare breach scan after a fill (for its exact market order) and status views.
@@ -61,7 +63,7 @@ class Totals:
                     e.provisional.append(Trade(q.accepted_side, q.bid_for(q.accepted_side), left))
         quotes, n_open = self.r.quotes, 0
         for rfq_id, rec in self.r.rfqs.items():
-            if rec.state is not RfqState.QUOTING or rfq_id == exclude_rfq:
+            if rfq_id == exclude_rfq:
                 continue
             bids = [(s.yes_bid_micros, s.no_bid_micros) for s in rec.in_flight]
             for qid in rec.quote_ids:
@@ -87,7 +89,7 @@ class Totals:
 
     def load_of(self, rec: RfqRecord) -> tuple[str, int, int, int] | None:
         """What ``rec``'s hittable quotes put into the book (as in ``_risk_view``), or None."""
-        if rec.state is not RfqState.QUOTING or self.r.rfqs.get(rec.rfq_id) is not rec:
+        if self.r.rfqs.get(rec.rfq_id) is not rec:
             return None
         size = rec.rfq.contracts_centi
         loss_yes = loss_no = n = 0

@@ -19,6 +19,10 @@ from quoter.engine.valuation import Valuation
 
 #: RFQ states in which we may have quotes out.
 ACTIVE_RFQ: Final = (RfqState.QUOTING, RfqState.ACCEPTED)
+#: Why a quote that landed after another of ours on its RFQ was accepted is cancelled at once.
+SUPERSEDED_BY_ACCEPT: Final = "superseded_by_accept"
+#: Why a quote placed on an RFQ we no longer follow is cancelled at once.
+UNKNOWN_SUBMISSION: Final = "unknown_submission"
 
 
 class QuoteTracker:
@@ -43,8 +47,10 @@ class QuoteTracker:
         """The exchange named our quote: it supersedes our previous quote on the RFQ."""
         rec = self.r.rfqs.get(ev.rfq_id)
         if rec is None or not rec.in_flight:
-            out.append(C.RecordDecision(ev.rfq_id, "", "ignored", "unknown_submission",
+            out.append(C.RecordDecision(ev.rfq_id, "", "ignored", UNKNOWN_SUBMISSION,
                                         quote_id=ev.quote_id))
+            # Nothing here would ever cancel it: a quote we cannot follow must not stay live.
+            out.append(C.CancelQuote(ev.rfq_id, ev.quote_id, UNKNOWN_SUBMISSION))
             return
         sub = rec.in_flight.pop(0)
         for qid in rec.quote_ids:
@@ -57,9 +63,13 @@ class QuoteTracker:
         rec.quote_ids.append(ev.quote_id)
         self.totals.sync(rec)
         reason = rec.pull_reason or (HALTED if self.r.halted else "")
-        if reason and rec.state in ACTIVE_RFQ:
+        if rec.state in (RfqState.ACCEPTED, RfqState.DONE):
+            # A replacement that raced an accept of our previous quote: one RFQ, one trade.
+            reason = reason or SUPERSEDED_BY_ACCEPT
+        if reason and rec.state in (*ACTIVE_RFQ, RfqState.DONE):
             q.move(QuoteState.CANCELLING)
             out.append(C.CancelQuote(rec.rfq_id, q.quote_id, reason))
+            self.totals.sync(rec)
 
     def on_rejected(self, ev: E.QuoteRejected, now: int, out: list[C.Command]) -> None:
         """The exchange refused a SubmitQuote: record it; a previous live quote stays."""

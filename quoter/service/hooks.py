@@ -16,6 +16,7 @@ import structlog
 from quoter.clock import Clock
 from quoter.domain import commands as cmd
 from quoter.domain import events as ev
+from quoter.domain.types import Side
 from quoter.engine.engine import Engine
 from quoter.errors import DecodeError
 from quoter.kalshi.schemas import peek_type
@@ -196,13 +197,13 @@ class ServiceHooks(RuntimeHooks):
                         q.quote_id, q.rfq_id, q.market_ticker, q.yes_bid_micros,
                         q.no_bid_micros, "open", wall,
                     )
+                    if q.accepted_side is not None:
+                        # An accept that beat this create response was held until now.
+                        self._accepted(q.quote_id, q.accepted_side, None, commands, wall)
             case ev.QuoteAccepted():
                 if event.quote_id in self.engine.quotes:
-                    self.counts["accepted"] += 1
-                    self.store.record_quote_state(event.quote_id, "accepted", wall,
-                                                  {"side": str(event.accepted_side)})
-                    if any(isinstance(c, cmd.ConfirmQuote) for c in commands):
-                        self._accepted_ns[event.quote_id] = event.ts_recv_ns
+                    self._accepted(event.quote_id, event.accepted_side, event.ts_recv_ns,
+                                   commands, wall)
             case ev.QuoteConfirmed():
                 self.counts["confirmed"] += 1
                 self.store.mark_confirm(event.quote_id, ConfirmState.CONFIRMED, wall)
@@ -228,6 +229,13 @@ class ServiceHooks(RuntimeHooks):
                     ))
             case _:
                 pass
+
+    def _accepted(self, quote_id: str, side: Side | None, recv_ns: int | None,
+                  commands: list[cmd.Command], wall: int) -> None:
+        self.counts["accepted"] += 1
+        self.store.record_quote_state(quote_id, "accepted", wall, {"side": str(side)})
+        if recv_ns is not None and any(isinstance(c, cmd.ConfirmQuote) for c in commands):
+            self._accepted_ns[quote_id] = recv_ns
 
     def _time_first_quotes(
         self, event: ev.Event, commands: list[cmd.Command], now_ns: int

@@ -144,6 +144,8 @@ class SimServer:
         self._sids = itertools.count(1)
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._wake = asyncio.Event()
+        # Create-quote responses held until their quote is accepted (a fault), by quote id.
+        self._held_responses: dict[str, asyncio.Event] = {}
         exchange.add_listener(self.on_out)
 
     # --- auth and limits ------------------------------------------------------------------
@@ -256,6 +258,15 @@ class SimServer:
             parse_dollars(_str(body, "no_bid")), rest_remainder=body["rest_remainder"],
             post_only=bool(body.get("post_only", False)),
         )
+        hold = getattr(self.faults, "quote_response_hold_s", None)
+        hold_s = hold() if hold is not None else 0.0
+        if hold_s > 0:
+            accepted = self._held_responses[qid] = asyncio.Event()
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(accepted.wait(), hold_s)
+            finally:
+                del self._held_responses[qid]
         return JSONResponse({"id": qid}, status_code=201)
 
     def _quote_view(self, q: Any, user: str) -> dict[str, Any]:
@@ -745,6 +756,11 @@ class SimServer:
                 sub.seq += 1
                 self._send(conn, {"type": out.type, "sid": sub.sid, "seq": sub.seq, "msg": msg},
                            sub)
+        if self._held_responses and out.type == "quote_accepted":
+            # The notice is queued above, before the held create response resumes.
+            held = self._held_responses.get(str(out.msg.get("quote_id")))
+            if held is not None:
+                held.set()
 
     # --- timers --------------------------------------------------------------------------
 

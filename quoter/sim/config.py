@@ -289,6 +289,9 @@ class FaultConfig(_Strict):
     frames: tuple[FrameFaultRule, ...] = ()
     #: Delay every ``quote_accepted`` frame by this much (a slow last-look notice).
     accept_notice_delay_ms: Millis = 0
+    #: Hold each create-quote response until its quote is accepted, at most this long: the
+    #: accept notice then beats the maker's create response, as Kalshi allows (§0a).
+    quote_response_hold_ms: Millis = 0
     rest: RestFaultConfig = RestFaultConfig()
     #: One-shot actions performed when the config is applied (not remembered).
     cut_connections: bool = False

@@ -318,6 +318,10 @@ class FaultInjector:
             status_code=status,
         )
 
+    def quote_response_hold_s(self) -> float:
+        """How long the server may hold a create-quote response waiting for its accept."""
+        return self._config.quote_response_hold_ms / 1000
+
     def snapshot(self) -> dict[str, Any]:
         """The config in force and the counters, as JSON."""
         return {"config": self._config.model_dump(mode="json"), "stats": self.stats.as_dict()}

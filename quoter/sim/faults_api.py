@@ -48,6 +48,10 @@ class NoFaults:
         """Never cut a connection."""
         return False
 
+    def quote_response_hold_s(self) -> float:
+        """Never hold a create-quote response."""
+        return 0.0
+
     def on_connect(self, conn_id: str) -> None:
         """Nothing to record."""
 

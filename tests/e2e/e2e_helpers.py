@@ -94,6 +94,10 @@ class CountingFaults:
         """Delegate to the injector."""
         return self.injector.should_close(conn_id)
 
+    def quote_response_hold_s(self) -> float:
+        """Delegate to the injector."""
+        return self.injector.quote_response_hold_s()
+
     def on_connect(self, conn_id: str) -> None:
         """Delegate to the injector."""
         self.injector.on_connect(conn_id)

@@ -9,6 +9,7 @@ from e2e_helpers import BOT, REQ, T1, bot_quotes, confirm_posts, running_service
 from quoter.domain.types import Side
 from quoter.service.demo import compare_with_exchange
 from quoter.service.store import ConfirmState, Store
+from quoter.sim.config import FaultConfig
 from quoter.sim.exchange import QuoteStatus
 
 
@@ -55,3 +56,27 @@ async def test_quote_accept_confirm_fill_matches_the_exchange(tmp_path: Path) ->
         assert (fill.trade_id, fill.count_centi, fill.yes_price_micros, fill.fee_micros,
                 fill.outcome_side, fill.is_taker) == (
             exchange_fill.trade_id, 300, 480_000, exchange_fill.fee_micros, "yes", False)
+
+
+async def test_an_accept_that_beats_our_create_response_is_still_confirmed(
+        tmp_path: Path) -> None:
+    # The simulator holds each create-quote response until the quote is accepted, so the
+    # accept notice reaches the service before the id of the quote it accepts (Kalshi §0a).
+    async with sim_env(tmp_path) as env:
+        env.faults.injector.apply(FaultConfig(quote_response_hold_ms=10_000))
+        svc = env.service()
+        async with running_service(svc):
+            rfq_id = env.rfq(T1, contracts_centi=200)
+            await until(lambda: bool(bot_quotes(env.exchange, rfq_id)), what="the bot's quote")
+            [quote] = bot_quotes(env.exchange, rfq_id)
+            assert quote.id not in svc.runtime.open_quotes  # its create response is held
+            env.exchange.accept_quote(REQ, rfq_id, quote.id, Side.YES)
+            await until(lambda: env.exchange.get_quote(quote.id).status
+                        == QuoteStatus.EXECUTED, what="the confirm and execution")
+            await until(lambda: svc.hooks.counts["fills"] >= 1
+                        and not svc.engine.ledger.provisional_keys(T1), what="the fill booked")
+            assert confirm_posts(env.faults, quote.id) == 1
+            assert svc.positions_centi() == {T1: 200}
+            assert compare_with_exchange(svc, env.exchange, BOT, env.start_balance_micros) == []
+            counts = svc.snapshot().counts
+            assert (counts["quoted"], counts["accepted"], counts["confirmed"]) == (1, 1, 1)

@@ -88,8 +88,12 @@ async def _accepted_by_the_child(env: SimEnv, ticker: str) -> tuple[str, str]:
                 what="the child's quote")
     [quote] = bot_quotes(env.exchange, rfq_id)
     env.exchange.accept_quote(REQ, rfq_id, quote.id, Side.YES)
-    await until(lambda: env.exchange.get_quote(quote.id).status != QuoteStatus.ACCEPTED,
-                what="the child's confirm")
+    try:
+        await until(lambda: env.exchange.get_quote(quote.id).status != QuoteStatus.ACCEPTED,
+                    what="the child's confirm")
+    except AssertionError as exc:  # the child's own account of why is in its log
+        log = (env.workdir / "child.log").read_text(errors="replace").splitlines()
+        raise AssertionError(f"{exc}; the child's log ends:\n" + "\n".join(log[-60:])) from None
     return rfq_id, quote.id
 
 

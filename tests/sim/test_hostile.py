@@ -1,0 +1,63 @@
+"""The simulator can be as unkind as Kalshi: each hostile behaviour shown on its own."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from quoter.clock import ReplayClock
+from quoter.domain.fees import FeeSchedule, FeeType
+from quoter.domain.grid import grid_for_structure
+from quoter.domain.types import Side
+from quoter.kalshi.auth import KalshiAuth, Signer
+from quoter.sim.app import create_app
+from quoter.sim.config import FaultConfig
+from quoter.sim.exchange import OutMessage, QuoteStatus, SimExchange, SimMarket
+from quoter.sim.faults import FaultInjector
+
+S = 1_000_000_000
+T1 = "KXTEST-26JAN01-T1"
+
+
+def _exchange(clock: ReplayClock, signers: dict[str, Signer]) -> SimExchange:
+    ex = SimExchange(clock)
+    for user, signer in signers.items():
+        ex.register_account(user, balance_micros=1_000_000_000)
+        ex.register_key(user, signer.key_id, signer.public_key())
+    ex.add_market(SimMarket(T1, "KXTEST-26JAN01", "KXTEST", T1,
+                            grid_for_structure("linear_cent"),
+                            fees=FeeSchedule(FeeType.QUADRATIC)))
+    return ex
+
+
+async def test_a_held_create_response_is_written_only_after_the_accept() -> None:
+    clock = ReplayClock(start_ns=5 * S, wall_offset_ns=1_780_000_000 * S)
+    maker = Signer("key-maker", ed25519.Ed25519PrivateKey.generate())
+    ex = _exchange(clock, {"maker": maker, "req": Signer(
+        "key-req", ed25519.Ed25519PrivateKey.generate())})
+    faults = FaultInjector(clock, config=FaultConfig(quote_response_hold_ms=60_000))
+    app = create_app(ex, faults=faults, run_timers=False)
+    created = asyncio.Event()
+
+    def on_out(out: OutMessage) -> None:
+        if out.type == "quote_created":
+            created.set()
+
+    ex.add_listener(on_out)
+    rfq_id = ex.create_rfq("req", T1, contracts_centi=100)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1/trade-api/v2",
+        auth=KalshiAuth(maker, lambda: clock.wall_ns() // 1_000_000),
+    ) as c:
+        post = asyncio.create_task(c.post("/communications/quotes", json={
+            "rfq_id": rfq_id, "yes_bid": "0.48", "no_bid": "0.48", "rest_remainder": False}))
+        await created.wait()
+        [quote] = ex.list_quotes(rfq_id=rfq_id)
+        assert quote.status is QuoteStatus.OPEN
+        assert not post.done()  # the quote exists, its maker does not know its id yet
+        ex.accept_quote("req", rfq_id, quote.id, Side.YES)
+        r = await post
+    assert (r.status_code, r.json()) == (201, {"id": quote.id})
+    assert ex.get_quote(quote.id).status is QuoteStatus.ACCEPTED
