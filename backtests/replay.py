@@ -109,6 +109,8 @@ class EngineStart:
     wall_offset_ns: int
     ledger: Mapping[str, Any]
     max_pending: int
+    #: The daily loss stop's day carried over a restart: ``(day_key, start_realized_micros)``.
+    risk_day: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +216,10 @@ def _inputs(
             decoded = None
             digest = str(payload["config_hash"])
             cfg = config if config is not None else configs(digest)
+            day = payload.get("risk_day")
             yield EngineStart(cfg, digest, int(payload["wall_offset_ns"]),
-                              payload["ledger"], int(payload.get("max_pending", 1000)))
+                              payload["ledger"], int(payload.get("max_pending", 1000)),
+                              None if day is None else (int(day[0]), int(day[1])))
         elif line.kind == GAP_KIND:
             # The writer dropped lines (disk too slow): steps are missing from here on.
             raise ReplayError(f"the recording lost {payload.get('dropped_lines')} lines here; "
@@ -267,6 +271,8 @@ def new_engine(start: EngineStart, perf_ns: Callable[[], int] | None = None) -> 
     engine = Engine(start.config, perf_ns=perf_ns, wall_offset_ns=start.wall_offset_ns,
                     max_pending=start.max_pending)
     engine.ledger = PositionLedger.restore(start.ledger)
+    if start.risk_day is not None:
+        engine.risk.restore_day(*start.risk_day)
     return engine
 
 

@@ -283,7 +283,10 @@ class LifecycleParams(_Strict):
     hvm_confirm_window_ms: Ms = 3_000
     confirm_safety_margin_ms: Ms = 200
     cancel_before_close_ms: Ms = 60_000
-    book_stale_after_ms: Ms = 30_000
+    # Opt-in age limit for a book that has not changed. Off by default: a quiet book is not a
+    # stale one (illiquid markets are where RFQs matter most); a book is untrusted only when we
+    # cannot know it is current (no snapshot yet, a sequence gap, a lost connection).
+    book_stale_after_ms: Ms | None = None
     pending_rfq_timeout_ms: Ms = 2_000
 
     @model_validator(mode="after")

@@ -140,6 +140,8 @@ class Quoting:
         if close_at is not None and self.r.close_timers.get(market.ticker, close_at + 1) > close_at:
             self.r.close_timers[market.ticker] = close_at
             out.append(C.ScheduleTimer(f"close:{market.ticker}", close_at))
+        if lc.book_stale_after_ms is None:
+            return  # quiet books stay trusted: gaps and lost connections pull instead
         for t in needs:
             at = self.r.md.books[t].updated_ns + lc.book_stale_after_ms * MS
             if self.r.stale_timers.get(t, at + 1) > at:
@@ -211,7 +213,8 @@ class Quoting:
                                     detail=f"{last_fair}->{res.fair_yes_micros}"))
 
     def on_stale_timer(self, ticker: str, now: int, out: list[C.Command]) -> None:
-        """Pull quotes relying on a book that has not changed for ``book_stale_after``."""
+        """Pull quotes relying on a book that has not changed for ``book_stale_after`` (only
+        for strategies that opt into an age limit)."""
         self.r.stale_timers.pop(ticker, None)
         age = self.r.md.age_ns(ticker, now)
         next_at: int | None = None
@@ -219,6 +222,8 @@ class Quoting:
             rec, st = self.r.rfqs.get(rfq_id), self.r.ctx.get(rfq_id)
             if rec is None or st is None or rec.state is not RfqState.QUOTING or rec.pull_reason:
                 continue
+            if st.lifecycle.book_stale_after_ms is None:
+                continue  # this strategy trusts quiet books (its config changed since)
             stale_ns = st.lifecycle.book_stale_after_ms * MS
             if age is None or age >= stale_ns:
                 self.tracker.pull(rec, STALE_BOOK if age is not None else NO_BOOK, out)

@@ -204,6 +204,14 @@ class RiskManager:
             self._day_start_realized_micros = realized_total_micros
         self._realized_micros = realized_total_micros
 
+    def day_state(self) -> tuple[int | None, int]:
+        """``(day_key, realised PnL at the day's start)``: what a restart must carry over."""
+        return self._day_key, self._day_start_realized_micros
+
+    def restore_day(self, day_key: int, start_realized_micros: int) -> None:
+        """Resume a day begun before a restart, so its losses so far still count."""
+        self._day_key, self._day_start_realized_micros = day_key, start_realized_micros
+
     @property
     def daily_loss_micros(self) -> int:
         """Today's realised loss (positive = lost money; fees included)."""

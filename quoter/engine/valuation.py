@@ -69,7 +69,8 @@ class Valuation:
             age = self.r.md.age_ns(t, now)
             if age is None:
                 return NO_BOOK
-            if age >= lc.book_stale_after_ms * MS:
+            stale_ms = lc.book_stale_after_ms
+            if stale_ms is not None and age >= stale_ms * MS:
                 return STALE_BOOK
         return None
 

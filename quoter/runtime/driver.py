@@ -106,7 +106,7 @@ class RuntimeHooks:
     def on_engine_error(self, event: ev.Event, error: BaseException) -> None:
         """Count an event the engine failed on."""
 
-    def on_halt(self, reason: str) -> None:
+    def on_halt(self, reason: str, source: str) -> None:
         """Persist/announce a halt."""
 
 
@@ -201,9 +201,9 @@ class Runtime:
 
     # -- public control --------------------------------------------------------------------
 
-    def halt(self, reason: str) -> None:
+    def halt(self, reason: str, source: str = "operator") -> None:
         """Halt at once: no quote or confirm leaves after this call; open quotes get cancelled."""
-        self._apply_all(self.kernel.halt(reason, self.clock.now_ns()))
+        self._apply_all(self.kernel.halt(reason, self.clock.now_ns(), source=source))
 
     def resume(self) -> None:
         """Resume quoting after a halt."""
@@ -347,8 +347,8 @@ class Runtime:
                     log.error("engine_event_crashed", event_type=name, exc_info=error)
                 else:
                     log.error("engine_event_failed", event_type=name, error=str(error))
-            case Halted(reason=reason, by_engine=by_engine):
-                self.hooks.on_halt(reason)
+            case Halted(reason=reason, by_engine=by_engine, source=source):
+                self.hooks.on_halt(reason, source)
                 if by_engine:
                     log.error("engine_halted", reason=reason)
                 else:

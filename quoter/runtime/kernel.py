@@ -124,10 +124,15 @@ class EngineFailed:
 
 @dataclass(frozen=True, slots=True)
 class Halted:
-    """Record: quoting just halted (``by_engine``: the engine's own ``Halt`` command)."""
+    """Record: quoting just halted (``by_engine``: the engine's own ``Halt`` command).
+
+    ``source`` says who halted: ``engine`` (its ``Halt``, or a bug in it), ``operator`` (the
+    default for :meth:`Kernel.halt`), or what the shell passed (e.g. ``kill_file``, ``fatal``).
+    """
 
     reason: str
     by_engine: bool
+    source: str = "engine"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +238,8 @@ class Kernel:
             self.stats.engine_errors += 1
             actions.append(EngineFailed(event, exc, bug=True))
             if not self.halted:
-                actions += self.halt(f"engine error on {type(event).__name__}", now_ns)
+                actions += self.halt(f"engine error on {type(event).__name__}", now_ns,
+                                     source="engine")
             return actions
         actions.append(EngineStepped(event, tuple(commands)))
         for command in commands:
@@ -288,12 +294,12 @@ class Kernel:
 
     # -- control -------------------------------------------------------------------------------
 
-    def halt(self, reason: str, now_ns: int) -> list[Action]:
+    def halt(self, reason: str, now_ns: int, *, source: str = "operator") -> list[Action]:
         """Halt at once: no quote or confirm is released after this; the engine is told."""
         actions: list[Action] = []
         if not self.halted:
             self.halted, self.halt_reason = True, reason
-            actions.append(Halted(reason, by_engine=False))
+            actions.append(Halted(reason, by_engine=False, source=source))
         actions.append(Post(ev.KillSwitchChanged(True, reason, now_ns)))
         return actions
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import httpx
 import structlog
@@ -47,7 +47,7 @@ from quoter.runtime.driver import Runtime
 from quoter.runtime.prefilter import build_prefilter
 from quoter.runtime.pricing_pool import PricingPool
 from quoter.service.environment import Settings
-from quoter.service.hooks import ServiceHooks, StoreConfirmJournal
+from quoter.service.hooks import ServiceHooks, StoreConfirmJournal, restore_risk_day
 from quoter.service.http import (
     ControlHandlers,
     HealthStatus,
@@ -66,6 +66,8 @@ __all__ = ["HaltGate", "HaltedRequestError", "Service", "ServiceOptions"]
 log = structlog.get_logger("quoter.service.app")
 
 NS_PER_S = 1_000_000_000
+#: Halts a restart keeps (until an operator resumes): the operator's and the engine's own.
+RESTORED_HALT_SOURCES: Final = frozenset({"operator", "engine"})
 ViewMode = Literal["auto", "live", "activity", "none"]
 
 
@@ -182,6 +184,7 @@ class Service:
         self.perf = PerfTape(time.perf_counter_ns)
         self.engine = Engine(self.config, perf_ns=self.perf, wall_offset_ns=wall_offset_ns)
         self._restore_positions()
+        restore_risk_day(self.engine, self.store)
         self.hooks = ServiceHooks(clock=self.clock, engine=self.engine, store=self.store,
                                   metrics=self.metrics, recorder=self.recorder,
                                   perf=self.perf)
@@ -287,9 +290,9 @@ class Service:
 
     # -- control -------------------------------------------------------------------------
 
-    def halt(self, reason: str = "operator") -> dict[str, Any]:
+    def halt(self, reason: str = "operator", source: str = "operator") -> dict[str, Any]:
         """Halt now: no quote or confirm leaves after this returns; open quotes are cancelled."""
-        self.runtime.halt(reason)
+        self.runtime.halt(reason, source)
         self.metrics.set_halted(True)
         return {"halted": True, "reason": reason}
 
@@ -330,6 +333,8 @@ class Service:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Start up, run until ``stop`` is set (or a fatal error), then shut down in order."""
         self._stop = stop = stop or asyncio.Event()
+        # A halt outlives the process that made it, until an operator resumes.
+        self._restore_halt()
         # A KILL file left in place means "do not quote": halt before any feed connects.
         self._check_kill_file()
         try:
@@ -400,12 +405,12 @@ class Service:
         except FatalError as exc:
             log.error("service_fatal", task=name, error=str(exc))
             self.fatal = exc
-            self.runtime.halt(f"fatal: {exc}")
+            self.runtime.halt(f"fatal: {exc}", source="fatal")
             self.stop()
         except Exception as exc:  # a bug in a side task must not leave quotes unattended
             log.exception("service_task_crashed", task=name)
             self.fatal = exc
-            self.runtime.halt(f"task {name} crashed")
+            self.runtime.halt(f"task {name} crashed", source="fatal")
             self.stop()
 
     async def _close(self) -> None:
@@ -469,7 +474,17 @@ class Service:
         """Halt if the KILL file exists."""
         kill = self.options.kill_file or self.settings.db_path.parent / "KILL"
         if kill.exists() and not self.runtime.halted:
-            self.halt(f"kill_file {kill}")
+            self.halt(f"kill_file {kill}", source="kill_file")
+
+    def _restore_halt(self) -> None:
+        """Stay halted if the last run ended halted by the operator or the engine (daily loss
+        stop, position mismatch, engine error). A KILL file halt lasts as long as the file; a
+        fatal error's halt ends with its process (the restart is the recovery)."""
+        last = self.store.last_halt()
+        if last is not None and last.halted and last.source in RESTORED_HALT_SOURCES:
+            log.warning("halt_restored", reason=last.reason, source=last.source)
+            self.runtime.halt(last.reason, source=last.source)
+            self.metrics.set_halted(True)
 
     def reload_config(self) -> bool:
         """Swap in the config file's new contents if valid; else keep the old one and say why."""

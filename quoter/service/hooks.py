@@ -8,6 +8,7 @@ the confirm journal (:class:`StoreConfirmJournal`) and the book subscriptions
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Callable
 
@@ -41,6 +42,8 @@ log = structlog.get_logger("quoter.service.hooks")
 
 #: Counted RFQ funnel keys (shown in status and the demo summary).
 _MAX_TRACKED = 100_000
+#: Store meta key of the daily loss stop's day: ``[day_key, start_realized_micros]``.
+RISK_DAY_META = "risk_day"
 FUNNEL = ("rfqs_seen", "quoted", "accepted", "confirmed", "declined", "fills")
 
 
@@ -78,6 +81,7 @@ class ServiceHooks(RuntimeHooks):
         self._rfq_recv_ns: dict[str, int] = {}
         # RFQ ids already counted: a backfill can re-deliver an RFQ whose frame raced it.
         self._seen_rfqs: dict[str, None] = {}
+        self._risk_day = engine.risk.day_state()
 
     # -- frames ------------------------------------------------------------------------
 
@@ -133,6 +137,7 @@ class ServiceHooks(RuntimeHooks):
                 "config_hash": digest, "wall_offset_ns": wall_offset_ns,
                 "max_pending": max_pending,
                 "ledger": self.engine.ledger.snapshot(),
+                "risk_day": _day_payload(self.engine.risk.day_state()),
             })
 
     def on_decision(self, decision: cmd.RecordDecision, now_ns: int) -> None:
@@ -174,6 +179,11 @@ class ServiceHooks(RuntimeHooks):
 
     def on_engine_step(self, event: ev.Event, commands: list[cmd.Command], now_ns: int) -> None:
         """Time decisions and persist lifecycle facts."""
+        day = self.engine.risk.day_state()
+        if day != self._risk_day:
+            # Once a day: a restart resumes the day, so its losses so far still count.
+            self._risk_day = day
+            self.store.set_meta(RISK_DAY_META, json.dumps(_day_payload(day)))
         if self.recorder is not None and self.perf is not None and self.perf.readings:
             # Right after the step's line: a replay reads the pricer clock back (budgets).
             self.recorder.record_perf(self.perf.readings)
@@ -284,12 +294,34 @@ class ServiceHooks(RuntimeHooks):
         """Count an event the engine failed on."""
         self.metrics.engine_errors_total.inc()
 
-    def on_halt(self, reason: str) -> None:
-        """Persist the halt, export it, and tell the service."""
-        self.store.record_halt(True, reason, "runtime", self.clock.wall_ns())
+    def on_halt(self, reason: str, source: str) -> None:
+        """Persist the halt (a restart restores it, see ``Service``), export it, tell the
+        service."""
+        self.store.record_halt(True, reason, source, self.clock.wall_ns())
         self.metrics.set_halted(True)
         if self.halt_listener is not None:
             self.halt_listener(True)
+
+
+def _day_payload(day: tuple[int | None, int]) -> list[int] | None:
+    return None if day[0] is None else [day[0], day[1]]
+
+
+def restore_risk_day(engine: Engine, store: Store) -> None:
+    """Resume the daily loss stop's day from the store (written by ``ServiceHooks``); a bad
+    value is logged and ignored (a fresh day starts), never a crash."""
+    text = store.get_meta(RISK_DAY_META)
+    if text is None:
+        return
+    try:
+        day = json.loads(text)
+        if day is not None:
+            key, start = day
+            if type(key) is not int or type(start) is not int:
+                raise TypeError("day_key and start_realized_micros must be integers")
+            engine.risk.restore_day(key, start)
+    except (ValueError, TypeError) as exc:
+        log.warning("risk_day_unreadable", error=str(exc))
 
 
 class StoreConfirmJournal:

@@ -566,6 +566,13 @@ class Store:
         ).fetchall()
         return [(r[0], _unjson(r[1]), r[2]) for r in rows]
 
+    def last_halt(self) -> HaltRow | None:
+        """The latest halt/resume event, if any."""
+        row = self._db.execute(
+            "SELECT halted, reason, source, ts_wall_ns FROM halts ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else HaltRow(bool(row[0]), row[1], row[2], int(row[3]))
+
     def halts(self) -> list[HaltRow]:
         """Return every halt/resume event in order."""
         rows = self._db.execute(

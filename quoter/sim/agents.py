@@ -91,6 +91,8 @@ class WorldMarket:
     close_ns: int
     legs: tuple[ComboLeg, ...] = ()
     active: bool = True
+    #: Its book never changes after the first levels (``liquidity.quiet_fraction``).
+    quiet: bool = False
 
     @property
     def is_combo(self) -> bool:

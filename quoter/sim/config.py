@@ -174,6 +174,9 @@ class LiquidityConfig(_Strict):
     refresh_tolerance_micros: Micros = Field(
         default=10_000, validation_alias="refresh_tolerance_dollars"
     )
+    #: This fraction of single markets keep their first levels for good: books that stay
+    #: quiet for minutes (an illiquid market), while their truth keeps moving.
+    quiet_fraction: Probability = 0.0
 
 
 class RequestersConfig(_Strict):

@@ -211,7 +211,8 @@ class World:
         self.sched.after_ms(self.config.truth.tick_ms, self._tick)
         self.truth.step(self.config.truth.tick_ms / 1000)
         for m in self._singles:
-            self.lp.refresh(m)
+            if not m.quiet:
+                self.lp.refresh(m)
 
     # --- markets -------------------------------------------------------------------------
 
@@ -242,6 +243,9 @@ class World:
             fees=FeeSchedule(fee_type), price_level_structure=structure,
         ))
         m = WorldMarket(ticker, event, series, grid, self.sched.now_ns + close_ms * _NS_PER_MS)
+        quiet = self.config.liquidity.quiet_fraction
+        # Drawn only when asked for, so worlds without quiet books keep their random sequence.
+        m.quiet = quiet > 0 and rng.random() < quiet
         self.markets[ticker] = m
         self._singles.append(m)
         tcfg = self.config.truth

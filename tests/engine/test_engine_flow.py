@@ -37,8 +37,8 @@ def test_rfq_on_a_known_market_is_quoted_at_once() -> None:
     assert sub.strategy == "main"
     assert sub.rest_remainder is False
     assert decisions(out) == [("quoted", "quoted")]
-    # Staleness is watched for books we quote on.
-    assert C.ScheduleTimer(f"stale:{T}", h.now + 30_000 * MS) in out
+    # A quiet book is not stale by default: no age timer is armed.
+    assert not [c for c in out if isinstance(c, C.ScheduleTimer) and c.key.startswith("stale")]
 
 
 def test_rfq_on_an_unknown_market_is_parked_then_quoted_when_book_arrives() -> None:
@@ -96,7 +96,7 @@ def test_market_status_filter_applies_once_metadata_is_known() -> None:
 
 
 def test_stale_book_and_missing_fair_value_are_declined_with_reasons() -> None:
-    h = Harness()
+    h = Harness(config(lifecycle="{book_stale_after_ms: 30000}"))  # the opt-in age limit
     h.ready()
     h.advance_ms(30_000)
     assert decisions(h.rfq("r1")) == [("not_quoted", "stale_book")]
@@ -242,7 +242,7 @@ def test_cancel_before_close() -> None:
 
 
 def test_stale_book_pulls_quotes() -> None:
-    h = Harness()
+    h = Harness(config(lifecycle="{book_stale_after_ms: 30000}"))  # the opt-in age limit
     h.ready()
     h.quote()
     h.advance_ms(10_000)

@@ -188,7 +188,7 @@ def test_a_recorded_kill_switch_moves_the_gates_like_a_live_halt() -> None:
     # Live, halt() closes the gates at once, before the engine has seen the switch.
     actions = kernel.halt("operator", NOW)
     assert kernel.halted
-    assert actions == [Halted("operator", by_engine=False),
+    assert actions == [Halted("operator", by_engine=False, source="operator"),
                        Post(E.KillSwitchChanged(True, "operator", NOW))]
     assert kernel.resume(NOW) == [Post(E.KillSwitchChanged(False, "resumed", NOW))]
     assert not kernel.halted

@@ -13,9 +13,10 @@ from quoter.domain.grid import grid_for_structure
 from quoter.domain.types import Side
 from quoter.kalshi.auth import KalshiAuth, Signer
 from quoter.sim.app import create_app
-from quoter.sim.config import FaultConfig
-from quoter.sim.exchange import OutMessage, QuoteStatus, SimExchange, SimMarket
+from quoter.sim.config import FaultConfig, WorldConfig
+from quoter.sim.exchange import ExchangeConfig, OutMessage, QuoteStatus, SimExchange, SimMarket
 from quoter.sim.faults import FaultInjector
+from quoter.sim.world import World
 
 S = 1_000_000_000
 T1 = "KXTEST-26JAN01-T1"
@@ -61,3 +62,29 @@ async def test_a_held_create_response_is_written_only_after_the_accept() -> None
         r = await post
     assert (r.status_code, r.json()) == (201, {"id": quote.id})
     assert ex.get_quote(quote.id).status is QuoteStatus.ACCEPTED
+
+
+def _book_deltas_after_start(quiet_fraction: float) -> tuple[int, int]:
+    """(orderbook_delta frames in ten minutes after listing, single markets listed)."""
+    clock = ReplayClock(start_ns=0, wall_offset_ns=1_790_000_000 * S)
+    ex = SimExchange(clock, ExchangeConfig(id_seed=3))
+    world = World(ex, clock, WorldConfig.model_validate({
+        "markets": {"close_after_ms": {"min_ms": 3_600_000, "max_ms": 3_600_000}},
+        "requesters": {"rfq_rate_per_s": 0.0},
+        "liquidity": {"quiet_fraction": quiet_fraction},
+    }), seed=3)
+    frames: list[OutMessage] = []
+    ex.add_listener(frames.append)  # after the listing: the first levels are not counted
+    for _ in range(6_000):  # ten minutes in 100 ms steps
+        clock.advance(100_000_000)
+        world.step(clock.now_ns())
+    deltas = sum(f.type == "orderbook_delta" for f in frames)
+    return deltas, sum(not m.is_combo for m in world.markets.values())
+
+
+def test_quiet_books_stay_unchanged_for_minutes_while_others_move() -> None:
+    moving, singles = _book_deltas_after_start(0.0)
+    assert singles > 0
+    assert moving > 0
+    quiet, _ = _book_deltas_after_start(1.0)
+    assert quiet == 0
