@@ -8,7 +8,7 @@ from typing import Final
 from quoter.domain import commands as C
 from quoter.domain import events as E
 from quoter.domain.money import MAX_PRICE_MICROS
-from quoter.domain.types import MarketInfo, Side
+from quoter.domain.types import MarketInfo, MarketStatus, Side
 from quoter.engine.lifecycle import QuoteRecord, QuoteState, RfqRecord, RfqState
 from quoter.engine.pool import PoolRequests
 from quoter.engine.records import MS, PoolRequest, Records
@@ -27,6 +27,9 @@ from strategies.base import Decline, Pricing
 #: How long after ``quote_executed`` we wait for its fills before dropping what is left of the
 #: provisional exposure (a post-only or partial execution fills less than was accepted).
 EXECUTION_FILL_GRACE_NS: Final = 10_000 * MS
+#: Last-look declines: the market stopped trading, or it is inside its closing window.
+MARKET_NOT_ACTIVE: Final = "market_not_active"
+MARKET_CLOSING: Final = "market_closing"
 #: Why an accept is declined while another of our quotes on its RFQ is already accepted.
 RFQ_ALREADY_ACCEPTED: Final = "rfq_already_accepted"
 
@@ -85,7 +88,8 @@ class LastLook:
         market = self.r.md.markets[q.market_ticker]
         q.deadline_ns = self.confirm_deadline(ev, rec)
         q.accepted_side = ev.accepted_side
-        q.size_centi = self.accepted_size(ev, rec.rfq)
+        q.size_centi = self.accepted_size(ev, rec.rfq) or self.valuation.est_size(
+            rec.rfq, q.yes_bid_micros, q.no_bid_micros)  # a target-cost RFQ
         if st.config.quoting.isolation == "process":
             reason, detail = self.pre_look(q, rec, st, market, now)
             if reason is None:
@@ -211,6 +215,11 @@ class LastLook:
         if self.r.halted:
             return HALTED, self.r.risk.halt_reason
         va = self.valuation
+        if market.status is not MarketStatus.ACTIVE:
+            return MARKET_NOT_ACTIVE, f"status={market.status.value}"
+        close_at = va.close_fire_ns(market, st.lifecycle)
+        if close_at is not None and now >= close_at:
+            return MARKET_CLOSING, f"closes at {market.close_ts_ms} ms"
         problem = va.book_problem(va.needs(rec.rfq, market), st.lifecycle, now)
         if problem:
             return problem, ""

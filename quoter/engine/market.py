@@ -10,11 +10,11 @@ from quoter.domain import commands as C
 from quoter.domain import events as E
 from quoter.domain.grid import Band, PriceGrid
 from quoter.domain.money import MAX_PRICE_MICROS, MoneyError
-from quoter.domain.types import MarketStatus
+from quoter.domain.types import MarketInfo, MarketStatus
 from quoter.engine.intake import Intake
 from quoter.engine.marketdata import BookUpdate
 from quoter.engine.quoting import Quoting
-from quoter.engine.records import Records
+from quoter.engine.records import MS, Records
 from quoter.engine.routing import (
     NO_MARKET,
 )
@@ -23,6 +23,10 @@ from quoter.engine.valuation import Valuation
 
 #: Lifecycle events after which a market no longer trades.
 CLOSING_EVENTS: Final = ("closed", "deactivated", "determined", "settled", "finalized")
+#: Lifecycle events that pay out positions (``determined`` only fixes the result).
+SETTLING_EVENTS: Final = ("settled", "finalized")
+#: Statuses from which ``activated`` resumes trading (a pause, or not yet open).
+REOPENABLE: Final = (MarketStatus.INACTIVE, MarketStatus.INITIALIZED)
 
 
 class Market:
@@ -60,9 +64,13 @@ class Market:
                 self.tracker.drop(rec, NO_MARKET, out, ev.reason)
 
     def on_lifecycle(self, ev: E.MarketLifecycleChanged, now: int, out: list[C.Command]) -> None:
-        """Keep metadata current; pull quotes when a market stops trading; settle positions."""
+        """Keep metadata and status current (kalshi-api.md §2.5; Kalshi's market lifecycle:
+        ``deactivated`` pauses, ``activated`` resumes, ``close_date_updated`` can reopen a
+        closed market, ``determined`` fixes the result while positions stay until ``settled``
+        pays them out). Pull quotes when a market stops trading; settle on ``settled``."""
         t = ev.market_ticker
         m = self.r.md.markets.get(t)
+        kind = ev.event_type
         if m is not None:
             if ev.close_ts_ms is not None:
                 m = replace(m, close_ts_ms=ev.close_ts_ms)
@@ -71,19 +79,24 @@ class Market:
                 # A broken grid keeps the old one rather than quoting on nonsense.
                 with contextlib.suppress(MoneyError):
                     m = replace(m, grid=PriceGrid(tuple(Band(*b) for b in ev.price_ranges)))
-            if ev.event_type in CLOSING_EVENTS or ev.is_deactivated:
-                status = MarketStatus.CLOSED
-                if ev.event_type == "determined":
-                    status = MarketStatus.DETERMINED
+            status = self.status_after(m, ev, now)
+            if status is not m.status:
                 m = replace(m, status=status)
             self.r.md.markets[t] = m
-        if ev.event_type in CLOSING_EVENTS or ev.is_deactivated:
+        if (kind == "deactivated" and ev.is_deactivated is not False) or ev.is_deactivated:
+            self.tracker.pull_market(t, "market_paused", out)
+        elif kind in CLOSING_EVENTS and kind != "deactivated":
             self.tracker.pull_market(t, "market_closed", out)
-        self.valuation.note_day(now)  # a new day starts before this settlement's PnL
-        if ev.settlement_value_micros is not None:
-            self.r.ledger.settle(t, ev.settlement_value_micros)
-        elif ev.result in ("yes", "no"):
-            self.r.ledger.settle(t, MAX_PRICE_MICROS if ev.result == "yes" else 0)
+        value = self.settlement_value(ev)
+        if kind == "determined" and value is not None:
+            # Positions stay (the exchange still lists them) until the settlement pays out.
+            self.r.determined[t] = value
+        elif kind in SETTLING_EVENTS:
+            value = value if value is not None else self.r.determined.get(t)
+            if value is not None:
+                self.valuation.note_day(now)  # a new day starts before this settlement's PnL
+                self.r.ledger.settle(t, value)
+                self.r.determined.pop(t, None)
         self.valuation.note_day(now)
         if m is not None and ev.close_ts_ms is not None and t in self.r.by_book:
             for rfq_id in self.r.by_book[t]:
@@ -91,6 +104,34 @@ class Market:
                 if st is not None:
                     self.quoting.arm_timers(m, (), st.lifecycle, now, out)
                     break
+
+    def status_after(self, m: MarketInfo, ev: E.MarketLifecycleChanged, now: int) -> MarketStatus:
+        """The market's status once ``ev`` applies (unknown events leave it as it is)."""
+        kind, status = ev.event_type, m.status
+        if kind == "deactivated":  # a pause; ``is_deactivated: false`` would say it ended
+            return MarketStatus.INACTIVE if ev.is_deactivated is not False else MarketStatus.ACTIVE
+        if kind == "activated":
+            return MarketStatus.ACTIVE if status in REOPENABLE else status
+        if kind == "close_date_updated" and status is MarketStatus.CLOSED and (
+            m.close_ts_ms is not None and m.close_ts_ms * MS > now + self.r.wall_offset_ns
+        ):
+            return MarketStatus.ACTIVE  # closed, then its close time moved into the future
+        if kind == "closed":
+            return MarketStatus.CLOSED
+        if kind == "determined":
+            return MarketStatus.DETERMINED
+        if kind in SETTLING_EVENTS:
+            return MarketStatus.FINALIZED
+        return status
+
+    @staticmethod
+    def settlement_value(ev: E.MarketLifecycleChanged) -> int | None:
+        """The YES payout the event states, if any (value, else result)."""
+        if ev.settlement_value_micros is not None:
+            return ev.settlement_value_micros
+        if ev.result in ("yes", "no"):
+            return MAX_PRICE_MICROS if ev.result == "yes" else 0
+        return None
 
     def on_snapshot(self, ev: E.BookSnapshotReceived, now: int, out: list[C.Command]) -> None:
         self.after_book(self.r.md.on_snapshot(ev), now, out)

@@ -80,7 +80,7 @@ class Quoting:
         """Why this RFQ cannot be quoted now (market status, close, books), else None."""
         if market.status is not MarketStatus.ACTIVE:
             return filtered("market_status")
-        close_at = self.close_fire_ns(market, st.lifecycle)
+        close_at = self.valuation.close_fire_ns(market, st.lifecycle)
         if close_at is not None and close_at <= now:
             return filtered("time_to_close")
         return self.valuation.book_problem(self.valuation.needs(rec.rfq, market), st.lifecycle, now)
@@ -126,17 +126,12 @@ class Quoting:
         rec.last_submit_ns = now
         self.totals.sync(rec)
 
-    def close_fire_ns(self, market: MarketInfo, lc: LifecycleParams) -> int | None:
-        if market.close_ts_ms is None:
-            return None
-        return (market.close_ts_ms - lc.cancel_before_close_ms) * MS - self.r.wall_offset_ns
-
     def arm_timers(
         self, market: MarketInfo, needs: Iterable[str], lc: LifecycleParams, now: int,
         out: list[C.Command],
     ) -> None:
         """Make sure close and staleness timers run for markets we have quotes on."""
-        close_at = self.close_fire_ns(market, lc)
+        close_at = self.valuation.close_fire_ns(market, lc)
         if close_at is not None and self.r.close_timers.get(market.ticker, close_at + 1) > close_at:
             self.r.close_timers[market.ticker] = close_at
             out.append(C.ScheduleTimer(f"close:{market.ticker}", close_at))

@@ -78,6 +78,8 @@ class Records:
         self.by_book: dict[str, dict[str, None]] = {}
         self.books_of: dict[str, tuple[str, ...]] = {}
         self.orders: dict[str, str] = {}
+        #: Markets determined but not yet settled: their YES payout (positions stay meanwhile).
+        self.determined: dict[str, int] = {}
         #: Accepts of quote ids not known yet (our create response is in flight), by quote id.
         self.held: dict[str, QuoteAccepted] = {}
         self.early_fills: dict[str, int] = {}

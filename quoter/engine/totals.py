@@ -74,11 +74,8 @@ class Totals:
                 continue
             n_open += 1
             e = get(rec.market_ticker)
-            size = rec.rfq.contracts_centi
             for yes, no in bids:
-                e.quotes.append(QuoteExposure(
-                    yes, no, size if size is not None else self.valuation.est_size(rec.rfq, yes, no)
-                ))
+                e.quotes.append(QuoteExposure(yes, no, self.valuation.est_size(rec.rfq, yes, no)))
         return exp, n_open
 
     # --- running risk totals (quoter.engine.exposure) ------------------------------------------
@@ -91,19 +88,17 @@ class Totals:
         """What ``rec``'s hittable quotes put into the book (as in ``_risk_view``), or None."""
         if self.r.rfqs.get(rec.rfq_id) is not rec:
             return None
-        size = rec.rfq.contracts_centi
         loss_yes = loss_no = n = 0
+        est = self.valuation.est_size
         for s in rec.in_flight:
-            sz = size if size is not None else self.valuation.est_size(rec.rfq, s.yes_bid_micros,
-                                                              s.no_bid_micros)
+            sz = est(rec.rfq, s.yes_bid_micros, s.no_bid_micros)
             loss_yes += s.no_bid_micros * sz
             loss_no += s.yes_bid_micros * sz
             n += 1
         for qid in rec.quote_ids:
             q = self.r.quotes[qid]
             if q.state in RISK_LIVE:
-                sz = size if size is not None else self.valuation.est_size(
-                    rec.rfq, q.yes_bid_micros, q.no_bid_micros)
+                sz = est(rec.rfq, q.yes_bid_micros, q.no_bid_micros)
                 loss_yes += q.no_bid_micros * sz
                 loss_no += q.yes_bid_micros * sz
                 n += 1

@@ -64,6 +64,12 @@ class Valuation:
             return tuple(dict.fromkeys(leg.market_ticker for leg in legs))
         return (rfq.market_ticker,)
 
+    def close_fire_ns(self, market: MarketInfo, lc: LifecycleParams) -> int | None:
+        """Engine time from which we stop trading a market (``cancel_before_close``)."""
+        if market.close_ts_ms is None:
+            return None
+        return (market.close_ts_ms - lc.cancel_before_close_ms) * MS - self.r.wall_offset_ns
+
     def book_problem(self, tickers: Iterable[str], lc: LifecycleParams, now: int) -> str | None:
         for t in tickers:
             age = self.r.md.age_ns(t, now)
@@ -80,7 +86,7 @@ class Valuation:
         Which price divides the target is undocumented (kalshi-api.md §5.3), so we take the
         lowest positive price involved (our bids and their complements): the most contracts.
         """
-        if rfq.contracts_centi is not None:
+        if rfq.contracts_centi:  # zero or absent: a target-cost RFQ, sized from its target
             return rfq.contracts_centi
         target = rfq.target_cost_micros or 0
         prices = [p for b in (yes, no) if b > 0 for p in (b, MAX_PRICE_MICROS - b)]

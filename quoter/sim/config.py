@@ -133,6 +133,8 @@ class MarketsConfig(_Strict):
     ] = ("quadratic_with_maker_fees", "quadratic")
     #: Markets close (and then settle) this long after they are listed; replacements are listed.
     close_after_ms: MsRange = MsRange(min_ms=600_000, max_ms=3_600_000)
+    #: Determined -> settled after this long (Kalshi runs a settlement timer; 0 = at once).
+    settle_delay_ms: MsRange = MsRange(min_ms=0, max_ms=0)
     combos: int = Field(default=6, ge=0, le=200)
     combo_legs_min: int = Field(default=2, ge=2, le=10)
     combo_legs_max: int = Field(default=3, ge=2, le=10)

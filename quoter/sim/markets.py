@@ -59,16 +59,28 @@ class MarketsMixin(ExchangeBase):
             self._close_market_activity(ticker, "market_closed")
 
     def settle_market(self, ticker: str, result: Side) -> None:
-        """Determine and settle: $1 per winning contract, positions closed, settlements kept."""
+        """Determine and settle at once: $1 per winning contract, positions closed."""
+        self.determine_market(ticker, result)
+        self.finalize_market(ticker)
+
+    def determine_market(self, ticker: str, result: Side) -> None:
+        """Fix the result (lifecycle ``determined``); positions stay listed until
+        :meth:`finalize_market` pays them out, as on Kalshi while its settlement timer runs."""
         m = self.get_market(ticker)
         result = Side(result)
         if m.result is not None:
-            raise SimError(400, "invalid_parameters", f"market {ticker} is already settled")
+            raise SimError(400, "invalid_parameters", f"market {ticker} is already determined")
         self._close_market_activity(ticker, "market_settled")
         m = _replace(m, status=MarketStatus.DETERMINED, result=result)
         self._markets[ticker] = m
         self._lifecycle(m, "determined")
-        self._book_settlements(m, result)
+
+    def finalize_market(self, ticker: str) -> None:
+        """Settle a determined market: pay out, close positions (lifecycle ``settled``)."""
+        m = self.get_market(ticker)
+        if m.result is None or m.status is not MarketStatus.DETERMINED:
+            raise SimError(400, "invalid_parameters", f"market {ticker} is not determined")
+        self._book_settlements(m, m.result)
         self._stats[ticker].open_interest_centi = 0
         m = _replace(m, status=MarketStatus.FINALIZED)
         self._markets[ticker] = m

@@ -44,6 +44,7 @@ from quoter.sim.agents import (
     Scheduler,
     WorldMarket,
     fair_micros,
+    uniform_ms,
 )
 from quoter.sim.config import WorldConfig
 from quoter.sim.exchange import OutMessage, SimError, SimExchange, SimMarket
@@ -91,6 +92,7 @@ class World:
         self.sched = Scheduler()
         self.sched.now_ns = clock.now_ns()
         self._rng_markets = random.Random(f"{seed}:markets")
+        self._rng_settle = random.Random(f"{seed}:settle")
         self.truth = TruthModel(
             random.Random(f"{seed}:truth"),
             volatility_per_sqrt_s=config.truth.volatility_per_sqrt_s,
@@ -296,13 +298,24 @@ class World:
         self._singles.remove(m)
         self.exchange.set_market_status(m.ticker, MarketStatus.CLOSED)
         result = self.truth.settle(m.ticker)
-        self.exchange.settle_market(m.ticker, result)
+        self._settle(m.ticker, result)
         self.settled += 1
         log.info("sim_market_settled", market_ticker=m.ticker, result=str(result))
         for combo in [c for c in self.markets.values() if c.legs and c.ticker not in
                       self._settled_combos]:
             self._check_combo(combo, m.ticker)
         self._list_single(m.series_ticker, m.event_ticker, structure, fee_type)
+
+    def _settle(self, ticker: str, result: Side) -> None:
+        """Determine now; pay out now or after ``markets.settle_delay_ms`` (positions stay
+        listed meanwhile, as while Kalshi's settlement timer runs)."""
+        delay = self.config.markets.settle_delay_ms
+        if delay.max_ms <= 0:
+            self.exchange.settle_market(ticker, result)
+            return
+        self.exchange.determine_market(ticker, result)
+        self.sched.after_ms(uniform_ms(self._rng_settle, delay),
+                            lambda now_ns: self.exchange.finalize_market(ticker))
 
     def _check_combo(self, combo: WorldMarket, leg_ticker: str) -> None:
         """Close a combo with its first leg; settle it once its outcome is known."""
@@ -318,7 +331,7 @@ class World:
                                                                           strict=True))
         if lost or all(r is not None for r in results):
             result = Side.NO if lost else Side.YES
-            self.exchange.settle_market(combo.ticker, result)
+            self._settle(combo.ticker, result)
             self._settled_combos.add(combo.ticker)
             self.settled += 1
             log.info("sim_market_settled", market_ticker=combo.ticker, result=str(result))

@@ -17,8 +17,9 @@ from e2e_helpers import (
     until,
 )
 
-from quoter.domain.types import Side
+from quoter.domain.types import MarketStatus, Side
 from quoter.service.app import Service
+from quoter.service.demo import compare_with_exchange
 from quoter.service.store import Store
 from quoter.sim.exchange import Position, QuoteStatus
 
@@ -90,3 +91,30 @@ async def test_position_appearing_in_an_untraded_market_halts(tmp_path: Path) ->
             await until(lambda: svc.runtime.halted, what="the halt")
             assert svc.runtime.halt_reason == (
                 f"position_mismatch {T3}: ours=0 exchange=-250 (hundredths of a contract)")
+
+
+async def test_a_determined_market_awaiting_settlement_reconciles_without_a_halt(
+    tmp_path: Path,
+) -> None:
+    async with sim_env(tmp_path) as env:
+        svc = env.service()
+        async with running_service(svc):
+            await _trade(env, svc, T1, Side.YES)
+            # Kalshi determines the result, then pays out when its settlement timer ends; the
+            # position stays listed meanwhile.
+            env.exchange.determine_market(T1, Side.YES)
+            await until(lambda: svc.engine.md.markets[T1].status is MarketStatus.DETERMINED,
+                        what="the determined notice")
+            assert svc.positions_centi() == {T1: 100} == env.positions()
+            await svc.notices.reconcile()
+            # Still quoting: a new RFQ (queued behind the reconciliation's reports) is quoted.
+            rfq_id = env.rfq(T2)
+            await until(lambda: bool(bot_quotes(env.exchange, rfq_id)), what="a new quote")
+            assert not svc.runtime.halted
+            env.exchange.finalize_market(T1)
+            await until(lambda: svc.positions_centi().get(T1, 0) == 0, what="the settlement")
+            assert compare_with_exchange(svc, env.exchange, BOT, env.start_balance_micros) == []
+            await svc.notices.reconcile()
+            rfq_id = env.rfq(T3)
+            await until(lambda: bool(bot_quotes(env.exchange, rfq_id)), what="a quote after")
+            assert not svc.runtime.halted

@@ -525,7 +525,7 @@ def test_market_closing_event_pulls_quotes_and_settlement_books_pnl() -> None:
     h.ready()
     h.quote()
     out = h.send(E.MarketLifecycleChanged(T, "deactivated", h.now, is_deactivated=True))
-    assert of(out, C.CancelQuote) == [C.CancelQuote("r1", "q1", "market_closed")]
+    assert of(out, C.CancelQuote) == [C.CancelQuote("r1", "q1", "market_paused")]
     assert decisions(h.rfq("r2")) == [("not_quoted", "filtered:market_status")]
     h.fill("t1", "o1", Side.YES, 400_000, 1_000)
     h.send(E.MarketLifecycleChanged(T, "settled", h.now, result="yes"))

@@ -88,3 +88,43 @@ def test_quiet_books_stay_unchanged_for_minutes_while_others_move() -> None:
     assert moving > 0
     quiet, _ = _book_deltas_after_start(1.0)
     assert quiet == 0
+
+
+def test_markets_settle_a_while_after_they_are_determined() -> None:
+    clock = ReplayClock(start_ns=0, wall_offset_ns=1_790_000_000 * S)
+    ex = SimExchange(clock, ExchangeConfig(id_seed=5))
+    frames: list[tuple[int, OutMessage]] = []
+    ex.add_listener(lambda out: frames.append((clock.now_ns(), out)))
+    world = World(ex, clock, WorldConfig.model_validate({
+        "markets": {"series": 1, "events_per_series": 1, "markets_per_event": 1, "combos": 0,
+                    "close_after_ms": {"min_ms": 10_000, "max_ms": 10_000},
+                    "settle_delay_ms": {"min_ms": 60_000, "max_ms": 60_000}},
+        "requesters": {"rfq_rate_per_s": 0.0},
+    }), seed=5)
+    [ticker] = [t for t, m in world.markets.items() if not m.is_combo]
+    for _ in range(800):  # 80 s in 100 ms steps
+        clock.advance(100_000_000)
+        world.step(clock.now_ns())
+    when = {out.msg["event_type"]: ts for ts, out in frames
+            if out.type == "market_lifecycle_v2" and out.market_ticker == ticker
+            and out.msg["event_type"] in ("determined", "settled")}
+    assert when["settled"] - when["determined"] == 60 * S
+
+
+def test_a_determined_market_keeps_positions_listed_until_it_is_finalized() -> None:
+    clock = ReplayClock(start_ns=5 * S, wall_offset_ns=1_780_000_000 * S)
+    ex = _exchange(clock, {})
+    for user in ("maker", "req"):
+        ex.register_account(user, balance_micros=1_000_000_000)
+    rfq_id = ex.create_rfq("req", T1, contracts_centi=100)
+    qid = ex.create_quote("maker", rfq_id, 480_000, 480_000, rest_remainder=False)
+    ex.accept_quote("req", rfq_id, qid, Side.YES)
+    ex.confirm_quote("maker", qid, rfq_id)
+    clock.advance(20 * S)
+    ex.advance()
+    assert ex.positions("maker")[T1].position_centi == 100
+    ex.determine_market(T1, Side.YES)
+    assert ex.positions("maker")[T1].position_centi == 100  # listed while awaiting settlement
+    ex.finalize_market(T1)
+    assert T1 not in ex.positions("maker")
+    assert ex.balance_micros("maker") == 1_000_000_000 - 480_000 + 1_000_000
