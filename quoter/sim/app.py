@@ -14,6 +14,9 @@
   on every data message, communications sharding (``crc32(market_ticker) % shard_factor``),
   orderbook snapshot-then-deltas honouring ``use_yes_price``. Heartbeat pings are sent by
   the server (uvicorn ``ws_ping_interval``; ASGI cannot choose the ``heartbeat`` payload).
+* Errors (kalshi-api.md §3): 4xx bodies are nested as the real exchange sends them,
+  ``{"error": {"code", "message", "service"}}``; unknown paths and methods answer JSON 404 /
+  405 in the same shape; 429 is ``{"error": "too many requests"}``.
 * Faults: every outbound frame goes through ``faults.on_frame`` and every REST request
   through ``faults.on_request`` (``quoter.sim.faults_api``).
 * ``GET /sim/ledger``: the exchange's ground truth for every account; unauthenticated,
@@ -59,7 +62,7 @@ from quoter.sim import wire
 from quoter.sim.exchange import OutMessage, SimError, SimExchange
 from quoter.sim.faults_api import FaultHooks, NoFaults
 
-__all__ = ["API_PREFIX", "WS_PATH", "RateLimits", "SimServer", "create_app"]
+__all__ = ["API_PREFIX", "WS_PATH", "RateLimits", "SimServer", "create_app", "error_body"]
 
 API_PREFIX = "/trade-api/v2"
 WS_PATH = "/trade-api/ws/v2"
@@ -113,8 +116,21 @@ class _ConnClosed(Exception):
     """The connection ended (client gone or cut by a fault)."""
 
 
-def _err(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"code": code, "message": message}, status_code=status)
+def _service_of(path: str) -> str:
+    """The ``service`` of an error body: the API area the path belongs to."""
+    rest = path.removeprefix(API_PREFIX).strip("/")
+    return rest.split("/", 1)[0] or "api"
+
+
+def error_body(code: str, message: str, service: str) -> dict[str, Any]:
+    """Kalshi's 4xx body as the real exchange sends it (kalshi-api.md §3): nested under
+    ``"error"`` with ``code``, ``message`` and ``service`` (the docs' flat schema is not what
+    production and demo answer)."""
+    return {"error": {"code": code, "message": message, "service": service}}
+
+
+def _err(status: int, code: str, message: str, path: str = "") -> JSONResponse:
+    return JSONResponse(error_body(code, message, _service_of(path)), status_code=status)
 
 
 class _WsError(Exception):
@@ -193,19 +209,20 @@ class SimServer:
             user = self.authenticate(request.headers, method, request.url.path)
             if user is None:
                 if not public or "kalshi-access-key" in request.headers:
-                    return _err(401, "unauthorized", "missing or invalid authentication")
+                    return _err(401, "unauthorized", "missing or invalid authentication",
+                                template)
                 user = ""
             if user and not self._take_tokens(user, method, template):
                 return JSONResponse({"error": "too many requests"}, status_code=429)
             try:
                 return await handler(request, user)
             except SimError as exc:
-                return _err(exc.status, exc.code, exc.message)
+                return _err(exc.status, exc.code, exc.message, template)
             except (MoneyError, ValueError, KeyError, TypeError) as exc:
                 # Malformed input (bad number, side, missing field): Kalshi answers 400.
                 log.debug("sim_rest_bad_request", method=method, path=template,
                           error=type(exc).__name__)
-                return _err(400, "invalid_parameters", f"bad request: {exc}")
+                return _err(400, "invalid_parameters", f"bad request: {exc}", template)
 
         return Route(template, endpoint, methods=[method])
 
@@ -488,7 +505,7 @@ class SimServer:
         user = self.authenticate(ws.headers, "GET", WS_PATH)
         if user is None:
             if "websocket.http.response" in ws.scope.get("extensions", {}):
-                await ws.send_denial_response(_err(401, "unauthorized", "invalid auth"))
+                await ws.send_denial_response(_err(401, "unauthorized", "invalid auth", WS_PATH))
             else:
                 await ws.close(code=1008)
             return
@@ -797,7 +814,15 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    app = Starlette(routes=[*server.routes(), *extra_routes], lifespan=lifespan)
+    async def not_found(request: Request, exc: Exception) -> Response:
+        # Unknown paths and methods answer JSON in the nested shape, never plain text.
+        status = getattr(exc, "status_code", 404)
+        code = "not_found" if status == 404 else "method_not_allowed"
+        return _err(status, code, f"{request.method} {request.url.path}: {code}",
+                    request.url.path)
+
+    app = Starlette(routes=[*server.routes(), *extra_routes], lifespan=lifespan,
+                    exception_handlers={404: not_found, 405: not_found})
     app.state.sim = server
     return app
 

@@ -143,11 +143,11 @@ async def test_late_confirm_and_delete_after_accept(clients: dict[str, httpx.Asy
     rfq_id, qid = await rest_rfq_quote(c)
     await c["req"].put(f"/communications/quotes/{qid}/accept", json={"accepted_side": "no"})
     r = await c["maker"].delete(f"/communications/rfqs/{rfq_id}/quotes/{qid}")
-    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "not_found")
     clock.advance(40 * S)
     r = await c["maker"].put(f"/communications/rfqs/{rfq_id}/quotes/{qid}/confirm")
     assert r.status_code == 400
-    assert r.json()["code"] == "expired"
+    assert r.json()["error"]["code"] == "expired"
     q = (await c["maker"].get(f"/communications/rfqs/{rfq_id}/quotes/{qid}")).json()["quote"]
     assert q["status"] == "accepted"
 
@@ -157,8 +157,8 @@ async def test_validation_errors_use_kalshi_body(clients: dict[str, httpx.AsyncC
     rfq_id, _ = await rest_rfq_quote(c)
     r = await c["maker"].post("/communications/quotes", json={
         "rfq_id": rfq_id, "yes_bid": "0", "no_bid": "0", "rest_remainder": False})
-    assert (r.status_code, r.json()["code"]) == (400, "invalid_parameters")
-    assert "message" in r.json()
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_parameters")
+    assert "message" in r.json()["error"]
     r = await c["req"].post("/communications/rfqs", json={
         "market_ticker": T1, "contracts_fp": "1.00", "rest_remainder": False})
     assert r.status_code == 409
