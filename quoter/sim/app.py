@@ -10,7 +10,8 @@
   write 100/s cap 100) with Kalshi's endpoint costs (default 10; create quote and quote
   get/delete 2) -> 429 ``{"error": "too many requests"}``. Bucket time is the exchange clock.
 * WebSocket (§2): subscribe / unsubscribe / update_subscription / list_subscriptions with
-  Kalshi's ack and error shapes and codes, a ``sid`` per channel, a per-subscription ``seq``
+  Kalshi's ack and error shapes and codes, a ``sid`` per channel per subscribe (a repeat
+  subscription is a new one: retired code 6 is never sent), a per-subscription ``seq``
   on every data message, communications sharding (``crc32(market_ticker) % shard_factor``),
   orderbook snapshot-then-deltas honouring ``use_yes_price``. Heartbeat pings are sent by
   the server (uvicorn ``ws_ping_interval``; ASGI cannot choose the ``heartbeat`` payload).
@@ -627,17 +628,14 @@ class SimServer:
                 raise _WsError(20, "shard_factor required when shard_key set")
             if not isinstance(key, int) or not 0 <= key < factor:
                 raise _WsError(21, "shard_key must be >= 0 and < shard_factor")
-        for ch in channels:
-            if ch == "orderbook_delta" and not tickers:
-                raise _WsError(14, "Market ticker required")
-            if any(s.channel == ch for s in conn.subs.values()):
-                raise _WsError(6, "Already subscribed")
-        for t in tickers or ():
-            if "orderbook_delta" in channels:
-                try:
-                    self.exchange.get_market(t)
-                except SimError:
-                    raise _WsError(16, "Market not found") from None
+        # A repeat subscription of a channel is a new subscription with its own sid and seq,
+        # on every channel: code 6 ("already subscribed") is retired and never emitted
+        # (docs.kalshi.com asyncapi.yaml error table), and public makers rely on one
+        # orderbook_delta subscription per market or per batch of legs.
+        if "orderbook_delta" in channels and not tickers:
+            raise _WsError(14, "Market ticker required")
+        # Code 16 ("market not found") is retired too: an unknown ticker is subscribed to
+        # and simply has no snapshot (nor data) until such a market exists.
         for ch in channels:
             sub = _Sub(
                 sid=next(self._sids), channel=ch,
@@ -659,7 +657,10 @@ class SimServer:
 
     def _snapshots(self, conn: _Conn, sub: _Sub, tickers: Iterable[str]) -> None:
         for t in tickers:
-            m = self.exchange.get_market(t)
+            try:
+                m = self.exchange.get_market(t)
+            except SimError:
+                continue
             sub.seq += 1
             self._send(conn, {"type": "orderbook_snapshot", "sid": sub.sid, "seq": sub.seq,
                               "msg": wire.orderbook_snapshot_msg(

@@ -396,8 +396,11 @@ async def test_ws_command_errors_and_management(sim: RunningSim, clock: ReplayCl
     assert await err(json.dumps({"id": 9, "cmd": "subscribe", "params": {
         "channels": ["orderbook_delta"]}})) == 14
     sid = await subscribe(ws, 10, channels=["ticker"], market_tickers=[T1])
-    assert await err(json.dumps({"id": 11, "cmd": "subscribe",
-                                 "params": {"channels": ["ticker"]}})) == 6
+    # A repeat subscription is a new one (retired code 6 is never sent).
+    again = await subscribe(ws, 11, channels=["ticker"], market_tickers=["KXTEST-26JAN01-T3"])
+    assert again != sid
+    await ws.send(json.dumps({"id": 111, "cmd": "unsubscribe", "params": {"sids": [again]}}))
+    assert (await recv(ws))["type"] == "unsubscribed"
     await ws.send(json.dumps({"id": 12, "cmd": "update_subscription", "params": {
         "sid": sid, "market_tickers": ["KXTEST-26JAN01-T2"], "action": "add_markets"}}))
     ok = await recv(ws)
