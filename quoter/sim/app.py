@@ -249,6 +249,9 @@ class SimServer:
             r("GET", "/markets", self._list_markets, public=True),
             r("GET", "/markets/{ticker}", self._get_market, public=True),
             r("GET", "/markets/{ticker}/orderbook", self._orderbook, public=True),
+            r("GET", "/series", self._list_series, public=True),
+            r("GET", "/series/fee_changes", self._fee_changes, public=True),
+            r("GET", "/series/{ticker}", self._get_series, public=True),
             r("GET", "/portfolio/positions", self._positions),
             r("GET", "/portfolio/balance", self._balance),
             r("GET", "/portfolio/fills", self._fills),
@@ -409,6 +412,41 @@ class SimServer:
             raise SimError(400, "invalid_parameters", "depth must be 0..100")
         return JSONResponse(wire.orderbook_json(self.exchange.book(request.path_params["ticker"]),
                                                 depth))
+
+    # --- series --------------------------------------------------------------------------
+
+    def _series_view(self, ticker: str, params: Any) -> dict[str, Any]:
+        ex = self.exchange
+        s = ex.get_series(ticker)
+        volume = None
+        if _flag(params, "include_volume"):
+            volume = sum(ex.stats(m.ticker).volume_centi for m in ex.list_markets()
+                         if m.series_ticker == ticker)
+        return wire.series_json(s, ex.series_updated_wall_ns(ticker), volume_centi=volume,
+                                product_metadata=_flag(params, "include_product_metadata"))
+
+    async def _list_series(self, request: Request, user: str) -> Response:
+        p = request.query_params
+        min_updated = p.get("min_updated_ts")
+        rows = [
+            s for s in self.exchange.list_series()
+            if (p.get("category") is None or s.category == p.get("category"))
+            and (p.get("tags") is None or set(p["tags"].split(",")) & set(s.tags))
+            and (min_updated is None
+                 or self.exchange.series_updated_wall_ns(s.ticker) >= int(min_updated) * 10**9)
+        ]
+        return JSONResponse({"series": [self._series_view(s.ticker, p) for s in rows]})
+
+    async def _get_series(self, request: Request, user: str) -> Response:
+        return JSONResponse({"series": self._series_view(request.path_params["ticker"],
+                                                         request.query_params)})
+
+    async def _fee_changes(self, request: Request, user: str) -> Response:
+        p = request.query_params
+        changes = self.exchange.fee_changes(p.get("series_ticker"),
+                                            historical=_flag(p, "show_historical"))
+        return JSONResponse({"series_fee_change_arr": [wire.fee_change_json(c)
+                                                       for c in changes]})
 
     # --- portfolio -----------------------------------------------------------------------
 
@@ -862,6 +900,16 @@ def _page(rows: list[Any], params: Any, *, default: int, maximum: int) -> tuple[
     start = int(cursor)
     page = rows[start:start + limit]
     return page, str(start + limit) if start + limit < len(rows) else ""
+
+
+def _flag(params: Any, name: str) -> bool:
+    """A boolean query parameter (``true``/``false``; anything else is a 400)."""
+    value = params.get(name)
+    if value is None:
+        return False
+    if value not in ("true", "false"):
+        raise SimError(400, "invalid_parameters", f"{name} must be true or false")
+    return bool(value == "true")
 
 
 def _tickers(params: dict[str, Any]) -> list[str]:

@@ -29,11 +29,13 @@ __all__ = [
     "Position",
     "QuoteStatus",
     "RfqStatus",
+    "SeriesFeeChange",
     "Settlement",
     "SimError",
     "SimMarket",
     "SimQuote",
     "SimRfq",
+    "SimSeries",
     "communications_id",
     "short_hash",
 ]
@@ -111,6 +113,33 @@ class SimMarket:
     def is_combo(self) -> bool:
         """True for multivariate (combo) markets: they are always HVM (§6)."""
         return bool(self.legs) or self.mve_collection_ticker is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SimSeries:
+    """A series: the template of its events, and the owner of their fee terms.
+
+    Kalshi puts ``fee_type`` / ``fee_multiplier`` on the series, not the market (kalshi-api.md
+    §5.4); every market of the series is charged by ``fees``.
+    """
+
+    ticker: str
+    title: str = ""
+    category: str = "Simulated"
+    frequency: str = "custom"
+    fees: FeeSchedule = field(default_factory=FeeSchedule)
+    exchange_index: int = 0
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesFeeChange:
+    """A scheduled change of a series' fee terms (``GET /series/fee_changes``)."""
+
+    id: str
+    series_ticker: str
+    fees: FeeSchedule
+    scheduled_wall_ns: int
 
 
 @dataclass(frozen=True, slots=True)

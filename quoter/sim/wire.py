@@ -11,6 +11,7 @@ them. The REST shapes validate against the official SDK's pydantic models
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 from quoter.domain.money import MAX_PRICE_MICROS, MICROS_PER_CENT, format_dollars, format_fp
@@ -20,14 +21,18 @@ from quoter.sim.models import (
     Fill,
     MarketStats,
     Position,
+    SeriesFeeChange,
     Settlement,
     SimMarket,
     SimQuote,
     SimRfq,
+    SimSeries,
 )
 
 __all__ = [
     "dollars",
+    "fee_change_json",
+    "fee_multiplier_json",
     "fill_json",
     "fill_msg",
     "lifecycle_msg",
@@ -45,6 +50,7 @@ __all__ = [
     "rfq_created_msg",
     "rfq_deleted_msg",
     "rfq_json",
+    "series_json",
     "settlement_json",
     "ticker_msg",
     "trade_msg",
@@ -486,3 +492,53 @@ def lifecycle_msg(m: SimMarket, event_type: str, wall_ns: int) -> dict[str, Any]
     elif event_type == "settled":
         msg["settled_ts"] = secs
     return msg
+
+
+# --- series -----------------------------------------------------------------------------
+
+
+def fee_multiplier_json(multiplier: Fraction) -> int | float:
+    """``fee_multiplier`` as Kalshi sends it: a JSON number (int when whole).
+
+    It scales a fee rate, it is not money; the JSON number is the only form the API has.
+    """
+    if multiplier.denominator == 1:
+        return multiplier.numerator
+    return float(multiplier)
+
+
+def series_json(s: SimSeries, updated_wall_ns: int, *, volume_centi: int | None = None,
+                product_metadata: bool = False) -> dict[str, Any]:
+    """REST Series object (the SDK's ``Series``; fee terms live here, §5.4)."""
+    out: dict[str, Any] = {
+        "ticker": s.ticker,
+        "frequency": s.frequency,
+        "title": s.title or s.ticker,
+        "category": s.category,
+        "categories": [s.category],
+        "tags": list(s.tags),
+        "settlement_sources": [],
+        "contract_url": "",
+        "contract_terms_url": "",
+        "fee_type": s.fees.fee_type.value,
+        "fee_multiplier": fee_multiplier_json(s.fees.multiplier),
+        "additional_prohibitions": [],
+        "last_updated_ts": rfc3339(updated_wall_ns),
+        "exchange_index": s.exchange_index,
+    }
+    if volume_centi is not None:
+        out["volume_fp"] = format_fp(volume_centi)
+    if product_metadata:
+        out["product_metadata"] = {}
+    return out
+
+
+def fee_change_json(c: SeriesFeeChange) -> dict[str, Any]:
+    """REST SeriesFeeChange object."""
+    return {
+        "id": c.id,
+        "series_ticker": c.series_ticker,
+        "fee_type": c.fees.fee_type.value,
+        "fee_multiplier": fee_multiplier_json(c.fees.multiplier),
+        "scheduled_ts": rfc3339(c.scheduled_wall_ns),
+    }
