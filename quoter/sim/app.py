@@ -34,6 +34,7 @@ import contextlib
 import heapq
 import itertools
 import json
+import re
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -464,19 +465,32 @@ class SimServer:
             rows = [r for r in rows if ("position" in wanted and r.position_centi)
                     or ("total_traded" in wanted and r.total_traded_micros)]
         page, cursor = _page(rows, p, default=100, maximum=1000)
-        return JSONResponse({"market_positions": [wire.position_json(r) for r in page],
-                             "event_positions": [], "cursor": cursor})
+        resting: dict[str, int] = {}
+        for r in page:
+            resting[r.market_ticker] = sum(
+                o.user_id == user for o in ex.book(r.market_ticker).orders())
+        by_event: dict[str, list[Any]] = {}
+        for r in page:
+            by_event.setdefault(ex.get_market(r.market_ticker).event_ticker, []).append(r)
+        return JSONResponse({
+            "market_positions": [wire.position_json(r, resting[r.market_ticker]) for r in page],
+            "event_positions": [wire.event_position_json(e, rows)
+                                for e, rows in sorted(by_event.items())],
+            "cursor": cursor})
 
     async def _balance(self, request: Request, user: str) -> Response:
         ex = self.exchange
         bal = ex.balance_micros(user)
-        value = bal + sum(pos.cost_micros for pos in ex.positions(user).values())
+        # portfolio_value is the value of open positions only, not cash plus positions
+        # (recorded: balance 99952, portfolio_value 48 after buying one contract at $0.48);
+        # valued here at cost (market exposure).
+        value = sum(pos.cost_micros for pos in ex.positions(user).values())
         return JSONResponse({
             "balance": bal // MICROS_PER_CENT,
-            "balance_dollars": wire.dollars(bal),
+            "balance_dollars": wire.cash(bal),
             "portfolio_value": value // MICROS_PER_CENT,
             "updated_ts": ex.account_updated_wall_ns(user) // 10**9,
-            "balance_breakdown": [{"exchange_index": 0, "balance": wire.dollars(bal)}],
+            "balance_breakdown": [{"exchange_index": 0, "balance": wire.cash(bal)}],
         })
 
     async def _fills(self, request: Request, user: str) -> Response:
@@ -528,8 +542,9 @@ class SimServer:
             ("GET", "/communications/rfqs/{rfq_id}/quotes/{quote_id}"),
             ("DELETE", "/communications/rfqs/{rfq_id}/quotes/{quote_id}"),
         ]
+        # The real exchange writes path parameters as ``:quote_id``, not ``{quote_id}``.
         return JSONResponse({"default_cost": DEFAULT_COST, "endpoint_costs": [
-            {"method": m, "path": API_PREFIX + p,
+            {"method": m, "path": API_PREFIX + _colon_params(p),
              "cost": DEFAULT_ENDPOINT_COSTS[endpoint_key(m, p)]} for m, p in paths]})
 
     async def _ledger(self, request: Request) -> Response:
@@ -900,6 +915,11 @@ def _page(rows: list[Any], params: Any, *, default: int, maximum: int) -> tuple[
     start = int(cursor)
     page = rows[start:start + limit]
     return page, str(start + limit) if start + limit < len(rows) else ""
+
+
+def _colon_params(path: str) -> str:
+    """``/a/{x}/b`` -> ``/a/:x/b`` (how Kalshi's endpoint cost table writes parameters)."""
+    return re.sub(r"\{([^/}]+)\}", r":\1", path)
 
 
 def _flag(params: Any, name: str) -> bool:

@@ -128,7 +128,7 @@ async def test_rest_lifecycle_to_fills(clients: dict[str, httpx.AsyncClient],
     pos = (await c["req"].get("/portfolio/positions")).json()["market_positions"]
     assert [(p["ticker"], p["position_fp"]) for p in pos] == [(T1, "-1.00")]
     bal = (await c["maker"].get("/portfolio/balance")).json()
-    assert bal["balance_dollars"] == "999.5200"
+    assert bal["balance_dollars"] == "999.520000"
     assert bal["balance"] == 99952
     # The requester's view hides the maker's private fields, and vice versa.
     rq = (await c["req"].get(f"/communications/quotes/{qid}")).json()["quote"]
