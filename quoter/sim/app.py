@@ -248,8 +248,15 @@ class SimServer:
             r("PUT", "/communications/rfqs/{rfq_id}/quotes/{quote_id}/confirm", self._confirm),
             r("PUT", "/communications/rfqs/{rfq_id}/quotes/{quote_id}/accept", self._accept),
             r("GET", "/markets", self._list_markets, public=True),
+            r("GET", "/markets/orderbooks", self._orderbooks, public=True),
             r("GET", "/markets/{ticker}", self._get_market, public=True),
             r("GET", "/markets/{ticker}/orderbook", self._orderbook, public=True),
+            r("GET", "/events", self._list_events, public=True),
+            r("GET", "/events/{ticker}", self._get_event, public=True),
+            r("GET", "/exchange/schedule", self._exchange_schedule, public=True),
+            r("GET", "/exchange/user_data_timestamp", self._user_data_timestamp),
+            r("GET", "/portfolio/deposits", self._deposits),
+            r("GET", "/portfolio/withdrawals", self._withdrawals),
             r("GET", "/series", self._list_series, public=True),
             r("GET", "/series/fee_changes", self._fee_changes, public=True),
             r("GET", "/series/{ticker}", self._get_series, public=True),
@@ -413,6 +420,73 @@ class SimServer:
             raise SimError(400, "invalid_parameters", "depth must be 0..100")
         return JSONResponse(wire.orderbook_json(self.exchange.book(request.path_params["ticker"]),
                                                 depth))
+
+    async def _orderbooks(self, request: Request, user: str) -> Response:
+        # ``tickers`` comes repeated (the SDK's "multi" format) or comma-separated.
+        tickers = [t for v in request.query_params.getlist("tickers") for t in v.split(",") if t]
+        if not tickers:
+            raise SimError(400, "invalid_parameters", "tickers is required")
+        ex = self.exchange
+        books = []
+        for t in tickers:
+            ex.get_market(t)
+            books.append({"ticker": t, **wire.orderbook_json(ex.book(t))})
+        return JSONResponse({"orderbooks": books})
+
+    # --- events ---------------------------------------------------------------------------
+
+    def _event_view(self, event_ticker: str, nested: bool) -> dict[str, Any]:
+        markets = [m for m in self.exchange.list_markets() if m.event_ticker == event_ticker]
+        if not markets:
+            raise SimError(404, "not_found", f"event {event_ticker} not found")
+        return wire.event_json(
+            event_ticker, markets[0].series_ticker, markets[0].exchange_index,
+            max(self.exchange.market_created_wall_ns(m.ticker) for m in markets),
+            [self._market_view(m.ticker) for m in markets] if nested else None)
+
+    async def _list_events(self, request: Request, user: str) -> Response:
+        p = request.query_params
+        events: dict[str, None] = {}
+        for m in self.exchange.list_markets():
+            if (p.get("series_ticker") is None or m.series_ticker == p.get("series_ticker")) and (
+                    p.get("status") is None or _status_matches(m.status, p["status"])):
+                events.setdefault(m.event_ticker, None)
+        page, cursor = _page(list(events), p, default=200, maximum=200)
+        nested = _flag(p, "with_nested_markets")
+        return JSONResponse({"events": [self._event_view(e, nested) for e in page],
+                             "milestones": [], "cursor": cursor})
+
+    async def _get_event(self, request: Request, user: str) -> Response:
+        ticker = request.path_params["ticker"]
+        nested = _flag(request.query_params, "with_nested_markets")
+        event = self._event_view(ticker, nested)
+        markets = [self._market_view(m.ticker) for m in self.exchange.list_markets()
+                   if m.event_ticker == ticker]
+        return JSONResponse({"event": event, "markets": [] if nested else markets})
+
+    # --- exchange and account extras ------------------------------------------------------
+
+    async def _exchange_schedule(self, request: Request, user: str) -> Response:
+        # The simulator trades around the clock and has no maintenance windows.
+        day = [{"open_time": "00:00", "close_time": "23:59"}]
+        now = self.clock.wall_ns()
+        week = dict.fromkeys(("monday", "tuesday", "wednesday", "thursday", "friday",
+                              "saturday", "sunday"), day)
+        return JSONResponse({"schedule": {
+            "standard_hours": [{"start_time": wire.rfc3339(now - 86_400 * 10**9),
+                                "end_time": wire.rfc3339(now + 365 * 86_400 * 10**9),
+                                **week}],
+            "maintenance_windows": []}})
+
+    async def _user_data_timestamp(self, request: Request, user: str) -> Response:
+        # Data is consistent at once here: "as of" is now.
+        return JSONResponse({"as_of_time": wire.rfc3339(self.clock.wall_ns())})
+
+    async def _deposits(self, request: Request, user: str) -> Response:
+        return JSONResponse({"deposits": [], "cursor": ""})
+
+    async def _withdrawals(self, request: Request, user: str) -> Response:
+        return JSONResponse({"withdrawals": [], "cursor": ""})
 
     # --- series --------------------------------------------------------------------------
 
@@ -687,8 +761,15 @@ class SimServer:
         # orderbook_delta subscription per market or per batch of legs.
         if "orderbook_delta" in channels and not tickers:
             raise _WsError(14, "Market ticker required")
-        # Code 16 ("market not found") is retired too: an unknown ticker is subscribed to
-        # and simply has no snapshot (nor data) until such a market exists.
+        # An unknown market refuses the whole subscribe with code 16. (Third-party lists
+        # mark 16 retired as well, but the current docs' table is only confirmed for 6, and
+        # our client relies on 16 to find and drop a bad ticker.)
+        for t in tickers or ():
+            if "orderbook_delta" in channels:
+                try:
+                    self.exchange.get_market(t)
+                except SimError:
+                    raise _WsError(16, "Market not found") from None
         for ch in channels:
             sub = _Sub(
                 sid=next(self._sids), channel=ch,

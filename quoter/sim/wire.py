@@ -38,6 +38,7 @@ from quoter.sim.models import (
 __all__ = [
     "cash",
     "dollars",
+    "event_json",
     "event_position_json",
     "fee_change_json",
     "fee_multiplier_json",
@@ -593,3 +594,26 @@ def fee_change_json(c: SeriesFeeChange) -> dict[str, Any]:
         "fee_multiplier": fee_multiplier_json(c.fees.multiplier),
         "scheduled_ts": rfc3339(c.scheduled_wall_ns),
     }
+
+
+def event_json(event_ticker: str, series_ticker: str, exchange_index: int,
+               updated_wall_ns: int, markets: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """REST EventData object (markets only with ``with_nested_markets``)."""
+    out: dict[str, Any] = {
+        "event_ticker": event_ticker,
+        "series_ticker": series_ticker,
+        "sub_title": event_ticker,
+        "title": f"Event {event_ticker}",
+        # Each simulated market resolves on its own truth: not mutually exclusive.
+        "collateral_return_type": "DIRECNET",
+        "mutually_exclusive": False,
+        "category": None,
+        "strike_date": None,
+        "strike_period": None,
+        "settlement_sources": [],
+        "last_updated_ts": rfc3339(updated_wall_ns),
+        "exchange_index": exchange_index,
+    }
+    if markets is not None:
+        out["markets"] = markets
+    return out

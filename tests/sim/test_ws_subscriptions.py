@@ -172,15 +172,14 @@ async def test_repeat_communications_subscription_is_a_second_stream(
     await ws.close()
 
 
-async def test_unknown_market_subscribes_without_a_snapshot(
+async def test_unknown_market_refuses_the_subscribe_with_code_16(
     world: tuple[SimExchange, RunningSim], clock: ReplayClock, signers: dict[str, Signer],
 ) -> None:
-    # Code 16 ("market not found") is retired: the subscription is made, no snapshot comes.
     _, sim = world
     ws = await _ws(sim, signers["maker"], clock)
-    ack = await _command(ws, 1, "subscribe", {"channels": ["orderbook_delta"],
-                                              "market_tickers": ["KXNOPE-1"]})
-    assert ack["type"] == "subscribed"
+    reply = await _command(ws, 1, "subscribe", {"channels": ["orderbook_delta"],
+                                                "market_tickers": ["KXNOPE-1", A]})
+    assert (reply["type"], reply["msg"]["code"]) == ("error", 16)
     assert await _marker(ws, 2) == []
     await ws.close()
 
