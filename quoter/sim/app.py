@@ -10,10 +10,14 @@
   write 100/s cap 100) with Kalshi's endpoint costs (default 10; create quote and quote
   get/delete 2) -> 429 ``{"error": "too many requests"}``. Bucket time is the exchange clock.
 * WebSocket (§2): subscribe / unsubscribe / update_subscription / list_subscriptions with
-  Kalshi's ack and error shapes and codes, a ``sid`` per channel, a per-subscription ``seq``
+  Kalshi's ack and error shapes and codes, a ``sid`` per channel per subscribe (a repeat
+  subscription is a new one: retired code 6 is never sent), a per-subscription ``seq``
   on every data message, communications sharding (``crc32(market_ticker) % shard_factor``),
   orderbook snapshot-then-deltas honouring ``use_yes_price``. Heartbeat pings are sent by
   the server (uvicorn ``ws_ping_interval``; ASGI cannot choose the ``heartbeat`` payload).
+* Errors (kalshi-api.md §3): 4xx bodies are nested as the real exchange sends them,
+  ``{"error": {"code", "message", "service"}}``; unknown paths and methods answer JSON 404 /
+  405 in the same shape; 429 is ``{"error": "too many requests"}``.
 * Faults: every outbound frame goes through ``faults.on_frame`` and every REST request
   through ``faults.on_request`` (``quoter.sim.faults_api``).
 * ``GET /sim/ledger``: the exchange's ground truth for every account; unauthenticated,
@@ -30,6 +34,7 @@ import contextlib
 import heapq
 import itertools
 import json
+import re
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +64,7 @@ from quoter.sim import wire
 from quoter.sim.exchange import OutMessage, SimError, SimExchange
 from quoter.sim.faults_api import FaultHooks, NoFaults
 
-__all__ = ["API_PREFIX", "WS_PATH", "RateLimits", "SimServer", "create_app"]
+__all__ = ["API_PREFIX", "WS_PATH", "RateLimits", "SimServer", "create_app", "error_body"]
 
 API_PREFIX = "/trade-api/v2"
 WS_PATH = "/trade-api/ws/v2"
@@ -113,8 +118,21 @@ class _ConnClosed(Exception):
     """The connection ended (client gone or cut by a fault)."""
 
 
-def _err(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"code": code, "message": message}, status_code=status)
+def _service_of(path: str) -> str:
+    """The ``service`` of an error body: the API area the path belongs to."""
+    rest = path.removeprefix(API_PREFIX).strip("/")
+    return rest.split("/", 1)[0] or "api"
+
+
+def error_body(code: str, message: str, service: str) -> dict[str, Any]:
+    """Kalshi's 4xx body as the real exchange sends it (kalshi-api.md §3): nested under
+    ``"error"`` with ``code``, ``message`` and ``service`` (the docs' flat schema is not what
+    production and demo answer)."""
+    return {"error": {"code": code, "message": message, "service": service}}
+
+
+def _err(status: int, code: str, message: str, path: str = "") -> JSONResponse:
+    return JSONResponse(error_body(code, message, _service_of(path)), status_code=status)
 
 
 class _WsError(Exception):
@@ -195,19 +213,20 @@ class SimServer:
             user = self.authenticate(request.headers, method, request.url.path)
             if user is None:
                 if not public or "kalshi-access-key" in request.headers:
-                    return _err(401, "unauthorized", "missing or invalid authentication")
+                    return _err(401, "unauthorized", "missing or invalid authentication",
+                                template)
                 user = ""
             if user and not self._take_tokens(user, method, template):
                 return JSONResponse({"error": "too many requests"}, status_code=429)
             try:
                 return await handler(request, user)
             except SimError as exc:
-                return _err(exc.status, exc.code, exc.message)
+                return _err(exc.status, exc.code, exc.message, template)
             except (MoneyError, ValueError, KeyError, TypeError) as exc:
                 # Malformed input (bad number, side, missing field): Kalshi answers 400.
                 log.debug("sim_rest_bad_request", method=method, path=template,
                           error=type(exc).__name__)
-                return _err(400, "invalid_parameters", f"bad request: {exc}")
+                return _err(400, "invalid_parameters", f"bad request: {exc}", template)
 
         return Route(template, endpoint, methods=[method])
 
@@ -231,8 +250,18 @@ class SimServer:
             r("PUT", "/communications/rfqs/{rfq_id}/quotes/{quote_id}/confirm", self._confirm),
             r("PUT", "/communications/rfqs/{rfq_id}/quotes/{quote_id}/accept", self._accept),
             r("GET", "/markets", self._list_markets, public=True),
+            r("GET", "/markets/orderbooks", self._orderbooks, public=True),
             r("GET", "/markets/{ticker}", self._get_market, public=True),
             r("GET", "/markets/{ticker}/orderbook", self._orderbook, public=True),
+            r("GET", "/events", self._list_events, public=True),
+            r("GET", "/events/{ticker}", self._get_event, public=True),
+            r("GET", "/exchange/schedule", self._exchange_schedule, public=True),
+            r("GET", "/exchange/user_data_timestamp", self._user_data_timestamp),
+            r("GET", "/portfolio/deposits", self._deposits),
+            r("GET", "/portfolio/withdrawals", self._withdrawals),
+            r("GET", "/series", self._list_series, public=True),
+            r("GET", "/series/fee_changes", self._fee_changes, public=True),
+            r("GET", "/series/{ticker}", self._get_series, public=True),
             r("GET", "/portfolio/positions", self._positions),
             r("GET", "/portfolio/balance", self._balance),
             r("GET", "/portfolio/fills", self._fills),
@@ -403,6 +432,108 @@ class SimServer:
         return JSONResponse(wire.orderbook_json(self.exchange.book(request.path_params["ticker"]),
                                                 depth))
 
+    async def _orderbooks(self, request: Request, user: str) -> Response:
+        # ``tickers`` comes repeated (the SDK's "multi" format) or comma-separated.
+        tickers = [t for v in request.query_params.getlist("tickers") for t in v.split(",") if t]
+        if not tickers:
+            raise SimError(400, "invalid_parameters", "tickers is required")
+        ex = self.exchange
+        books = []
+        for t in tickers:
+            ex.get_market(t)
+            books.append({"ticker": t, **wire.orderbook_json(ex.book(t))})
+        return JSONResponse({"orderbooks": books})
+
+    # --- events ---------------------------------------------------------------------------
+
+    def _event_view(self, event_ticker: str, nested: bool) -> dict[str, Any]:
+        markets = [m for m in self.exchange.list_markets() if m.event_ticker == event_ticker]
+        if not markets:
+            raise SimError(404, "not_found", f"event {event_ticker} not found")
+        return wire.event_json(
+            event_ticker, markets[0].series_ticker, markets[0].exchange_index,
+            max(self.exchange.market_created_wall_ns(m.ticker) for m in markets),
+            [self._market_view(m.ticker) for m in markets] if nested else None)
+
+    async def _list_events(self, request: Request, user: str) -> Response:
+        p = request.query_params
+        events: dict[str, None] = {}
+        for m in self.exchange.list_markets():
+            if (p.get("series_ticker") is None or m.series_ticker == p.get("series_ticker")) and (
+                    p.get("status") is None or _status_matches(m.status, p["status"])):
+                events.setdefault(m.event_ticker, None)
+        page, cursor = _page(list(events), p, default=200, maximum=200)
+        nested = _flag(p, "with_nested_markets")
+        return JSONResponse({"events": [self._event_view(e, nested) for e in page],
+                             "milestones": [], "cursor": cursor})
+
+    async def _get_event(self, request: Request, user: str) -> Response:
+        ticker = request.path_params["ticker"]
+        nested = _flag(request.query_params, "with_nested_markets")
+        event = self._event_view(ticker, nested)
+        markets = [self._market_view(m.ticker) for m in self.exchange.list_markets()
+                   if m.event_ticker == ticker]
+        return JSONResponse({"event": event, "markets": [] if nested else markets})
+
+    # --- exchange and account extras ------------------------------------------------------
+
+    async def _exchange_schedule(self, request: Request, user: str) -> Response:
+        # The simulator trades around the clock and has no maintenance windows.
+        day = [{"open_time": "00:00", "close_time": "23:59"}]
+        now = self.clock.wall_ns()
+        week = dict.fromkeys(("monday", "tuesday", "wednesday", "thursday", "friday",
+                              "saturday", "sunday"), day)
+        return JSONResponse({"schedule": {
+            "standard_hours": [{"start_time": wire.rfc3339(now - 86_400 * 10**9),
+                                "end_time": wire.rfc3339(now + 365 * 86_400 * 10**9),
+                                **week}],
+            "maintenance_windows": []}})
+
+    async def _user_data_timestamp(self, request: Request, user: str) -> Response:
+        # Data is consistent at once here: "as of" is now.
+        return JSONResponse({"as_of_time": wire.rfc3339(self.clock.wall_ns())})
+
+    async def _deposits(self, request: Request, user: str) -> Response:
+        return JSONResponse({"deposits": [], "cursor": ""})
+
+    async def _withdrawals(self, request: Request, user: str) -> Response:
+        return JSONResponse({"withdrawals": [], "cursor": ""})
+
+    # --- series --------------------------------------------------------------------------
+
+    def _series_view(self, ticker: str, params: Any) -> dict[str, Any]:
+        ex = self.exchange
+        s = ex.get_series(ticker)
+        volume = None
+        if _flag(params, "include_volume"):
+            volume = sum(ex.stats(m.ticker).volume_centi for m in ex.list_markets()
+                         if m.series_ticker == ticker)
+        return wire.series_json(s, ex.series_updated_wall_ns(ticker), volume_centi=volume,
+                                product_metadata=_flag(params, "include_product_metadata"))
+
+    async def _list_series(self, request: Request, user: str) -> Response:
+        p = request.query_params
+        min_updated = p.get("min_updated_ts")
+        rows = [
+            s for s in self.exchange.list_series()
+            if (p.get("category") is None or s.category == p.get("category"))
+            and (p.get("tags") is None or set(p["tags"].split(",")) & set(s.tags))
+            and (min_updated is None
+                 or self.exchange.series_updated_wall_ns(s.ticker) >= int(min_updated) * 10**9)
+        ]
+        return JSONResponse({"series": [self._series_view(s.ticker, p) for s in rows]})
+
+    async def _get_series(self, request: Request, user: str) -> Response:
+        return JSONResponse({"series": self._series_view(request.path_params["ticker"],
+                                                         request.query_params)})
+
+    async def _fee_changes(self, request: Request, user: str) -> Response:
+        p = request.query_params
+        changes = self.exchange.fee_changes(p.get("series_ticker"),
+                                            historical=_flag(p, "show_historical"))
+        return JSONResponse({"series_fee_change_arr": [wire.fee_change_json(c)
+                                                       for c in changes]})
+
     # --- portfolio -----------------------------------------------------------------------
 
     async def _positions(self, request: Request, user: str) -> Response:
@@ -419,19 +550,32 @@ class SimServer:
             rows = [r for r in rows if ("position" in wanted and r.position_centi)
                     or ("total_traded" in wanted and r.total_traded_micros)]
         page, cursor = _page(rows, p, default=100, maximum=1000)
-        return JSONResponse({"market_positions": [wire.position_json(r) for r in page],
-                             "event_positions": [], "cursor": cursor})
+        resting: dict[str, int] = {}
+        for r in page:
+            resting[r.market_ticker] = sum(
+                o.user_id == user for o in ex.book(r.market_ticker).orders())
+        by_event: dict[str, list[Any]] = {}
+        for r in page:
+            by_event.setdefault(ex.get_market(r.market_ticker).event_ticker, []).append(r)
+        return JSONResponse({
+            "market_positions": [wire.position_json(r, resting[r.market_ticker]) for r in page],
+            "event_positions": [wire.event_position_json(e, rows)
+                                for e, rows in sorted(by_event.items())],
+            "cursor": cursor})
 
     async def _balance(self, request: Request, user: str) -> Response:
         ex = self.exchange
         bal = ex.balance_micros(user)
-        value = bal + sum(pos.cost_micros for pos in ex.positions(user).values())
+        # portfolio_value is the value of open positions only, not cash plus positions
+        # (recorded: balance 99952, portfolio_value 48 after buying one contract at $0.48);
+        # valued here at cost (market exposure).
+        value = sum(pos.cost_micros for pos in ex.positions(user).values())
         return JSONResponse({
             "balance": bal // MICROS_PER_CENT,
-            "balance_dollars": wire.dollars(bal),
+            "balance_dollars": wire.cash(bal),
             "portfolio_value": value // MICROS_PER_CENT,
             "updated_ts": ex.account_updated_wall_ns(user) // 10**9,
-            "balance_breakdown": [{"exchange_index": 0, "balance": wire.dollars(bal)}],
+            "balance_breakdown": [{"exchange_index": 0, "balance": wire.cash(bal)}],
         })
 
     async def _fills(self, request: Request, user: str) -> Response:
@@ -483,8 +627,9 @@ class SimServer:
             ("GET", "/communications/rfqs/{rfq_id}/quotes/{quote_id}"),
             ("DELETE", "/communications/rfqs/{rfq_id}/quotes/{quote_id}"),
         ]
+        # The real exchange writes path parameters as ``:quote_id``, not ``{quote_id}``.
         return JSONResponse({"default_cost": DEFAULT_COST, "endpoint_costs": [
-            {"method": m, "path": API_PREFIX + p,
+            {"method": m, "path": API_PREFIX + _colon_params(p),
              "cost": DEFAULT_ENDPOINT_COSTS[endpoint_key(m, p)]} for m, p in paths]})
 
     async def _ledger(self, request: Request) -> Response:
@@ -499,7 +644,7 @@ class SimServer:
         user = self.authenticate(ws.headers, "GET", WS_PATH)
         if user is None:
             if "websocket.http.response" in ws.scope.get("extensions", {}):
-                await ws.send_denial_response(_err(401, "unauthorized", "invalid auth"))
+                await ws.send_denial_response(_err(401, "unauthorized", "invalid auth", WS_PATH))
             else:
                 await ws.close(code=1008)
             return
@@ -621,11 +766,15 @@ class SimServer:
                 raise _WsError(20, "shard_factor required when shard_key set")
             if not isinstance(key, int) or not 0 <= key < factor:
                 raise _WsError(21, "shard_key must be >= 0 and < shard_factor")
-        for ch in channels:
-            if ch == "orderbook_delta" and not tickers:
-                raise _WsError(14, "Market ticker required")
-            if any(s.channel == ch for s in conn.subs.values()):
-                raise _WsError(6, "Already subscribed")
+        # A repeat subscription of a channel is a new subscription with its own sid and seq,
+        # on every channel: code 6 ("already subscribed") is retired and never emitted
+        # (docs.kalshi.com asyncapi.yaml error table), and public makers rely on one
+        # orderbook_delta subscription per market or per batch of legs.
+        if "orderbook_delta" in channels and not tickers:
+            raise _WsError(14, "Market ticker required")
+        # An unknown market refuses the whole subscribe with code 16. (Third-party lists
+        # mark 16 retired as well, but the current docs' table is only confirmed for 6, and
+        # our client relies on 16 to find and drop a bad ticker.)
         for t in tickers or ():
             if "orderbook_delta" in channels:
                 try:
@@ -653,7 +802,10 @@ class SimServer:
 
     def _snapshots(self, conn: _Conn, sub: _Sub, tickers: Iterable[str]) -> None:
         for t in tickers:
-            m = self.exchange.get_market(t)
+            try:
+                m = self.exchange.get_market(t)
+            except SimError:
+                continue
             sub.seq += 1
             self._send(conn, {"type": "orderbook_snapshot", "sid": sub.sid, "seq": sub.seq,
                               "msg": wire.orderbook_snapshot_msg(
@@ -813,7 +965,15 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    app = Starlette(routes=[*server.routes(), *extra_routes], lifespan=lifespan)
+    async def not_found(request: Request, exc: Exception) -> Response:
+        # Unknown paths and methods answer JSON in the nested shape, never plain text.
+        status = getattr(exc, "status_code", 404)
+        code = "not_found" if status == 404 else "method_not_allowed"
+        return _err(status, code, f"{request.method} {request.url.path}: {code}",
+                    request.url.path)
+
+    app = Starlette(routes=[*server.routes(), *extra_routes], lifespan=lifespan,
+                    exception_handlers={404: not_found, 405: not_found})
     app.state.sim = server
     return app
 
@@ -852,6 +1012,21 @@ def _page(rows: list[Any], params: Any, *, default: int, maximum: int) -> tuple[
     start = int(cursor)
     page = rows[start:start + limit]
     return page, str(start + limit) if start + limit < len(rows) else ""
+
+
+def _colon_params(path: str) -> str:
+    """``/a/{x}/b`` -> ``/a/:x/b`` (how Kalshi's endpoint cost table writes parameters)."""
+    return re.sub(r"\{([^/}]+)\}", r":\1", path)
+
+
+def _flag(params: Any, name: str) -> bool:
+    """A boolean query parameter (``true``/``false``; anything else is a 400)."""
+    value = params.get(name)
+    if value is None:
+        return False
+    if value not in ("true", "false"):
+        raise SimError(400, "invalid_parameters", f"{name} must be true or false")
+    return bool(value == "true")
 
 
 def _tickers(params: dict[str, Any]) -> list[str]:

@@ -24,10 +24,12 @@ from quoter.sim.models import (
     ExchangeConfig,
     MarketStats,
     OutMessage,
+    SeriesFeeChange,
     SimError,
     SimMarket,
     SimQuote,
     SimRfq,
+    SimSeries,
 )
 
 __all__ = ["ExchangeBase"]
@@ -44,6 +46,9 @@ class ExchangeBase(ABC):
         self._accounts: dict[str, Account] = {}
         self._keys: dict[str, tuple[str, Any]] = {}
         self._markets: dict[str, SimMarket] = {}
+        self._series: dict[str, SimSeries] = {}
+        self._series_updated_wall_ns: dict[str, int] = {}
+        self._fee_changes: list[SeriesFeeChange] = []
         self._created_wall_ns: dict[str, int] = {}
         self._stats: dict[str, MarketStats] = {}
         self._books: dict[str, MarketBook] = {}
@@ -152,6 +157,14 @@ class ExchangeBase(ABC):
     @abstractmethod
     def _schedule(self, due_ns: int, kind: str, quote_id: str) -> None:
         """Arm a confirm-expiry or execution timer (``execution``)."""
+
+    @abstractmethod
+    def _series_for_market(self, m: SimMarket) -> SimMarket:
+        """Register ``m``'s series if new; return ``m`` charged by its series' fees."""
+
+    @abstractmethod
+    def _apply_fee_change(self, change_id: str) -> None:
+        """Put a scheduled series fee change into effect (``series``)."""
 
     @abstractmethod
     def _fire_due(self, now_ns: int) -> None:

@@ -10,6 +10,8 @@ randomness, never money.
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -43,6 +45,7 @@ __all__ = [
     "TruthConfig",
     "WorldConfig",
     "load_sim_config",
+    "parse_multiplier",
     "parse_sim_config",
 ]
 
@@ -70,6 +73,17 @@ def _contracts(value: object) -> object:
         return parse_fp(value)
     if isinstance(value, float):
         raise MoneyError(f"write fractional contracts as strings, e.g. \"1.50\", not {value!r}")
+    return value
+
+
+def parse_multiplier(text: str) -> Fraction:
+    """Parse a fee multiplier written as a decimal string ("1", "0.5") exactly."""
+    try:
+        value = Fraction(Decimal(text))
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"fee multiplier {text!r} is not a decimal number") from None
+    if value < 0 or value > 10:
+        raise ValueError(f"fee multiplier {text!r} must be in [0, 10]")
     return value
 
 
@@ -131,6 +145,14 @@ class MarketsConfig(_Strict):
     fee_types: tuple[
         Literal["quadratic", "quadratic_with_maker_fees", "flat"], ...
     ] = ("quadratic_with_maker_fees", "quadratic")
+    #: Series ``fee_multiplier`` values (decimal strings, exact), drawn per series like
+    #: ``fee_types``: the fee terms live on the series (``GET /series/{ticker}``).
+    fee_multipliers: tuple[str, ...] = ("1",)
+    #: The combo collection's series terms (Kalshi: combo maker fees at 0.5x, §5.4).
+    combo_fee_type: Literal[
+        "quadratic", "quadratic_with_maker_fees", "quadratic_with_combo_maker_fees", "flat"
+    ] = "quadratic_with_combo_maker_fees"
+    combo_fee_multiplier: str = "1"
     #: Markets close (and then settle) this long after they are listed; replacements are listed.
     close_after_ms: MsRange = MsRange(min_ms=600_000, max_ms=3_600_000)
     #: Determined -> settled after this long (Kalshi runs a settlement timer; 0 = at once).
@@ -145,8 +167,10 @@ class MarketsConfig(_Strict):
         unknown = [s for s in self.structures if s not in STRUCTURES]
         if unknown:
             raise ValueError(f"unknown price_level_structure(s) {unknown}")
-        if not self.structures or not self.fee_types:
-            raise ValueError("structures and fee_types need at least one entry")
+        if not self.structures or not self.fee_types or not self.fee_multipliers:
+            raise ValueError("structures, fee_types and fee_multipliers need at least one entry")
+        for text in (*self.fee_multipliers, self.combo_fee_multiplier):
+            parse_multiplier(text)
         if self.combo_legs_min > self.combo_legs_max:
             raise ValueError("combo_legs_min exceeds combo_legs_max")
         if not self.collection_ticker.startswith("KXMVE"):

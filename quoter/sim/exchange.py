@@ -31,7 +31,8 @@ Layout: :mod:`quoter.sim.models` holds the value types (re-exported here), and
 :class:`SimExchange` is composed of one mixin per job over the shared state in
 :mod:`quoter.sim.base`: ``accounts`` (cash, positions, fills, settlement booking),
 ``markets`` (listing, status, settlement), ``orders`` (resting books, matching, trades),
-``rfqs``, ``quotes`` (lifecycle up to confirm) and ``execution`` (timers, execution).
+``rfqs``, ``quotes`` (lifecycle up to confirm), ``execution`` (timers, execution) and
+``series`` (fee terms per series, scheduled fee changes).
 """
 
 from __future__ import annotations
@@ -56,11 +57,13 @@ from quoter.sim.models import (
     SimMarket,
     SimQuote,
     SimRfq,
+    SimSeries,
     communications_id,
 )
 from quoter.sim.orders import OrdersMixin
 from quoter.sim.quotes import QuotesMixin
 from quoter.sim.rfqs import RfqsMixin
+from quoter.sim.series import SeriesMixin
 
 __all__ = [
     "OBSCURED_CREATOR_ID",
@@ -78,12 +81,14 @@ __all__ = [
     "SimMarket",
     "SimQuote",
     "SimRfq",
+    "SimSeries",
     "communications_id",
 ]
 
 
 class SimExchange(
-    ExecutionMixin, QuotesMixin, RfqsMixin, OrdersMixin, MarketsMixin, AccountsMixin,
+    ExecutionMixin, QuotesMixin, RfqsMixin, OrdersMixin, SeriesMixin, MarketsMixin,
+    AccountsMixin,
 ):
     """The exchange state machine. Not thread-safe: drive it from one thread/event loop.
 

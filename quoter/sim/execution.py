@@ -31,6 +31,9 @@ class ExecutionMixin(ExchangeBase):
     def _fire_due(self, now_ns: int) -> None:
         while self._timers and self._timers[0][0] <= now_ns:
             _, _, kind, quote_id = heapq.heappop(self._timers)
+            if kind == "fee_change":
+                self._apply_fee_change(quote_id)
+                continue
             q = self._quotes[quote_id]
             if kind == "confirm_expiry" and q.status == QuoteStatus.ACCEPTED:
                 q.voided = True  # status keeps reading "accepted" (§0a)

@@ -24,6 +24,7 @@ class MarketsMixin(ExchangeBase):
             raise SimError(409, "conflict", f"market {m.ticker} already exists")
         if m.is_combo and not m.is_hvm:
             m = _replace(m, is_hvm=True)  # every combo is HVM (§6)
+        m = self._series_for_market(m)  # fees live on the series (§5.4)
         self._markets[m.ticker] = m
         self._created_wall_ns[m.ticker] = self._wall()
         self._stats[m.ticker] = MarketStats()

@@ -29,11 +29,13 @@ __all__ = [
     "Position",
     "QuoteStatus",
     "RfqStatus",
+    "SeriesFeeChange",
     "Settlement",
     "SimError",
     "SimMarket",
     "SimQuote",
     "SimRfq",
+    "SimSeries",
     "communications_id",
     "short_hash",
 ]
@@ -83,9 +85,10 @@ class ExchangeConfig:
     check_balance: bool = True
     #: Seed of the id generator, so runs with the same inputs emit identical ids.
     id_seed: int = 0
-    #: Reject off-grid quote prices. The docs say off-grid is rejected; demo accepted one
-    #: (§0a), so a test can switch this off to mimic demo.
-    reject_off_grid_quotes: bool = True
+    #: Reject off-grid quote prices. The RFQ guide says off-grid is ``invalid_parameters``,
+    #: but the real (demo) exchange accepted $0.3550 on a 1-cent market and executed at it
+    #: (§0a): the simulator does what the exchange did; a test can switch the docs' rule on.
+    reject_off_grid_quotes: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,33 @@ class SimMarket:
     def is_combo(self) -> bool:
         """True for multivariate (combo) markets: they are always HVM (§6)."""
         return bool(self.legs) or self.mve_collection_ticker is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SimSeries:
+    """A series: the template of its events, and the owner of their fee terms.
+
+    Kalshi puts ``fee_type`` / ``fee_multiplier`` on the series, not the market (kalshi-api.md
+    §5.4); every market of the series is charged by ``fees``.
+    """
+
+    ticker: str
+    title: str = ""
+    category: str = "Simulated"
+    frequency: str = "custom"
+    fees: FeeSchedule = field(default_factory=FeeSchedule)
+    exchange_index: int = 0
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesFeeChange:
+    """A scheduled change of a series' fee terms (``GET /series/fee_changes``)."""
+
+    id: str
+    series_ticker: str
+    fees: FeeSchedule
+    scheduled_wall_ns: int
 
 
 @dataclass(frozen=True, slots=True)

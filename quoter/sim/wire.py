@@ -11,23 +11,37 @@ them. The REST shapes validate against the official SDK's pydantic models
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
-from quoter.domain.money import MAX_PRICE_MICROS, MICROS_PER_CENT, format_dollars, format_fp
+from quoter.domain.money import (
+    MAX_PRICE_MICROS,
+    MICROS_PER_CENT,
+    format_dollars,
+    format_fp,
+    notional_micros,
+)
 from quoter.domain.types import Side
 from quoter.sim.books import MarketBook
 from quoter.sim.models import (
     Fill,
     MarketStats,
     Position,
+    SeriesFeeChange,
     Settlement,
     SimMarket,
     SimQuote,
     SimRfq,
+    SimSeries,
 )
 
 __all__ = [
+    "cash",
     "dollars",
+    "event_json",
+    "event_position_json",
+    "fee_change_json",
+    "fee_multiplier_json",
     "fill_json",
     "fill_msg",
     "lifecycle_msg",
@@ -45,6 +59,7 @@ __all__ = [
     "rfq_created_msg",
     "rfq_deleted_msg",
     "rfq_json",
+    "series_json",
     "settlement_json",
     "ticker_msg",
     "trade_msg",
@@ -63,6 +78,12 @@ def rfc3339(wall_ns: int) -> str:
 def dollars(micros: int) -> str:
     """Format micro-dollars with 4 decimals, or 6 when that is needed to stay exact."""
     return format_dollars(micros, 4 if micros % 100 == 0 else 6)
+
+
+def cash(micros: int) -> str:
+    """Format a cash amount (balance, cost, exposure, P&L, fees) with 6 decimals, as the
+    real exchange sends them (``"0.480000"``); prices keep :func:`dollars`."""
+    return format_dollars(micros, 6)
 
 
 def _opt(d: dict[str, Any]) -> dict[str, Any]:
@@ -226,6 +247,18 @@ def quote_executed_msg(q: SimQuote, maker_comm: str, rfq_comm: str, order_id: st
 # --- fills, positions, settlements ------------------------------------------------------
 
 
+def _legacy_side_action(f: Fill) -> dict[str, str]:
+    """The deprecated ``side``/``action`` pair: a fill that closes a held position is a
+    *sell* of the held side (buying NO against YES held = selling YES), as the real exchange
+    reported the requester's closing taker fill; anything else is a buy of ``outcome_side``."""
+    sign = 1 if f.outcome_side == Side.YES else -1
+    before = f.post_position_centi - sign * f.qty_centi
+    if before != 0 and (before > 0) != (sign > 0):
+        held = Side.YES if before > 0 else Side.NO
+        return {"side": held.value, "action": "sell"}
+    return {"side": f.outcome_side.value, "action": "buy"}
+
+
 def fill_msg(f: Fill) -> dict[str, Any]:
     """WS ``fill`` msg (§2.6)."""
     return {
@@ -235,8 +268,7 @@ def fill_msg(f: Fill) -> dict[str, Any]:
         "market_ticker": f.market_ticker,
         "exchange_index": f.exchange_index,
         "is_taker": f.is_taker,
-        "side": f.outcome_side.value,
-        "action": "buy",
+        **_legacy_side_action(f),
         "outcome_side": f.outcome_side.value,
         "book_side": f.book_side.value,
         "purchased_side": f.outcome_side.value,
@@ -259,8 +291,7 @@ def fill_json(f: Fill) -> dict[str, Any]:
         "ticker": f.market_ticker,
         "market_ticker": f.market_ticker,
         "exchange_index": f.exchange_index,
-        "side": f.outcome_side.value,
-        "action": "buy",
+        **_legacy_side_action(f),
         "outcome_side": f.outcome_side.value,
         "book_side": f.book_side.value,
         "count_fp": format_fp(f.qty_centi),
@@ -280,25 +311,39 @@ def market_position_msg(user_id: str, p: Position) -> dict[str, Any]:
         "user_id": user_id,
         "market_ticker": p.market_ticker,
         "position_fp": format_fp(p.position_centi),
-        "position_cost_dollars": dollars(p.cost_micros),
-        "realized_pnl_dollars": dollars(p.realized_pnl_micros),
-        "fees_paid_dollars": dollars(p.fees_paid_micros),
-        "position_fee_cost_dollars": dollars(p.fees_paid_micros),
+        "position_cost_dollars": cash(p.cost_micros),
+        "realized_pnl_dollars": cash(p.realized_pnl_micros),
+        "fees_paid_dollars": cash(p.fees_paid_micros),
+        "position_fee_cost_dollars": cash(p.fees_paid_micros),
         "volume_fp": format_fp(p.volume_centi),
     }
 
 
-def position_json(p: Position) -> dict[str, Any]:
-    """REST MarketPosition object."""
+def position_json(p: Position, resting_orders_count: int = 0) -> dict[str, Any]:
+    """REST MarketPosition object (``resting_orders_count``: the real exchange sends it,
+    the 3.34 SDK model does not list it)."""
     return {
         "ticker": p.market_ticker,
         "exchange_index": p.exchange_index,
-        "total_traded_dollars": dollars(p.total_traded_micros),
+        "total_traded_dollars": cash(p.total_traded_micros),
         "position_fp": format_fp(p.position_centi),
-        "market_exposure_dollars": dollars(p.cost_micros),
-        "realized_pnl_dollars": dollars(p.realized_pnl_micros),
-        "fees_paid_dollars": dollars(p.fees_paid_micros),
+        "market_exposure_dollars": cash(p.cost_micros),
+        "realized_pnl_dollars": cash(p.realized_pnl_micros),
+        "fees_paid_dollars": cash(p.fees_paid_micros),
+        "resting_orders_count": resting_orders_count,
         "last_updated_ts": rfc3339(p.updated_wall_ns),
+    }
+
+
+def event_position_json(event_ticker: str, positions: list[Position]) -> dict[str, Any]:
+    """REST EventPosition object: the event's market positions summed."""
+    return {
+        "event_ticker": event_ticker,
+        "total_cost_dollars": cash(sum(p.total_traded_micros for p in positions)),
+        "total_cost_shares_fp": format_fp(sum(p.volume_centi for p in positions)),
+        "event_exposure_dollars": cash(sum(p.cost_micros for p in positions)),
+        "realized_pnl_dollars": cash(sum(p.realized_pnl_micros for p in positions)),
+        "fees_paid_dollars": cash(sum(p.fees_paid_micros for p in positions)),
     }
 
 
@@ -310,12 +355,12 @@ def settlement_json(s: Settlement) -> dict[str, Any]:
         "event_ticker": s.event_ticker,
         "market_result": s.result.value,
         "yes_count_fp": format_fp(s.yes_count_centi),
-        "yes_total_cost_dollars": dollars(s.yes_cost_micros),
+        "yes_total_cost_dollars": cash(s.yes_cost_micros),
         "no_count_fp": format_fp(s.no_count_centi),
-        "no_total_cost_dollars": dollars(s.no_cost_micros),
+        "no_total_cost_dollars": cash(s.no_cost_micros),
         "revenue": s.revenue_micros // MICROS_PER_CENT,
         "settled_time": rfc3339(s.wall_ns),
-        "fee_cost": dollars(s.fees_micros),
+        "fee_cost": cash(s.fees_micros),
         "value": 100 if s.result == Side.YES else 0,
     }
 
@@ -383,7 +428,20 @@ def market_json(m: SimMarket, book: MarketBook, stats: MarketStats,
         "price_level_structure": m.price_level_structure,
         "price_ranges": m.grid.to_price_ranges(),
         "exchange_index": m.exchange_index,
+        # Sent by the real exchange (the last three are not in the 3.34 SDK model).
+        "occurrence_datetime": rfc3339(close_ns),
+        "strike_type": "custom",
+        "custom_strike": {},
+        "early_close_condition": "",
+        "fractional_trading_enabled": True,
+        "liquidity_dollars": cash(_liquidity_micros(book)),
+        "response_price_units": "usd_cent",
     })
+
+
+def _liquidity_micros(book: MarketBook) -> int:
+    """Resting value on the book: the sum of price x size over both sides' bids."""
+    return sum(notional_micros(p, n) for side in (Side.YES, Side.NO) for p, n in book.levels(side))
 
 
 def _levels_out(levels: list[tuple[int, int]], *, as_yes: bool = False) -> list[list[str]]:
@@ -486,3 +544,76 @@ def lifecycle_msg(m: SimMarket, event_type: str, wall_ns: int) -> dict[str, Any]
     elif event_type == "settled":
         msg["settled_ts"] = secs
     return msg
+
+
+# --- series -----------------------------------------------------------------------------
+
+
+def fee_multiplier_json(multiplier: Fraction) -> int | float:
+    """``fee_multiplier`` as Kalshi sends it: a JSON number (int when whole).
+
+    It scales a fee rate, it is not money; the JSON number is the only form the API has.
+    """
+    if multiplier.denominator == 1:
+        return multiplier.numerator
+    return float(multiplier)
+
+
+def series_json(s: SimSeries, updated_wall_ns: int, *, volume_centi: int | None = None,
+                product_metadata: bool = False) -> dict[str, Any]:
+    """REST Series object (the SDK's ``Series``; fee terms live here, §5.4)."""
+    out: dict[str, Any] = {
+        "ticker": s.ticker,
+        "frequency": s.frequency,
+        "title": s.title or s.ticker,
+        "category": s.category,
+        "categories": [s.category],
+        "tags": list(s.tags),
+        "settlement_sources": [],
+        "contract_url": "",
+        "contract_terms_url": "",
+        "fee_type": s.fees.fee_type.value,
+        "fee_multiplier": fee_multiplier_json(s.fees.multiplier),
+        "additional_prohibitions": [],
+        "last_updated_ts": rfc3339(updated_wall_ns),
+        "exchange_index": s.exchange_index,
+    }
+    if volume_centi is not None:
+        out["volume_fp"] = format_fp(volume_centi)
+    if product_metadata:
+        out["product_metadata"] = {}
+    return out
+
+
+def fee_change_json(c: SeriesFeeChange) -> dict[str, Any]:
+    """REST SeriesFeeChange object."""
+    return {
+        "id": c.id,
+        "series_ticker": c.series_ticker,
+        "fee_type": c.fees.fee_type.value,
+        "fee_multiplier": fee_multiplier_json(c.fees.multiplier),
+        "scheduled_ts": rfc3339(c.scheduled_wall_ns),
+    }
+
+
+def event_json(event_ticker: str, series_ticker: str, exchange_index: int,
+               updated_wall_ns: int, markets: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """REST EventData object (markets only with ``with_nested_markets``)."""
+    out: dict[str, Any] = {
+        "event_ticker": event_ticker,
+        "series_ticker": series_ticker,
+        "sub_title": event_ticker,
+        "title": f"Event {event_ticker}",
+        # Each simulated market resolves on its own truth: not mutually exclusive.
+        "collateral_return_type": "DIRECNET",
+        "mutually_exclusive": False,
+        "category": None,
+        "strike_date": None,
+        "strike_period": None,
+        "settlement_sources": [],
+        "last_updated_ts": rfc3339(updated_wall_ns),
+        "exchange_index": exchange_index,
+    }
+    if markets is not None:
+        out["markets"] = markets
+    return out

@@ -46,8 +46,8 @@ from quoter.sim.agents import (
     fair_micros,
     uniform_ms,
 )
-from quoter.sim.config import WorldConfig
-from quoter.sim.exchange import OutMessage, SimError, SimExchange, SimMarket
+from quoter.sim.config import WorldConfig, parse_multiplier
+from quoter.sim.exchange import OutMessage, SimError, SimExchange, SimMarket, SimSeries
 from quoter.sim.truth import TruthModel
 
 __all__ = ["COMBO_STRUCTURE", "LP_USER_ID", "World", "write_demo_key"]
@@ -224,10 +224,23 @@ class World:
             series = f"KXSIM{chr(ord('A') + s)}" if s < 26 else f"KXSIM{s}"
             structure = cfg.structures[self._rng_markets.randrange(len(cfg.structures))]
             fee_type = FeeType(cfg.fee_types[self._rng_markets.randrange(len(cfg.fee_types))])
+            # Drawn only when there is a choice, so one-multiplier worlds keep their draws.
+            pick = (self._rng_markets.randrange(len(cfg.fee_multipliers))
+                    if len(cfg.fee_multipliers) > 1 else 0)
+            multiplier = parse_multiplier(cfg.fee_multipliers[pick])
+            self.exchange.add_series(SimSeries(
+                series, title=f"Simulated series {series}",
+                fees=FeeSchedule(fee_type, multiplier)))
             for e in range(cfg.events_per_series):
                 event = f"{series}-26NOV{e + 1:02d}"
                 for _ in range(cfg.markets_per_event):
                     self._list_single(series, event, structure, fee_type)
+        if cfg.combos:
+            self.exchange.add_series(SimSeries(
+                cfg.collection_ticker.removesuffix("-R"), title="Simulated combos",
+                fees=FeeSchedule(FeeType(cfg.combo_fee_type),
+                                 parse_multiplier(cfg.combo_fee_multiplier)),
+                exchange_index=1))
         for _ in range(cfg.combos):
             self._list_combo()
 

@@ -128,7 +128,7 @@ async def test_rest_lifecycle_to_fills(clients: dict[str, httpx.AsyncClient],
     pos = (await c["req"].get("/portfolio/positions")).json()["market_positions"]
     assert [(p["ticker"], p["position_fp"]) for p in pos] == [(T1, "-1.00")]
     bal = (await c["maker"].get("/portfolio/balance")).json()
-    assert bal["balance_dollars"] == "999.5200"
+    assert bal["balance_dollars"] == "999.520000"
     assert bal["balance"] == 99952
     # The requester's view hides the maker's private fields, and vice versa.
     rq = (await c["req"].get(f"/communications/quotes/{qid}")).json()["quote"]
@@ -143,11 +143,11 @@ async def test_late_confirm_and_delete_after_accept(clients: dict[str, httpx.Asy
     rfq_id, qid = await rest_rfq_quote(c)
     await c["req"].put(f"/communications/quotes/{qid}/accept", json={"accepted_side": "no"})
     r = await c["maker"].delete(f"/communications/rfqs/{rfq_id}/quotes/{qid}")
-    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "not_found")
     clock.advance(40 * S)
     r = await c["maker"].put(f"/communications/rfqs/{rfq_id}/quotes/{qid}/confirm")
     assert r.status_code == 400
-    assert r.json()["code"] == "expired"
+    assert r.json()["error"]["code"] == "expired"
     q = (await c["maker"].get(f"/communications/rfqs/{rfq_id}/quotes/{qid}")).json()["quote"]
     assert q["status"] == "accepted"
 
@@ -157,8 +157,8 @@ async def test_validation_errors_use_kalshi_body(clients: dict[str, httpx.AsyncC
     rfq_id, _ = await rest_rfq_quote(c)
     r = await c["maker"].post("/communications/quotes", json={
         "rfq_id": rfq_id, "yes_bid": "0", "no_bid": "0", "rest_remainder": False})
-    assert (r.status_code, r.json()["code"]) == (400, "invalid_parameters")
-    assert "message" in r.json()
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_parameters")
+    assert "message" in r.json()["error"]
     r = await c["req"].post("/communications/rfqs", json={
         "market_ticker": T1, "contracts_fp": "1.00", "rest_remainder": False})
     assert r.status_code == 409
@@ -396,8 +396,11 @@ async def test_ws_command_errors_and_management(sim: RunningSim, clock: ReplayCl
     assert await err(json.dumps({"id": 9, "cmd": "subscribe", "params": {
         "channels": ["orderbook_delta"]}})) == 14
     sid = await subscribe(ws, 10, channels=["ticker"], market_tickers=[T1])
-    assert await err(json.dumps({"id": 11, "cmd": "subscribe",
-                                 "params": {"channels": ["ticker"]}})) == 6
+    # A repeat subscription is a new one (retired code 6 is never sent).
+    again = await subscribe(ws, 11, channels=["ticker"], market_tickers=["KXTEST-26JAN01-T3"])
+    assert again != sid
+    await ws.send(json.dumps({"id": 111, "cmd": "unsubscribe", "params": {"sids": [again]}}))
+    assert (await recv(ws))["type"] == "unsubscribed"
     await ws.send(json.dumps({"id": 12, "cmd": "update_subscription", "params": {
         "sid": sid, "market_tickers": ["KXTEST-26JAN01-T2"], "action": "add_markets"}}))
     ok = await recv(ws)

@@ -165,7 +165,7 @@ def test_new_quote_replaces_the_makers_previous_one(ex: SimExchange) -> None:
 @pytest.mark.parametrize(
     ("yes", "no", "code"),
     [(0, 0, "invalid_parameters"), (600_000, 500_000, "invalid_parameters"),
-     (485_000, 0, "invalid_parameters"), (1_000_000, 0, "invalid_parameters")],
+     (485_050, 0, "invalid_parameters"), (1_000_000, 0, "invalid_parameters")],
 )
 def test_quote_validation(ex: SimExchange, yes: int, no: int, code: str) -> None:
     rfq = ex.create_rfq("req", TICKER, contracts_centi=100)
@@ -368,8 +368,19 @@ def test_cash_is_conserved(orders: list[tuple[str, Side, int, int]], result: Sid
     assert START * 4 - sum(ex.balance_micros(u) for u in users) == ex.fees_collected_micros
 
 
-def test_off_grid_quote_can_be_allowed_like_demo(clock: ReplayClock) -> None:
-    ex = SimExchange(clock, ExchangeConfig(reject_off_grid_quotes=False))
+def test_off_grid_quote_is_rejected_under_the_docs_rule(clock: ReplayClock) -> None:
+    ex = SimExchange(clock, ExchangeConfig(reject_off_grid_quotes=True))
+    for u in ("maker", "req"):
+        ex.register_account(u, balance_micros=START)
+    ex.add_market(market())
+    rfq = ex.create_rfq("req", TICKER, contracts_centi=100)
+    with pytest.raises(SimError) as err:
+        ex.create_quote("maker", rfq, 355_000, 0)
+    assert (err.value.status, err.value.code) == (400, "invalid_parameters")
+
+
+def test_off_grid_quote_is_accepted_by_default_like_demo(clock: ReplayClock) -> None:
+    ex = SimExchange(clock)
     for u in ("maker", "req"):
         ex.register_account(u, balance_micros=START)
     ex.add_market(market())
