@@ -53,13 +53,26 @@ class MarketTotals:
     quote_loss_if_yes: int = 0
     quote_loss_if_no: int = 0
     n_quotes: int = 0
+    # Live quotes' sizes by the side a hit would buy (a 0 bid cannot be hit).
+    quote_yes_centi: int = 0
+    quote_no_centi: int = 0
     gross_centi: int = 0
     loss_micros: int = 0
+    #: |committed| after every live quote is hit on the side that moves it furthest.
+    worst_gross_centi: int = 0
 
     @property
     def committed_centi(self) -> int:
         """Signed position + provisional."""
         return self.position_centi + self.provisional_centi
+
+    def worst_gross_with(self, add_yes_centi: int = 0, add_no_centi: int = 0) -> int:
+        """Worst-case |position| if every live quote (and the extra sizes) were hit at once,
+        all on the YES sides or all on the NO sides (a quote is hit at most once, on one
+        side)."""
+        c = self.committed_centi
+        return max(abs(c + self.quote_yes_centi + add_yes_centi),
+                   abs(c - self.quote_no_centi - add_no_centi))
 
     def loss_with(
         self, loss_if_yes: int = 0, loss_if_no: int = 0, pnl_yes: int = 0, pnl_no: int = 0
@@ -79,6 +92,9 @@ class ExposureBook:
         self._markets: dict[str, MarketTotals] = {}
         self._event_gross: dict[str, int] = {}
         self._series_gross: dict[str, int] = {}
+        self._event_worst: dict[str, int] = {}
+        self._series_worst: dict[str, int] = {}
+        self.total_worst_centi = 0
         # Markets with at least one live quote (for the breach pre-check), insertion ordered.
         self._quoted: dict[str, None] = {}
         self.total_gross_centi = 0
@@ -105,6 +121,14 @@ class ExposureBook:
         """Sum of |committed| over a series' markets."""
         return self._series_gross.get(series_ticker, 0)
 
+    def event_worst_centi(self, event_ticker: str) -> int:
+        """Sum of the worst-case gross (every live quote hit) over an event's markets."""
+        return self._event_worst.get(event_ticker, 0)
+
+    def series_worst_centi(self, series_ticker: str) -> int:
+        """Sum of the worst-case gross over a series' markets."""
+        return self._series_worst.get(series_ticker, 0)
+
     def quoted_markets(self) -> list[MarketTotals]:
         """Markets with at least one live quote."""
         return [self._markets[t] for t in self._quoted]
@@ -124,10 +148,21 @@ class ExposureBook:
         )
         self.total_gross_centi -= m.gross_centi
         self.total_loss_micros -= m.loss_micros
+        self._event_worst[m.event_ticker] = (
+            self._event_worst.get(m.event_ticker, 0) - m.worst_gross_centi
+        )
+        self._series_worst[m.series_ticker] = (
+            self._series_worst.get(m.series_ticker, 0) - m.worst_gross_centi
+        )
+        self.total_worst_centi -= m.worst_gross_centi
 
     def _link(self, m: MarketTotals) -> None:
         m.gross_centi = abs(m.committed_centi)
         m.loss_micros = m.loss_with()
+        m.worst_gross_centi = w = m.worst_gross_with()
+        self._event_worst[m.event_ticker] = self._event_worst.get(m.event_ticker, 0) + w
+        self._series_worst[m.series_ticker] = self._series_worst.get(m.series_ticker, 0) + w
+        self.total_worst_centi += w
         self._event_gross[m.event_ticker] = self._event_gross.get(m.event_ticker, 0) + m.gross_centi
         self._series_gross[m.series_ticker] = (
             self._series_gross.get(m.series_ticker, 0) + m.gross_centi
@@ -165,7 +200,8 @@ class ExposureBook:
         self._link(m)
 
     def add_quotes(
-        self, ticker: str, loss_if_yes: int, loss_if_no: int, n_quotes: int, sign: int
+        self, ticker: str, loss_if_yes: int, loss_if_no: int, n_quotes: int, sign: int,
+        yes_centi: int = 0, no_centi: int = 0,
     ) -> None:
         """Add (``sign`` = 1) or remove (-1) one RFQ's live quotes on ``ticker``."""
         m = self._get(ticker)
@@ -173,5 +209,7 @@ class ExposureBook:
         m.quote_loss_if_yes += sign * loss_if_yes
         m.quote_loss_if_no += sign * loss_if_no
         m.n_quotes += sign * n_quotes
+        m.quote_yes_centi += sign * yes_centi
+        m.quote_no_centi += sign * no_centi
         self.open_rfqs += sign
         self._link(m)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
+from typing import Final
 
 from quoter.config import LifecycleParams, StrategyConfig
 from quoter.domain import commands as C
@@ -24,6 +26,9 @@ from quoter.engine.totals import Totals
 from quoter.engine.tracker import QuoteTracker
 from quoter.engine.valuation import Valuation
 from strategies.base import Decline, Pricing
+
+#: The reason of a ``quoted`` decision that went out on one side only (a contract limit).
+ONE_SIDED: Final = "one_sided"
 
 
 class Quoting:
@@ -95,10 +100,7 @@ class Quoting:
         if isinstance(res, Decline):
             self.tracker.drop(rec, res.reason, out, res.detail)
             return
-        size = self.valuation.est_size(rfq, res.yes_bid_micros, res.no_bid_micros)
-        reason = self.totals.check_quote(
-            rec, market.ticker, QuoteExposure(res.yes_bid_micros, res.no_bid_micros, size)
-        )
+        res, reason, trimmed = self.fit(rec, market.ticker, res)
         if reason:
             self.tracker.drop(rec, HALTED if reason == HALTED else risk(reason), out)
             return
@@ -109,9 +111,29 @@ class Quoting:
         for t in books:
             self.r.by_book.setdefault(t, {})[rec.rfq_id] = None
         self.submit(rec, st, res, now, out)
-        out.append(C.RecordDecision(rfq.rfq_id, rfq.market_ticker, "quoted", "quoted",
-                                    strategy=strategy.name))
+        out.append(C.RecordDecision(rfq.rfq_id, rfq.market_ticker, "quoted",
+                                    ONE_SIDED if trimmed else "quoted", strategy=strategy.name,
+                                    detail=trimmed))
         self.arm_timers(market, needs, lc, now, out)
+
+    def fit(self, rec: RfqRecord, ticker: str, res: Pricing) -> tuple[Pricing, str | None, str]:
+        """What risk lets us quote: ``(pricing, None, "")``; or one side of it when only the
+        other side breaks a contract limit (the side that reduces the position stays
+        quotable), with why in the third item; else ``(res, reason, "")``."""
+        reason = self.check(rec, ticker, res)
+        if (reason is None or not reason.startswith("max_position")
+                or not (res.yes_bid_micros and res.no_bid_micros)):
+            return res, reason, ""
+        for side, one in (("yes", replace(res, no_bid_micros=0)),
+                          ("no", replace(res, yes_bid_micros=0))):
+            if self.check(rec, ticker, one) is None:
+                return one, None, f"{side} side only: both sides would break {reason}"
+        return res, reason, ""
+
+    def check(self, rec: RfqRecord, ticker: str, p: Pricing) -> str | None:
+        size = self.valuation.est_size(rec.rfq, p.yes_bid_micros, p.no_bid_micros)
+        return self.totals.check_quote(
+            rec, ticker, QuoteExposure(p.yes_bid_micros, p.no_bid_micros, size))
 
     def submit(
         self, rec: RfqRecord, st: Strategy, p: Pricing, now: int, out: list[C.Command]
@@ -195,17 +217,14 @@ class Quoting:
             return
         if abs(res.fair_yes_micros - last_fair) < lc.replace_tolerance_micros:
             return
-        size = self.valuation.est_size(rec.rfq, res.yes_bid_micros, res.no_bid_micros)
-        reason = self.totals.check_quote(
-            rec, market.ticker, QuoteExposure(res.yes_bid_micros, res.no_bid_micros, size)
-        )
+        res, reason, trimmed = self.fit(rec, market.ticker, res)
         if reason:
             self.tracker.pull(rec, risk(reason), out)
             return
         self.submit(rec, st, res, now, out)
+        detail = f"{last_fair}->{res.fair_yes_micros}" + (f"; {trimmed}" if trimmed else "")
         out.append(C.RecordDecision(rec.rfq_id, rec.market_ticker, "requoted", "fair_moved",
-                                    strategy=rec.strategy,
-                                    detail=f"{last_fair}->{res.fair_yes_micros}"))
+                                    strategy=rec.strategy, detail=detail))
 
     def on_stale_timer(self, ticker: str, now: int, out: list[C.Command]) -> None:
         """Pull quotes relying on a book that has not changed for ``book_stale_after`` (only

@@ -21,10 +21,14 @@ from quoter.engine.positions import PositionLedger
 from quoter.engine.risk import RiskManager
 from quoter.engine.strategy_set import Strategy
 
-__all__ = ["MS", "PoolRequest", "Records"]
+__all__ = ["MS", "Load", "PoolRequest", "Records"]
 
 #: Nanoseconds per millisecond (configs speak ms, the engine ns).
 MS: Final = 1_000_000
+
+#: What one RFQ's hittable quotes put into the risk totals: ``(ticker, loss if YES, loss if NO,
+#: quotes, centi a YES-side hit would buy, centi a NO-side hit would buy)``.
+Load = tuple[str, int, int, int, int, int]
 
 
 @dataclass(slots=True)
@@ -63,7 +67,7 @@ class Records:
         #: Running risk totals, kept in step with ``rfqs``, ``quotes`` and the ledger.
         self.book = ExposureBook()
         # What each RFQ's live quotes / each quote's provisional trade put into ``book``.
-        self.rfq_load: dict[str, tuple[str, int, int, int]] = {}
+        self.rfq_load: dict[str, Load] = {}
         self.prov_load: dict[str, tuple[str, int, int, int]] = {}
         self.ledger = PositionLedger()
         #: The strategy each RFQ was routed to.

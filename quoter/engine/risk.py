@@ -2,10 +2,14 @@
 
 Contracts. A market's exposure is ``|position + provisional|`` (signed hundredths; provisional
 is what we confirmed and have not yet seen filled). Event, series and total exposure are the
-sums of the markets' absolute exposures (gross: different markets do not net). A new quote of
-size ``s`` could add at most ``s`` to its market's exposure whichever side is hit, so
-``check_quote`` requires ``exposure + s <= limit`` at every level; ``check_fill`` does the same
-for the exact side and size accepted.
+sums of the markets' absolute exposures (gross: different markets do not net). Quoting is
+checked against the worst case of *every* open quote: a market's worst-case gross is
+``max(|c + Y|, |c - N|)`` with ``c`` its exposure and ``Y`` / ``N`` the sizes of the live
+quotes whose YES / NO side could be hit (a 0 bid cannot be), i.e. all of them hit at once in
+the direction that hurts; ``check_quote`` requires that, with the new quote, at every level.
+A quote that breaks a contract limit only through one of its sides can still go out one-sided
+(the side that reduces the position): :meth:`RiskManager.one_side_book`. ``check_fill`` checks
+the exact side and size accepted against the committed exposure.
 
 Worst-case loss of a binary market. For each outcome ``o`` in {YES, NO}::
 
@@ -270,6 +274,36 @@ class RiskManager:
                 return "max_worst_case_loss_total"
         return None
 
+    def _quote_contracts(
+        self, exposures: Mapping[str, MarketExposure], ticker: str, quote: QuoteExposure
+    ) -> str | None:
+        """Contract limits against the worst case of every open quote plus ``quote``."""
+        lim = self.limits
+        target = exposures[ticker]
+
+        def worst(e: MarketExposure) -> int:
+            quotes = [*e.quotes, quote] if e.ticker == ticker else e.quotes
+            c = e.committed_centi
+            y = sum(q.size_centi for q in quotes if q.yes_bid_micros > 0)
+            n = sum(q.size_centi for q in quotes if q.no_bid_micros > 0)
+            return max(abs(c + y), abs(c - n))
+
+        if _over(worst(target), lim.max_position_centi_per_market):
+            return "max_position_per_market"
+        if _over(
+            sum(worst(e) for e in exposures.values() if e.event_ticker == target.event_ticker),
+            lim.max_position_centi_per_event,
+        ):
+            return "max_position_per_event"
+        if _over(
+            sum(worst(e) for e in exposures.values() if e.series_ticker == target.series_ticker),
+            lim.max_position_centi_per_series,
+        ):
+            return "max_position_per_series"
+        if _over(sum(worst(e) for e in exposures.values()), lim.max_position_centi_total):
+            return "max_position_total"
+        return None
+
     def check_quote(
         self,
         exposures: Mapping[str, MarketExposure],
@@ -288,7 +322,7 @@ class RiskManager:
             return "daily_loss_stop"
         if _over(open_quotes + 1, self.limits.max_open_quotes):
             return "max_open_quotes"
-        return self._contracts(exposures, ticker, quote.size_centi, signed=False) or self._loss(
+        return self._quote_contracts(exposures, ticker, quote) or self._loss(
             exposures, ticker, quote
         )
 
@@ -349,6 +383,29 @@ class RiskManager:
             return "max_position_total"
         return None
 
+    def _quote_contracts_book(
+        self, book: ExposureBook, ticker: str, quote: QuoteExposure, less: tuple[int, int]
+    ) -> str | None:
+        """``_quote_contracts`` on the book's totals (``less``: the replaced quotes' sizes)."""
+        lim = self.limits
+        m = book.market(ticker)
+        size = quote.size_centi
+        worst = m.worst_gross_with(
+            (size if quote.yes_bid_micros > 0 else 0) - less[0],
+            (size if quote.no_bid_micros > 0 else 0) - less[1],
+        )
+        delta = worst - m.worst_gross_centi
+        if _over(worst, lim.max_position_centi_per_market):
+            return "max_position_per_market"
+        if _over(book.event_worst_centi(m.event_ticker) + delta, lim.max_position_centi_per_event):
+            return "max_position_per_event"
+        if _over(book.series_worst_centi(m.series_ticker) + delta,
+                 lim.max_position_centi_per_series):
+            return "max_position_per_series"
+        if _over(book.total_worst_centi + delta, lim.max_position_centi_total):
+            return "max_position_total"
+        return None
+
     def _loss_book(
         self, book: ExposureBook, ticker: str, loss_if_yes: int, loss_if_no: int,
         pnl: tuple[int, int] = (0, 0),
@@ -366,12 +423,11 @@ class RiskManager:
 
     def check_quote_book(
         self, book: ExposureBook, open_quotes: int, ticker: str, quote: QuoteExposure,
-        less: tuple[int, int] = (0, 0),
+        less: tuple[int, int] = (0, 0), less_centi: tuple[int, int] = (0, 0),
     ) -> str | None:
-        """``check_quote`` on running totals; ``less`` removes the replaced quotes' losses.
-
-        ``less`` is ``(loss if YES, loss if NO)`` of the quotes being replaced on ``ticker``;
-        ``open_quotes`` must not count the RFQ being quoted.
+        """``check_quote`` on running totals, less the quotes being replaced on ``ticker``:
+        ``less`` their ``(loss if YES, loss if NO)``, ``less_centi`` their (YES-side,
+        NO-side) sizes. ``open_quotes`` must not count the RFQ being quoted.
         """
         if self.halted:
             return "halted"
@@ -379,7 +435,7 @@ class RiskManager:
             return "daily_loss_stop"
         if _over(open_quotes + 1, self.limits.max_open_quotes):
             return "max_open_quotes"
-        return self._contracts_book(book, ticker, quote.size_centi, signed=False) or (
+        return self._quote_contracts_book(book, ticker, quote, less_centi) or (
             self._loss_book(
                 book, ticker, quote.no_bid_micros * quote.size_centi - less[0],
                 quote.yes_bid_micros * quote.size_centi - less[1],

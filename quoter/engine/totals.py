@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from quoter.engine.lifecycle import QuoteRecord, QuoteState, RfqRecord
-from quoter.engine.records import Records
+from quoter.engine.records import Load, Records
 from quoter.engine.risk import MarketExposure, QuoteExposure, Trade
 from quoter.engine.valuation import Valuation
 
@@ -84,25 +84,25 @@ class Totals:
     # ledger reports position changes itself. ``_risk_view`` above is the full recomputation the
     # totals are tested against.
 
-    def load_of(self, rec: RfqRecord) -> tuple[str, int, int, int] | None:
+    def load_of(self, rec: RfqRecord) -> Load | None:
         """What ``rec``'s hittable quotes put into the book (as in ``_risk_view``), or None."""
         if self.r.rfqs.get(rec.rfq_id) is not rec:
             return None
-        loss_yes = loss_no = n = 0
+        loss_yes = loss_no = n = yes_c = no_c = 0
         est = self.valuation.est_size
-        for s in rec.in_flight:
-            sz = est(rec.rfq, s.yes_bid_micros, s.no_bid_micros)
-            loss_yes += s.no_bid_micros * sz
-            loss_no += s.yes_bid_micros * sz
-            n += 1
+        bids = [(s.yes_bid_micros, s.no_bid_micros) for s in rec.in_flight]
         for qid in rec.quote_ids:
             q = self.r.quotes[qid]
             if q.state in RISK_LIVE:
-                sz = est(rec.rfq, q.yes_bid_micros, q.no_bid_micros)
-                loss_yes += q.no_bid_micros * sz
-                loss_no += q.yes_bid_micros * sz
-                n += 1
-        return (rec.market_ticker, loss_yes, loss_no, n) if n else None
+                bids.append((q.yes_bid_micros, q.no_bid_micros))
+        for yes, no in bids:
+            sz = est(rec.rfq, yes, no)
+            loss_yes += no * sz
+            loss_no += yes * sz
+            yes_c += sz if yes > 0 else 0
+            no_c += sz if no > 0 else 0
+            n += 1
+        return (rec.market_ticker, loss_yes, loss_no, n, yes_c, no_c) if n else None
 
     def sync(self, rec: RfqRecord) -> None:
         """Bring the book in line with ``rec``'s hittable quotes."""
@@ -111,10 +111,10 @@ class Totals:
         if new == old:
             return
         if old is not None:
-            self.r.book.add_quotes(old[0], old[1], old[2], old[3], -1)
+            self.r.book.add_quotes(old[0], old[1], old[2], old[3], -1, old[4], old[5])
             del self.r.rfq_load[rec.rfq_id]
         if new is not None:
-            self.r.book.add_quotes(new[0], new[1], new[2], new[3], 1)
+            self.r.book.add_quotes(new[0], new[1], new[2], new[3], 1, new[4], new[5])
             self.r.rfq_load[rec.rfq_id] = new
 
     def sync_prov(self, q: QuoteRecord) -> None:
@@ -146,5 +146,6 @@ class Totals:
         if load is None:
             return self.r.risk.check_quote_book(self.r.book, self.r.book.open_rfqs, ticker, quote)
         return self.r.risk.check_quote_book(
-            self.r.book, self.r.book.open_rfqs - 1, ticker, quote, (load[1], load[2])
+            self.r.book, self.r.book.open_rfqs - 1, ticker, quote, (load[1], load[2]),
+            (load[4], load[5]),
         )

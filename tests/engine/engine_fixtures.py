@@ -27,11 +27,19 @@ FIXED = (
 )
 
 
+#: Contract limits with room for several 100-contract quotes per market (the demo's): limits
+#: count every open quote, and tests that are not about limits quote more than once.
+ROOMY = (
+    "{max_position_contracts_per_market: 1000, max_position_contracts_per_event: 2000, "
+    "max_position_contracts_per_series: 5000, max_position_contracts_total: 10000}"
+)
+
+
 def yaml_config(
     *,
     pricer: str = FIXED,
     match: str = "{series: [KXTEST]}",
-    risk: str = "{}",
+    risk: str = ROOMY,
     lifecycle: str = "{}",
     quoting: str = "{}",
 ) -> str:

@@ -267,8 +267,10 @@ def test_sequence_gap_clears_book_resnapshots_and_pulls_quotes() -> None:
     assert C.RequestBookSnapshot(T) in out
     assert of(out, C.CancelQuote) == [C.CancelQuote("r1", "q1", "book_gap")]
     assert h.engine.md.books[T].is_empty
-    # A new RFQ waits for the fresh snapshot we asked for, then is quoted.
+    # A new RFQ waits for the fresh snapshot we asked for, then is quoted (once the pulled
+    # quote is gone: until then it could still be hit, and counts against the limits).
     assert of(h.rfq("r2"), C.ScheduleTimer) == [C.ScheduleTimer("pending:r2", h.now + 2000 * MS)]
+    h.send(E.QuoteCancelled("r1", "q1", h.now))
     assert decisions(h.snapshot(seq=9, sid=7)) == [("quoted", "quoted")]
 
 
@@ -341,12 +343,18 @@ def test_accept_size_is_the_accepted_size_and_risk_applies() -> None:
     h = Harness(config(risk="{max_position_contracts_per_market: 150}"))
     h.ready()
     h.quote("r1", "q1")
-    h.quote("r2", "q2")  # each quote alone fits: 0 + 100 <= 150
     out = h.accept(size=6_000)
     assert len(of(out, C.ConfirmQuote)) == 1
     assert h.engine.quotes["q1"].size_centi == 6_000
-    # 60 committed + 100 accepted on the same side would breach 150 contracts (160).
-    out = h.accept("q2", rfq_id="r2")
+    # 60 committed long: 100 more fits on the NO side only (160 > 150 on the YES side).
+    (sub,) = of(h.rfq("r2"), C.SubmitQuote)
+    assert sub.yes_bid_micros == 0
+    assert sub.no_bid_micros > 0
+    h.placed("r2", "q2")
+    # 200 NO bought elsewhere since (a fill no quote of ours made): 60 - 200 = -140 committed,
+    # and q2's NO side would take it to -240. Risk is checked again at last look.
+    h.fill("x1", "o-elsewhere", Side.NO, 500_000, 20_000)
+    out = h.accept("q2", Side.NO, rfq_id="r2")
     assert decisions(out) == [("declined", "risk:max_position_per_market")]
 
 

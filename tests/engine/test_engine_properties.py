@@ -189,7 +189,9 @@ def test_ledger_equals_reference_recompute(
 def test_rfq_to_submit_is_well_under_a_millisecond() -> None:
     h = Harness(config(risk=(
         '{max_open_quotes: 1000, max_worst_case_loss_dollars_per_market: "100000", '
-        'max_worst_case_loss_dollars_total: "100000"}'
+        'max_worst_case_loss_dollars_total: "100000", max_position_contracts_per_market: 1000, '
+        'max_position_contracts_per_event: 1000, max_position_contracts_per_series: 1000, '
+        'max_position_contracts_total: 1000}'
     )))
     h.ready()
     h.ready(T2)

@@ -13,7 +13,7 @@ from quoter.engine.engine import Engine
 from quoter.engine.exposure import ExposureBook
 from quoter.engine.lifecycle import LIVE_QUOTE_STATES, QuoteState, RfqState
 from quoter.engine.positions import PositionLedger
-from quoter.engine.risk import QuoteExposure, Trade, worst_case_loss_micros
+from quoter.engine.risk import MarketExposure, QuoteExposure, Trade, worst_case_loss_micros
 
 T3 = "KXOTHER-26JAN01-C"  # another event and series
 
@@ -49,6 +49,21 @@ def assert_book_matches(eng: Engine) -> None:
             abs(e.committed_centi) for e in exps.values() if e.series_ticker == se
         )
     assert book.open_rfqs == n_open
+
+    def worst(e: MarketExposure) -> int:
+        y = sum(q.size_centi for q in e.quotes if q.yes_bid_micros > 0)
+        n = sum(q.size_centi for q in e.quotes if q.no_bid_micros > 0)
+        return max(abs(e.committed_centi + y), abs(e.committed_centi - n))
+
+    for t, e in exps.items():
+        assert book.market(t).worst_gross_centi == worst(e), t
+    assert book.total_worst_centi == sum(worst(e) for e in exps.values())
+    for ev in {e.event_ticker for e in exps.values()}:
+        assert book.event_worst_centi(ev) == sum(
+            worst(e) for e in exps.values() if e.event_ticker == ev)
+    for se in {e.series_ticker for e in exps.values()}:
+        assert book.series_worst_centi(se) == sum(
+            worst(e) for e in exps.values() if e.series_ticker == se)
 
 
 def assert_same_decisions(eng: Engine, size: int, yes: int, no: int) -> None:

@@ -31,6 +31,11 @@ strategies:
     pricer:
       name: fixed
       params: {edge_dollars: "0.02", fair_yes_dollars: {KXTEST-26JAN01-A: "0.50"}}
+risk:  # room for several open 100-contract quotes (limits count every open quote)
+  max_position_contracts_per_market: 1000
+  max_position_contracts_per_event: 1000
+  max_position_contracts_per_series: 1000
+  max_position_contracts_total: 1000
 """
 MARKET = MarketInfo(T, "KXTEST-26JAN01", "KXTEST", MarketStatus.ACTIVE,
                     grid_for_structure("linear_cent"))
