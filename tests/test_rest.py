@@ -579,6 +579,45 @@ async def test_undecodable_2xx_is_decode_error(rest: KalshiRest, ex: Exchange) -
         await rest.get_quote(RFQ, QID)
 
 
+def _gzip_garbage(status: int) -> httpx.Response:
+    # A stream, so that the body is decoded where httpx reads it (in send), not here.
+    return httpx.Response(status, headers={"content-encoding": "gzip"},
+                          stream=httpx.ByteStream(b"\x1f\x8b\x08\x00 not gzip at all"))
+
+
+async def test_every_rest_decoding_failure_is_a_decode_error(
+    rest: KalshiRest, ex: Exchange
+) -> None:
+    # Bad gzip (httpx.DecodingError inside send), 3,000-deep JSON (RecursionError in msgspec)
+    # and a truncated body each end as the taxonomy's DecodeError, never as a bare exception.
+    deep = httpx.Response(201, content=b"[" * 3000 + b"]" * 3000)
+    deep_in_ignored = httpx.Response(201, content=b'{"id": "q1", "x": ' + b"[" * 3000
+                                     + b"]" * 3000 + b"}")
+    truncated = httpx.Response(201, content=b'{"id": "q')
+    for answer, reason in ((_gzip_garbage(201), "bad_encoding"), (deep, "too_deep"),
+                           (deep_in_ignored, "too_deep"), (truncated, "malformed")):
+        ex.on("POST", "/communications/quotes", answer)
+        with pytest.raises(DecodeError) as info:
+            await rest.create_quote(RFQ, 480_000, 480_000)
+        assert info.value.reason == reason
+        ex.scripts.clear()
+    # A corrupt 201 is never retried: posting again would create a second quote.
+    assert len(ex.requests) == 4
+    ex.on("GET", "/markets/T/orderbook", httpx.Response(200, content=b"{" * 5000))
+    with pytest.raises(DecodeError):
+        await rest.get_orderbook("T")
+
+
+async def test_corrupt_error_bodies_still_map_to_the_status(
+    rest: KalshiRest, ex: Exchange
+) -> None:
+    ex.on("DELETE", f"/communications/rfqs/{RFQ}/quotes/{QID}",
+          httpx.Response(404, content=b"[" * 3000 + b"]" * 3000))
+    with pytest.raises(ExchangeRejectedError) as info:
+        await rest.delete_quote(RFQ, QID)
+    assert info.value.status_code == 404
+
+
 async def test_ids_cannot_escape_their_path_segment(rest: KalshiRest, ex: Exchange) -> None:
     ex.on("GET", "/communications/rfqs/a%2F..%2Fb", j(200, {"rfq": RFQ_OBJ}))
     await rest.get_rfq("a/../b")

@@ -3,7 +3,9 @@
 Error mapping (``quoter.errors``): 429 -> ``RateLimitedError``; 5xx -> ``ServerError``;
 401/403 -> ``AuthError``; other 4xx -> ``ExchangeRejectedError`` with Kalshi's
 ``{"code", "message", "details"?}`` (non-JSON bodies tolerated); no HTTP answer ->
-``TransportError``; a 2xx body that does not decode -> ``DecodeError``.
+``TransportError``; a 2xx body that does not decode (bad gzip, not JSON, nested beyond
+``quoter.kalshi.bounds``, wrong shape) -> ``DecodeError``. Nothing else escapes: every
+``httpx`` failure is mapped, so a worker that catches ``QuoterError`` sees them all.
 
 Retries (jittered exponential backoff with injected ``sleep`` and ``rng``) depend on whether
 repeating the request is safe, see :class:`Retry`. Logs carry method, path and status — never
@@ -46,6 +48,7 @@ from quoter.errors import (
     TransportError,
 )
 from quoter.kalshi.auth import KalshiAuth, Signer
+from quoter.kalshi.bounds import MAX_BODY_BYTES, check_json_bounds
 from quoter.kalshi.ratelimit import Priority, RateLimiter, kind_for_method
 from quoter.kalshi.rest_models import (
     AccountLimits,
@@ -147,8 +150,9 @@ def _error_fields(response: httpx.Response) -> tuple[str, str, str | None]:
     """Extract ``(code, message, details)`` from a Kalshi error body, tolerating anything."""
     fallback = f"http_{response.status_code}"
     try:
+        check_json_bounds(response.content, max_bytes=MAX_BODY_BYTES, what="error body")
         body: Any = msgspec.json.decode(response.content)
-    except msgspec.DecodeError:
+    except (DecodeError, msgspec.DecodeError, RecursionError):
         text = response.content[:_ERROR_TEXT_LIMIT].decode("utf-8", "replace").strip()
         return fallback, text or response.reason_phrase, None
     if isinstance(body, dict):
@@ -252,6 +256,16 @@ class KalshiRest:
                 # Nothing reached the exchange: safe to repeat any request.
                 error, unprocessed = TransportError(f"{method} {path}: {type(exc).__name__}"), True
             except httpx.TransportError as exc:
+                error, unprocessed = TransportError(f"{method} {path}: {type(exc).__name__}"), False
+            except httpx.DecodingError as exc:
+                # The body arrived but its content-encoding is corrupt (bad gzip): the
+                # request was processed, its answer is unreadable. Never retried: for a POST
+                # that would create a second quote; the caller treats it as unknown outcome.
+                log.warning("rest_response_undecodable", method=method, path=path,
+                            error=type(exc).__name__)
+                raise DecodeError(f"{method} {path}: response body undecodable: {exc}",
+                                  reason="bad_encoding") from None
+            except httpx.HTTPError as exc:  # anything else httpx raises: a transport failure
                 error, unprocessed = TransportError(f"{method} {path}: {type(exc).__name__}"), False
             finally:
                 if self._tap is not None:

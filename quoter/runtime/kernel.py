@@ -89,6 +89,8 @@ class RuntimeStats:
     confirms_skipped: int = 0
     cancels_sent: int = 0
     engine_errors: int = 0
+    #: Unexpected exceptions in the shell's tasks (each one stops the run in order).
+    task_crashes: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
 
 

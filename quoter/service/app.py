@@ -363,6 +363,12 @@ class Service:
                 if view is not None:
                     tasks.append(tg.create_task(self._guard("view", view), name="view"))
                 await self.runtime.run([self.source], until=stop)
+                if self.runtime.failure is not None and self.fatal is None:
+                    self.fatal = self.runtime.failure
+                if self.settings.sends_orders:
+                    # The exchange's truth, last: a quote whose 201 we could not read (or
+                    # any we lost track of) is live there and unknown here.
+                    await self._cancel_orphans(when="exit")
                 if self.http is not None:
                     self.http.shutdown()
                 for task in tasks:
@@ -373,23 +379,25 @@ class Service:
         if self.fatal is not None:
             raise self.fatal
 
-    async def _cancel_orphans(self) -> None:
-        """Withdraw open quotes a previous process left behind: nothing here tracks them."""
+    async def _cancel_orphans(self, when: Literal["startup", "exit"] = "startup") -> None:
+        """Withdraw open quotes nothing here tracks: a previous process's (at startup), or
+        at exit every quote of ours the exchange still lists (the shutdown's last step)."""
         try:
-            quotes = await self.rest.list_quotes(user_filter="self", status="open")
-        except QuoterError as exc:
-            log.warning("orphan_quotes_unlisted", error=str(exc))
+            async with asyncio.timeout(10.0):
+                quotes = await self.rest.list_quotes(user_filter="self", status="open")
+        except (QuoterError, TimeoutError) as exc:
+            log.warning("orphan_quotes_unlisted", when=when, error=str(exc))
             return
         cancelled = 0
         for quote in quotes:
-            if quote.id in self.engine.quotes:
+            if when == "startup" and quote.id in self.engine.quotes:
                 continue
             try:
                 await self.rest.delete_quote(quote.rfq_id, quote.id)
                 cancelled += 1
             except QuoterError as exc:  # gone or accepted meanwhile: nothing to withdraw
                 log.info("orphan_quote_not_cancelled", quote_id=quote.id, error=str(exc))
-        log.info("orphan_quotes_cancelled", count=cancelled, listed=len(quotes))
+        log.info("orphan_quotes_cancelled", when=when, count=cancelled, listed=len(quotes))
 
     async def _guard(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         """Run a side task; a failure stops the service in order instead of tearing it down."""

@@ -1,0 +1,117 @@
+"""Any exception in any task of the driver ends in the ordered shutdown (issue 12 item 1).
+
+The ports here are real implementations of the ``ExecutionPort`` / ``MarketDataPort``
+protocols that keep an exchange's view of our quotes in memory (what is live, what was
+cancelled), the way a backtest's modelled exchange does; nothing of ours is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from quoter.clock import LiveClock
+from quoter.domain import commands as cmd
+from quoter.domain import events as ev
+from quoter.domain.types import MarketInfo
+from quoter.ports import InboundFrame
+from quoter.runtime.driver import Runtime
+
+
+class QuoteEveryRfq:
+    """A real EngineLike: one quote per RFQ, nothing else."""
+
+    def __init__(self) -> None:
+        self.seen: list[ev.Event] = []
+
+    def on_event(self, event: ev.Event, now_ns: int) -> list[cmd.Command]:
+        self.seen.append(event)
+        if isinstance(event, ev.RfqReceived):
+            return [cmd.SubmitQuote(event.rfq_id, event.market_ticker, 480_000, 480_000, "s")]
+        return []
+
+
+class Exchange:
+    """Execution + market data in memory; ``boom_on`` makes one RFQ's submit raise a bug."""
+
+    def __init__(self, boom_on: str = "", boom: BaseException | None = None) -> None:
+        self.live: dict[str, str] = {}
+        self.cancelled: list[str] = []
+        self.boom_on, self.boom = boom_on, boom
+        self.submitted = asyncio.Event()
+        self._n = 0
+
+    async def submit_quote(self, rfq_id: str, yes_bid_micros: int, no_bid_micros: int, *,
+                           rest_remainder: bool, post_only: bool, subaccount: int | None) -> str:
+        self._n += 1
+        quote_id = f"q{self._n}"
+        self.live[quote_id] = rfq_id
+        self.submitted.set()
+        if rfq_id == self.boom_on and self.boom is not None:
+            raise self.boom  # created on the exchange, then the answer blows up
+        return quote_id
+
+    async def confirm_quote(self, rfq_id: str, quote_id: str) -> None:
+        raise AssertionError("no confirm in this test")
+
+    async def cancel_quote(self, rfq_id: str, quote_id: str) -> None:
+        self.live.pop(quote_id, None)
+        self.cancelled.append(quote_id)
+
+    async def fetch_market(self, ticker: str) -> MarketInfo:
+        raise AssertionError("no market fetch")
+
+    async def fetch_book(self, ticker: str, ts_recv_ns: int) -> ev.BookSnapshotReceived:
+        raise AssertionError("no book fetch")
+
+
+def _decode(data: bytes | str, ts: int) -> tuple[str | None, list[ev.Event]]:
+    return None, []
+
+
+async def test_a_bug_in_an_exec_worker_stops_in_order_and_cancels_open_quotes() -> None:
+    exchange = Exchange(boom_on="r2", boom=RuntimeError("unmapped library error"))
+    clock = LiveClock()
+    runtime = Runtime(clock=clock, engine=QuoteEveryRfq(), decode=_decode,
+                      execution=exchange, market_data=exchange, exec_workers=1)
+    never = asyncio.Event()
+    task = asyncio.create_task(runtime.run([], until=never))
+    runtime.post(ev.RfqReceived("r1", "M-1", clock.now_ns(), contracts_centi=100))
+    runtime.post(ev.RfqReceived("r2", "M-1", clock.now_ns(), contracts_centi=100))
+    # Nobody sets ``never``: the crash alone must end the run, and in order.
+    await asyncio.wait_for(task, 10)
+    assert isinstance(runtime.failure, RuntimeError)
+    assert runtime.stats.task_crashes == 1
+    assert runtime.halted
+    assert runtime.halt_reason.startswith("task exec SubmitQuote crashed")
+    # q1 was tracked and cancelled by the shutdown; q2's id never came back (the exit sweep
+    # over the exchange's list handles that one, see tests/e2e/test_corrupt_rest.py).
+    assert "q1" in exchange.cancelled
+    assert runtime.open_quotes == {}
+
+
+class ExplodingSource:
+    """A frame source that fails (a feed bug) once ``ready`` is set."""
+
+    def __init__(self, ready: asyncio.Event) -> None:
+        self.ready = ready
+
+    async def frames(self) -> AsyncIterator[InboundFrame]:
+        await self.ready.wait()
+        yield InboundFrame(b"{}", 1)
+        raise ValueError("feed bug")
+
+
+async def test_a_bug_in_a_reader_stops_in_order() -> None:
+    exchange = Exchange()
+    clock = LiveClock()
+    engine = QuoteEveryRfq()
+    runtime = Runtime(clock=clock, engine=engine, decode=_decode, execution=exchange,
+                      market_data=exchange)
+    # A quote of ours is open before the reader fails.
+    runtime.post(ev.RfqReceived("r1", "M-1", clock.now_ns(), contracts_centi=100))
+    task = asyncio.create_task(runtime.run([ExplodingSource(exchange.submitted)]))
+    await asyncio.wait_for(task, 10)
+    assert isinstance(runtime.failure, ValueError)
+    assert exchange.live == {}
+    assert exchange.cancelled == ["q1"]
