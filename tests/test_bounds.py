@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -10,8 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from quoter.clock import ReplayClock
+from quoter.domain import commands as cmd
+from quoter.domain import events as ev
 from quoter.errors import DecodeError
 from quoter.kalshi.bounds import MAX_JSON_DEPTH, check_json_bounds, json_depth_exceeds
+from quoter.kalshi.decode import decode
+from quoter.ports import InboundFrame
+from quoter.runtime.driver import Runtime
 
 
 def _depth(value: Any) -> int:
@@ -66,3 +74,58 @@ def test_size_bound() -> None:
     assert info.value.reason == "too_large"
     check_json_bounds("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH, max_bytes=1 << 20)
 
+
+RFQ_FRAME = ('{"type": "rfq_created", "sid": 15, "seq": 1, "msg": {"id": "rfq_123", '
+             '"creator_id": "comm_abc123", "market_ticker": "FED-23DEC-T3.00", '
+             '"event_ticker": "FED-23DEC", "contracts_fp": "100.00", '
+             '"created_ts": "2024-12-01T10:00:00Z"}}')
+
+
+def test_the_production_decoder_refuses_a_nested_frame_with_a_typed_error() -> None:
+    deep = RFQ_FRAME[:-2] + ', "ignored": ' + "[" * 1000 + "]" * 1000 + "}}"
+    for raw in (deep, deep.encode()):
+        with pytest.raises(DecodeError) as info:
+            decode(raw, 1)
+        assert (info.value.reason, info.value.msg_type) == ("too_deep", "rfq_created")
+    # The same frame without the nesting decodes.
+    msg_type, events = decode(RFQ_FRAME, 1)
+    assert msg_type == "rfq_created"
+    assert [type(e).__name__ for e in events] == ["RfqReceived"]
+
+
+class Frames:
+    """A frame source over a fixed list (a recording's frames, say)."""
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self._frames = frames
+
+    async def frames(self) -> AsyncIterator[InboundFrame]:
+        for i, data in enumerate(self._frames):
+            yield InboundFrame(data, i + 1, "c1")
+
+
+class Seen:
+    """A real EngineLike that records its inputs; ``rfq`` is set by the first RFQ."""
+
+    def __init__(self) -> None:
+        self.events: list[ev.Event] = []
+        self.rfq = asyncio.Event()
+
+    def on_event(self, event: ev.Event, now_ns: int) -> list[cmd.Command]:
+        self.events.append(event)
+        if isinstance(event, ev.RfqReceived):
+            self.rfq.set()
+        return []
+
+
+async def test_the_runtime_counts_and_drops_a_nested_frame_and_reads_on() -> None:
+    deep = (RFQ_FRAME[:-2] + ', "x": ' + "[" * 3000 + "]" * 3000 + "}}").encode()
+    engine = Seen()
+    runtime = Runtime(clock=ReplayClock(), engine=engine, decode=decode, execution=None,  # type: ignore[arg-type]
+                      market_data=None)  # type: ignore[arg-type]
+    task = asyncio.create_task(runtime.run([Frames([deep, RFQ_FRAME.encode()])],
+                                           until=engine.rfq))
+    await asyncio.wait_for(task, 10)
+    assert runtime.failure is None
+    assert runtime.stats.decode_errors == 1
+    assert [type(e).__name__ for e in engine.events][:1] == ["RfqReceived"]
