@@ -31,6 +31,7 @@ from quoter import __version__
 from quoter.clock import Clock, LiveClock
 from quoter.config import QuoterConfig, config_hash, load_config, reload
 from quoter.domain import events as ev
+from quoter.domain.money import MoneyError
 from quoter.domain.types import BookSide, Side
 from quoter.engine.engine import Engine
 from quoter.engine.positions import PositionLedger
@@ -199,6 +200,8 @@ class Service:
         )
         self.resync = Resync(self.rest, self.clock)
         self.reconciler = Reconciler(self.rest, self.clock)
+        self.reconciler.on_rejected = lambda reason: self.metrics.decode_errors_total.labels(
+            type="rest_fill", reason=reason).inc()
         self.notices = NoticeHandler(
             post=self.runtime.post, resync=self.resync,
             known_rfqs=lambda: list(self.engine.rfqs), reconciler=self.reconciler,
@@ -227,7 +230,12 @@ class Service:
         latest = self.store.latest_positions()
         if latest is not None:
             self.engine.ledger = PositionLedger.restore(latest[0])
-        replayed = sum(self.engine.ledger.book_fill(fill_from_row(r)) for r in self.store.fills())
+        replayed = 0
+        for row in self.store.fills():
+            try:
+                replayed += self.engine.ledger.book_fill(fill_from_row(row))
+            except MoneyError as exc:  # stored before fills were checked at the edge
+                log.error("stored_fill_refused", trade_id=row.trade_id, error=str(exc))
         log.info("positions_restored", snapshot=latest is not None, fills_replayed=replayed,
                  markets=len(self.engine.ledger.tickers()))
 
