@@ -9,7 +9,9 @@ deadline and journal gates. The driver adds only what needs an event loop:
 * **Confirms never wait behind quotes.** Confirms have their own worker; each is released by
   the kernel at the moment it would leave (halt, shadow, deadline, journal).
 * **Load shedding.** When the inbound queue is full, new low-priority frames are dropped and
-  counted; priority frames wait (backpressure) instead.
+  counted; priority frames wait (backpressure) instead. Out of the engine, only new quotes
+  are ever shed (``shed_submits``): cancels overtake them in the exec queue and, like
+  confirms, are never refused.
 * **Timers.** The kernel's ``ScheduleTimer`` / ``CancelTimer`` go into a
   :class:`~quoter.clock.TimerQueue`; one loop timer waits for its earliest deadline.
 * **Pool pricing.** ``PriceInPool`` goes to a bounded queue served by one task per pool worker
@@ -122,6 +124,14 @@ class _Item:
     origin: tuple[InboundFrame, int] | None = field(default=None, compare=False)
 
 
+@dataclass(order=True)
+class _ExecItem:
+    lane: int  # PRIORITY for cancels, NORMAL for new quotes
+    seq: int
+    command: cmd.SubmitQuote | cmd.CancelQuote = field(compare=False)
+    queued_ns: int = field(compare=False)
+
+
 class Runtime:
     """Drive a runtime kernel from frame sources, executing its actions through the ports."""
 
@@ -156,10 +166,14 @@ class Runtime:
         self._queue_size = queue_size
         self._normal_pending = 0
         # Commands travel with the engine time they were queued at (decision -> send latency).
-        self._exec: asyncio.Queue[tuple[cmd.SubmitQuote | cmd.CancelQuote, int]] = asyncio.Queue(
-            queue_size
-        )
-        self._confirms: asyncio.Queue[tuple[cmd.ConfirmQuote, int]] = asyncio.Queue(1_000)
+        # Cancels overtake new quotes and are never refused: the kernel has marked the quote
+        # cancelling already, so a cancel dropped here would never be sent again (a halt's
+        # cancel_all skips it). Only new quotes are bounded (``queue_size``) and shed.
+        self._exec: asyncio.PriorityQueue[_ExecItem] = asyncio.PriorityQueue()
+        self._submits_pending = 0
+        # Confirms are never refused either: the kernel's deadline gate bounds how stale one
+        # may be when it leaves.
+        self._confirms: asyncio.Queue[tuple[cmd.ConfirmQuote, int]] = asyncio.Queue()
         # IO jobs the engine asked for (market metadata, book snapshots, subscriptions).
         self._jobs: asyncio.Queue[tuple[str, Callable[[], Awaitable[None]]]] = asyncio.Queue()
         self._exec_workers = exec_workers
@@ -447,12 +461,18 @@ class Runtime:
     # -- executors -------------------------------------------------------------------------
 
     def _put_exec(self, command: cmd.SubmitQuote | cmd.CancelQuote) -> None:
-        try:
-            self._exec.put_nowait((command, self.clock.now_ns()))
-        except asyncio.QueueFull:
-            log.error("exec_queue_full", command=type(command).__name__)
-            if isinstance(command, cmd.SubmitQuote):
-                self.post(self.kernel.not_queued(command, self.clock.now_ns()))
+        if isinstance(command, cmd.CancelQuote):
+            self._exec.put_nowait(_ExecItem(PRIORITY, next(self._seq), command,
+                                            self.clock.now_ns()))
+            return
+        if self._submits_pending >= self._queue_size:
+            # Shed the new quote (the engine hears QuoteRejected "queue_full"), never a cancel.
+            self.stats.shed_submits += 1
+            log.error("exec_queue_full", command="SubmitQuote", rfq_id=command.rfq_id)
+            self.post(self.kernel.not_queued(command, self.clock.now_ns()))
+            return
+        self._submits_pending += 1
+        self._exec.put_nowait(_ExecItem(NORMAL, next(self._seq), command, self.clock.now_ns()))
 
     def _put_pricing(self, command: cmd.PriceInPool) -> None:
         if self._pool is None:
@@ -490,9 +510,12 @@ class Runtime:
 
     async def _exec_worker(self) -> None:
         while True:
-            command, queued_ns = await self._exec.get()
+            item = await self._exec.get()
+            command = item.command
+            if isinstance(command, cmd.SubmitQuote):
+                self._submits_pending -= 1
             try:
-                await self._execute(command, queued_ns)
+                await self._execute(command, item.queued_ns)
             except Exception as exc:
                 self._crashed(f"exec {type(command).__name__}", exc)
             finally:

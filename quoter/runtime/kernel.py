@@ -82,6 +82,8 @@ class RuntimeStats:
     events: int = 0
     decode_errors: int = 0
     shed_frames: int = 0
+    #: New quotes not sent because the exec queue was full (cancels and confirms never are).
+    shed_submits: int = 0
     prefiltered: int = 0
     quotes_sent: int = 0
     quotes_rejected: int = 0

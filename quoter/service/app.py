@@ -268,6 +268,7 @@ class Service:
         counts["decode_errors"] = self.runtime.stats.decode_errors
         counts["reconnects"] = sum(f.stats.reconnects for f in self.source.feeds)
         counts["shed_frames"] = self.runtime.stats.shed_frames
+        counts["shed_submits"] = self.runtime.stats.shed_submits
         return StatusSnapshot(
             mode=self.settings.mode, env=self.settings.env,
             halted=self.runtime.halted or self.engine.halted,

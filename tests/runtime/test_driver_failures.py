@@ -115,3 +115,89 @@ async def test_a_bug_in_a_reader_stops_in_order() -> None:
     assert isinstance(runtime.failure, ValueError)
     assert exchange.live == {}
     assert exchange.cancelled == ["q1"]
+
+
+# --- item 5: cancels and confirms are never dropped on a full queue ----------------------------
+
+
+class CancelOnDelete(QuoteEveryRfq):
+    """Quotes every RFQ; cancels our quote on an RFQ when the RFQ is deleted; stops at "end"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.placed: dict[str, str] = {}
+        self.done = asyncio.Event()
+
+    def on_event(self, event: ev.Event, now_ns: int) -> list[cmd.Command]:
+        out = super().on_event(event, now_ns)
+        match event:
+            case ev.QuotePlaced(rfq_id=rfq_id, quote_id=quote_id):
+                self.placed[rfq_id] = quote_id
+            case ev.RfqDeleted(rfq_id=rfq_id) if rfq_id in self.placed:
+                out.append(cmd.CancelQuote(rfq_id, self.placed[rfq_id], "rfq_deleted"))
+            case ev.QuoteCancelled():
+                self.done.set()
+        return out
+
+
+async def test_a_cancel_is_never_dropped_on_a_full_exec_queue_only_new_quotes_are_shed() -> None:
+    exchange = Exchange()
+    exchange.live["q0"] = "r0"
+    clock = LiveClock()
+    engine = CancelOnDelete()
+    runtime = Runtime(clock=clock, engine=engine, decode=_decode, execution=exchange,
+                      market_data=exchange, exec_workers=1, queue_size=2)
+    # All of these reach the engine before any worker runs (the inbox never blocks), so the
+    # exec queue holds two new quotes when the cancel comes.
+    runtime.post(ev.QuotePlaced("r0", "q0", clock.now_ns()))
+    for i in range(1, 5):
+        runtime.post(ev.RfqReceived(f"r{i}", "M-1", clock.now_ns(), contracts_centi=100))
+    runtime.post(ev.RfqDeleted("r0", "M-1", clock.now_ns()))
+    await asyncio.wait_for(runtime.run([], until=engine.done), 10)
+    # The cancel went out, first (it overtakes queued quotes); two new quotes were shed.
+    assert exchange.cancelled[0] == "q0"
+    assert "q0" not in exchange.live
+    assert runtime.stats.shed_submits == 2
+    rejected = [e for e in engine.seen if isinstance(e, ev.QuoteRejected)]
+    assert sorted((e.rfq_id, e.code) for e in rejected) == [("r3", "queue_full"),
+                                                            ("r4", "queue_full")]
+    assert runtime.failure is None
+
+
+class ConfirmBurst:
+    """On one event, confirms ``n`` accepted quotes at once (a burst of accepts)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.confirmed = 0
+        self.done = asyncio.Event()
+
+    def on_event(self, event: ev.Event, now_ns: int) -> list[cmd.Command]:
+        if isinstance(event, ev.RfqReceived):
+            return [cmd.ConfirmQuote(f"r{i}", f"q{i}", now_ns + 60 * 10**9) for i in range(self.n)]
+        if isinstance(event, ev.QuoteConfirmed):
+            self.confirmed += 1
+            if self.confirmed == self.n:
+                self.done.set()
+        return []
+
+
+class ConfirmingExchange(Exchange):
+    def __init__(self) -> None:
+        super().__init__()
+        self.confirms: list[str] = []
+
+    async def confirm_quote(self, rfq_id: str, quote_id: str) -> None:
+        self.confirms.append(quote_id)
+
+
+async def test_a_burst_of_confirms_beyond_any_queue_bound_is_sent_in_full() -> None:
+    exchange = ConfirmingExchange()
+    clock = LiveClock()
+    engine = ConfirmBurst(1_500)
+    runtime = Runtime(clock=clock, engine=engine, decode=_decode, execution=exchange,
+                      market_data=exchange, queue_size=10)
+    runtime.post(ev.RfqReceived("r", "M-1", clock.now_ns(), contracts_centi=100))
+    await asyncio.wait_for(runtime.run([], until=engine.done), 20)
+    assert len(exchange.confirms) == len(set(exchange.confirms)) == 1_500
+    assert runtime.failure is None
