@@ -526,6 +526,40 @@ async def test_confirm_and_delete_retried_on_5xx_and_timeouts(
     assert len(ex.requests) == 5
 
 
+async def test_confirm_retries_until_its_deadline_not_four_attempts(
+    rest: KalshiRest, ex: Exchange, clock: ReplayClock, sleeper: Sleeper
+) -> None:
+    # A 429 burst longer than four attempts: the confirm keeps trying inside its window.
+    scoped = f"/communications/rfqs/{RFQ}/quotes/{QID}/confirm"
+    ex.on("PUT", scoped, *([j(429, {"error": "too many requests"})] * 12), j(204))
+    deadline_ns = clock.now_ns() + 30 * 10**9
+    await rest.confirm_quote(RFQ, QID, deadline_ns=deadline_ns)
+    assert len(ex.requests) == 13
+    assert clock.now_ns() < deadline_ns
+
+
+async def test_confirm_gives_up_before_its_deadline(
+    rest: KalshiRest, ex: Exchange, clock: ReplayClock, sleeper: Sleeper
+) -> None:
+    scoped = f"/communications/rfqs/{RFQ}/quotes/{QID}/confirm"
+    ex.on("PUT", scoped, j(503))
+    deadline_ns = clock.now_ns() + 2 * 10**9
+    sent_ns: list[int] = []
+    ex.on("PUT", scoped, lambda request: (sent_ns.append(clock.now_ns()), j(503))[1])
+    with pytest.raises(ServerError):
+        await rest.confirm_quote(RFQ, QID, deadline_ns=deadline_ns)
+    # Many more than RetryPolicy.max_attempts, every one sent before the deadline, and the
+    # call returns before it: the caller still has its window to decline or record.
+    assert len(ex.requests) > 3
+    assert max(sent_ns) < deadline_ns
+    assert clock.now_ns() < deadline_ns
+    # Without a deadline the attempt bound holds as before.
+    ex.requests.clear()
+    with pytest.raises(ServerError):
+        await rest.confirm_quote(RFQ, QID)
+    assert len(ex.requests) == 3
+
+
 async def test_400_expired_is_exchange_rejected_and_not_retried(
     rest: KalshiRest, ex: Exchange
 ) -> None:

@@ -232,20 +232,39 @@ class KalshiRest:
         retry: Retry = Retry.SAFE,
         priority: Priority = Priority.NORMAL,
         timeout_s: float | None = None,
+        deadline_ns: int | None = None,
     ) -> httpx.Response:
+        """Send with retries; with ``deadline_ns`` (on the injected clock) retries go on until
+        the next attempt could not start before it, instead of ``max_attempts``."""
         path = template.format(**{k: _segment(v) for k, v in (ids or {}).items()})
         kind = kind_for_method(method)
         cost = self.limiter.cost_for(method, template)
         query = _params(params or {})
         attempt = 0
+        last_error: TransientError | None = None
         while True:
-            await self.limiter.acquire(kind, cost, priority)
+            if deadline_ns is None:
+                await self.limiter.acquire(kind, cost, priority)
+            elif not self.limiter.try_acquire(kind, cost, priority):
+                # Never wait for tokens past the deadline: the last failure stands.
+                wait_ns = self.limiter.wait_ns(kind, cost, priority)
+                if self._clock.now_ns() + wait_ns >= deadline_ns:
+                    raise last_error or TransportError(
+                        f"{method} {path}: no tokens before the deadline")
+                await self.limiter.acquire(kind, cost, priority)
+            timeout: float | None = timeout_s
+            if deadline_ns is not None:
+                left_s = (deadline_ns - self._clock.now_ns()) / 1e9
+                if left_s <= 0:
+                    raise last_error or TransportError(
+                        f"{method} {path}: deadline passed before sending")
+                timeout = min(timeout, left_s) if timeout is not None else left_s
             request = self._client.build_request(
                 method,
                 path,
                 params=query or None,
                 json=json,
-                timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
             started_ns = self._clock.now_ns()
             error: TransientError
@@ -314,9 +333,14 @@ class KalshiRest:
                 )
             attempt += 1
             may_retry = retry is Retry.SAFE or unprocessed
-            if not may_retry or attempt >= self._retry.max_attempts:
-                raise error
             delay_s = self._retry.delay_s(attempt - 1, self._rng)
+            if deadline_ns is None:
+                exhausted = attempt >= self._retry.max_attempts
+            else:
+                exhausted = self._clock.now_ns() + int(delay_s * 1e9) >= deadline_ns
+            if not may_retry or exhausted:
+                raise error
+            last_error = error
             log.info(
                 "rest_request_retrying",
                 method=method,
@@ -435,13 +459,16 @@ class KalshiRest:
         return decode_response(response.content, CreatedId).id
 
     async def confirm_quote(
-        self, rfq_id: str, quote_id: str, *, timeout_s: float | None = None
+        self, rfq_id: str, quote_id: str, *, timeout_s: float | None = None,
+        deadline_ns: int | None = None,
     ) -> None:
         """Confirm an accepted quote (last look "yes"); draws on the write reserve.
 
-        Retried on 5xx/timeouts: confirming twice cannot trade twice (a confirmed quote
-        stays confirmed; a repeat answers 4xx at worst). ``timeout_s`` bounds each attempt;
-        bound the whole call with ``asyncio.timeout`` to fit an HVM 3 s window (§3.3).
+        Retried on 429/5xx/timeouts: confirming twice cannot trade twice (a confirmed quote
+        stays confirmed; a repeat answers 4xx at worst). ``timeout_s`` bounds each attempt.
+        With ``deadline_ns`` (the confirm window's end less the safety margin, on the
+        injected clock) attempts go on until that deadline rather than ``max_attempts``:
+        four quick attempts inside a 30 s window lost accepted trades to a 429 burst.
         """
         await self._request(
             "PUT",
@@ -450,6 +477,7 @@ class KalshiRest:
             json={},
             priority=Priority.CONFIRM,
             timeout_s=timeout_s,
+            deadline_ns=deadline_ns,
         )
 
     async def delete_quote(self, rfq_id: str, quote_id: str) -> None:

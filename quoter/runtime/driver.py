@@ -573,7 +573,8 @@ class Runtime:
             return
         self.hooks.on_request_sent(command, queued_ns, now)
         try:
-            await self.execution.confirm_quote(command.rfq_id, command.quote_id)
+            await self.execution.confirm_quote(command.rfq_id, command.quote_id,
+                                               deadline_ns=command.deadline_ns)
         except QuoterError as exc:
             self.hooks.on_command_result("confirm_quote", self.clock.now_ns() - now, False)
             self.post(self.kernel.confirm_failed(command, exc, self.clock.now_ns()))

@@ -51,7 +51,8 @@ class Exchange:
             raise self.boom  # created on the exchange, then the answer blows up
         return quote_id
 
-    async def confirm_quote(self, rfq_id: str, quote_id: str) -> None:
+    async def confirm_quote(self, rfq_id: str, quote_id: str, *,
+                            deadline_ns: int | None = None) -> None:
         raise AssertionError("no confirm in this test")
 
     async def cancel_quote(self, rfq_id: str, quote_id: str) -> None:
@@ -186,9 +187,12 @@ class ConfirmingExchange(Exchange):
     def __init__(self) -> None:
         super().__init__()
         self.confirms: list[str] = []
+        self.deadlines: set[int | None] = set()
 
-    async def confirm_quote(self, rfq_id: str, quote_id: str) -> None:
+    async def confirm_quote(self, rfq_id: str, quote_id: str, *,
+                            deadline_ns: int | None = None) -> None:
         self.confirms.append(quote_id)
+        self.deadlines.add(deadline_ns)
 
 
 async def test_a_burst_of_confirms_beyond_any_queue_bound_is_sent_in_full() -> None:
@@ -200,4 +204,6 @@ async def test_a_burst_of_confirms_beyond_any_queue_bound_is_sent_in_full() -> N
     runtime.post(ev.RfqReceived("r", "M-1", clock.now_ns(), contracts_centi=100))
     await asyncio.wait_for(runtime.run([], until=engine.done), 20)
     assert len(exchange.confirms) == len(set(exchange.confirms)) == 1_500
+    # Each confirm carries its deadline to the port, which retries until then (item 10).
+    assert None not in exchange.deadlines
     assert runtime.failure is None

@@ -31,7 +31,8 @@ class RefusingPorts:
                            rest_remainder: bool, post_only: bool, subaccount: int | None) -> str:
         raise AssertionError("no quote may be sent")
 
-    async def confirm_quote(self, rfq_id: str, quote_id: str) -> None:
+    async def confirm_quote(self, rfq_id: str, quote_id: str, *,
+                            deadline_ns: int | None = None) -> None:
         raise AssertionError("no confirm may be sent")
 
     async def cancel_quote(self, rfq_id: str, quote_id: str) -> None:
