@@ -135,6 +135,8 @@ class ServiceOptions:
     require_trading: bool = True
     # Worker processes for strategies with ``quoting.isolation: process`` (started on first use).
     pricing_workers: int = 2
+    # How long transient failures of the startup reads are retried before giving up.
+    startup_retry_s: float = 60.0
 
 
 class Service:
@@ -342,7 +344,9 @@ class Service:
         # A KILL file left in place means "do not quote": halt before any feed connects.
         self._check_kill_file()
         try:
-            info = await self.resync.startup(require_trading=self.options.require_trading)
+            info = await self.resync.startup_retrying(
+                require_trading=self.options.require_trading,
+                retry_for_s=self.options.startup_retry_s)
             log.info("service_started", mode=self.settings.mode, env=self.settings.env,
                      communications_id=info.communications_id)
             if self.settings.sends_orders:
