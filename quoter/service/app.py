@@ -366,6 +366,7 @@ class Service:
                     control=ControlHandlers(halt=self.halt, resume=self.resume,
                                             cancel_all=self.cancel_all, status=self.status),
                     token=self.settings.resolve_control_token(),
+                    metrics_token=self.settings.metrics_token,
                 ), host=self.settings.control_host, port=self.settings.control_port)
                 self.http.bind()
                 side.append(("http", self.http.serve()))

@@ -133,6 +133,8 @@ class Settings(BaseSettings):
     control_port: int = Field(default=DEFAULT_CONTROL_PORT, ge=0, le=65535)
     control_token: SecretStr | None = None
     control_token_file: Path = DEFAULT_TOKEN_FILE
+    #: When set, /metrics needs ``Authorization: Bearer <metrics_token>`` (QUOTER_METRICS_TOKEN).
+    metrics_token: SecretStr | None = None
     #: A second port for /metrics and /healthz only; None serves them on the control port.
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
 
