@@ -109,10 +109,15 @@ class ExchangeRejectedError(QuoterError, _HttpStatusMixin):
 class DecodeError(QuoterError):
     """A frame or response body could not be decoded into its typed model."""
 
-    def __init__(self, message: str, raw: bytes | str = b"", msg_type: str | None = None) -> None:
+    def __init__(
+        self, message: str, raw: bytes | str = b"", msg_type: str | None = None,
+        reason: str = "malformed",
+    ) -> None:
         super().__init__(message)
         self.raw = raw
         self.msg_type = msg_type
+        #: A stable label for metrics: malformed, too_deep, too_large, bad_value, ...
+        self.reason = reason
 
 
 class StrategyError(QuoterError):

@@ -56,8 +56,11 @@ class ExecutionPort(Protocol):
         """Create (or replace) our quote on an RFQ; returns the quote id."""
         ...
 
-    async def confirm_quote(self, rfq_id: str, quote_id: str) -> None:
-        """Confirm an accepted quote (last look: yes)."""
+    async def confirm_quote(
+        self, rfq_id: str, quote_id: str, *, deadline_ns: int | None = None
+    ) -> None:
+        """Confirm an accepted quote (last look: yes); keep trying until ``deadline_ns``
+        (the confirm window less its safety margin, on the runtime's clock)."""
         ...
 
     async def cancel_quote(self, rfq_id: str, quote_id: str) -> None:

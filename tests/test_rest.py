@@ -526,6 +526,40 @@ async def test_confirm_and_delete_retried_on_5xx_and_timeouts(
     assert len(ex.requests) == 5
 
 
+async def test_confirm_retries_until_its_deadline_not_four_attempts(
+    rest: KalshiRest, ex: Exchange, clock: ReplayClock, sleeper: Sleeper
+) -> None:
+    # A 429 burst longer than four attempts: the confirm keeps trying inside its window.
+    scoped = f"/communications/rfqs/{RFQ}/quotes/{QID}/confirm"
+    ex.on("PUT", scoped, *([j(429, {"error": "too many requests"})] * 12), j(204))
+    deadline_ns = clock.now_ns() + 30 * 10**9
+    await rest.confirm_quote(RFQ, QID, deadline_ns=deadline_ns)
+    assert len(ex.requests) == 13
+    assert clock.now_ns() < deadline_ns
+
+
+async def test_confirm_gives_up_before_its_deadline(
+    rest: KalshiRest, ex: Exchange, clock: ReplayClock, sleeper: Sleeper
+) -> None:
+    scoped = f"/communications/rfqs/{RFQ}/quotes/{QID}/confirm"
+    ex.on("PUT", scoped, j(503))
+    deadline_ns = clock.now_ns() + 2 * 10**9
+    sent_ns: list[int] = []
+    ex.on("PUT", scoped, lambda request: (sent_ns.append(clock.now_ns()), j(503))[1])
+    with pytest.raises(ServerError):
+        await rest.confirm_quote(RFQ, QID, deadline_ns=deadline_ns)
+    # Many more than RetryPolicy.max_attempts, every one sent before the deadline, and the
+    # call returns before it: the caller still has its window to decline or record.
+    assert len(ex.requests) > 3
+    assert max(sent_ns) < deadline_ns
+    assert clock.now_ns() < deadline_ns
+    # Without a deadline the attempt bound holds as before.
+    ex.requests.clear()
+    with pytest.raises(ServerError):
+        await rest.confirm_quote(RFQ, QID)
+    assert len(ex.requests) == 3
+
+
 async def test_400_expired_is_exchange_rejected_and_not_retried(
     rest: KalshiRest, ex: Exchange
 ) -> None:
@@ -577,6 +611,45 @@ async def test_undecodable_2xx_is_decode_error(rest: KalshiRest, ex: Exchange) -
     ex.on("GET", f"/communications/rfqs/{RFQ}/quotes/{QID}", j(200, {"quote": bad_quote}))
     with pytest.raises(DecodeError, match="yes_bid_micros"):
         await rest.get_quote(RFQ, QID)
+
+
+def _gzip_garbage(status: int) -> httpx.Response:
+    # A stream, so that the body is decoded where httpx reads it (in send), not here.
+    return httpx.Response(status, headers={"content-encoding": "gzip"},
+                          stream=httpx.ByteStream(b"\x1f\x8b\x08\x00 not gzip at all"))
+
+
+async def test_every_rest_decoding_failure_is_a_decode_error(
+    rest: KalshiRest, ex: Exchange
+) -> None:
+    # Bad gzip (httpx.DecodingError inside send), 3,000-deep JSON (RecursionError in msgspec)
+    # and a truncated body each end as the taxonomy's DecodeError, never as a bare exception.
+    deep = httpx.Response(201, content=b"[" * 3000 + b"]" * 3000)
+    deep_in_ignored = httpx.Response(201, content=b'{"id": "q1", "x": ' + b"[" * 3000
+                                     + b"]" * 3000 + b"}")
+    truncated = httpx.Response(201, content=b'{"id": "q')
+    for answer, reason in ((_gzip_garbage(201), "bad_encoding"), (deep, "too_deep"),
+                           (deep_in_ignored, "too_deep"), (truncated, "malformed")):
+        ex.on("POST", "/communications/quotes", answer)
+        with pytest.raises(DecodeError) as info:
+            await rest.create_quote(RFQ, 480_000, 480_000)
+        assert info.value.reason == reason
+        ex.scripts.clear()
+    # A corrupt 201 is never retried: posting again would create a second quote.
+    assert len(ex.requests) == 4
+    ex.on("GET", "/markets/T/orderbook", httpx.Response(200, content=b"{" * 5000))
+    with pytest.raises(DecodeError):
+        await rest.get_orderbook("T")
+
+
+async def test_corrupt_error_bodies_still_map_to_the_status(
+    rest: KalshiRest, ex: Exchange
+) -> None:
+    ex.on("DELETE", f"/communications/rfqs/{RFQ}/quotes/{QID}",
+          httpx.Response(404, content=b"[" * 3000 + b"]" * 3000))
+    with pytest.raises(ExchangeRejectedError) as info:
+        await rest.delete_quote(RFQ, QID)
+    assert info.value.status_code == 404
 
 
 async def test_ids_cannot_escape_their_path_segment(rest: KalshiRest, ex: Exchange) -> None:

@@ -556,3 +556,23 @@ async def test_a_failing_tap_does_not_stop_the_feed(
     assert json.loads(frame.data)["msg"]["id"] == "r"
     assert feed.stats.errors == 2
     assert [e["event"] for e in logs].count("ws_tap_failed") == 2
+
+
+async def test_a_deeply_nested_frame_is_counted_and_the_feed_keeps_reading(
+    server: KalshiWsServer, signer: Signer
+) -> None:
+    # A 6 KB frame of ~1,000 nested arrays in a field nobody reads: the envelope decoder would
+    # raise RecursionError (not a DecodeError) and end the feed task (issue 12 item 2).
+    feed = make_feed(server, signer)
+    async with running(feed) as [task]:
+        await feed.subscribe(["communications"])
+        deep = ('{"type":"rfq_created","sid":1,"seq":2,"msg":{"ignored":'
+                + "[" * 3000 + "]" * 3000 + "}}")
+        await server.send_raw(server.conns[0], deep)
+        await server.push("communications", "rfq_created", {"id": "after"})
+        frames = await next_frames(feed, 2)
+        assert not task.done()
+    # Forwarded unread for the decoder to refuse and keep; the next frame still arrives.
+    assert frames[0].data == deep.encode()
+    assert json.loads(frames[1].data)["msg"]["id"] == "after"
+    assert feed.stats.rejected == 1

@@ -336,20 +336,39 @@ class LastLook:
                     self.tracker.pull(rec, risk("worst_case_loss"), out)
 
     def on_position(self, ev: E.PositionReported, now: int, out: list[C.Command]) -> str | None:
-        """Reconcile: a mismatch is a reason to halt, unless fills are in flight on that market."""
-        ours = self.r.ledger.position_centi(ev.market_ticker)
-        if ours == ev.position_centi:
+        """Reconcile: a position mismatch is a reason to halt, unless fills are in flight on
+        that market.
+
+        Also compared, where the exchange reports them: the fees paid and the cost of what is
+        held (a fill booked at the wrong price or fee leaves the position right and the money
+        wrong). Those are recorded (``reconcile_mismatch``, counted) but do not halt: how
+        Kalshi rounds fees and carries cost across partial closes is not documented exactly
+        enough to stop trading on a difference in it.
+        """
+        mine = self.r.ledger.market(ev.market_ticker)
+        what = _mismatch(mine.position_centi, ev.position_centi, "position_mismatch",
+                         "hundredths of a contract")
+        money = None
+        if what is None:
+            money = (_mismatch(mine.fees_micros, ev.fees_paid_micros, "fees_mismatch",
+                               "micro-dollars")
+                     or _mismatch(mine.cost_micros, ev.position_cost_micros, "cost_mismatch",
+                                  "micro-dollars"))
+        found = what or money
+        if found is None:
             return None
+        kind, detail = found
         if self.r.ledger.provisional_keys(ev.market_ticker):
-            out.append(C.RecordDecision(
-                "", ev.market_ticker, "reconcile_deferred", "fills_in_flight",
-                detail=f"ours={ours} exchange={ev.position_centi}",
-            ))
+            out.append(C.RecordDecision("", ev.market_ticker, "reconcile_deferred",
+                                        "fills_in_flight", detail=detail))
+            return None
+        if what is None:
+            out.append(C.RecordDecision("", ev.market_ticker, "reconcile_mismatch", kind,
+                                        detail=detail))
             return None
         if self.r.halted:
             return None
-        return (f"position_mismatch {ev.market_ticker}: ours={ours} exchange={ev.position_centi}"
-                " (hundredths of a contract)")
+        return f"{kind} {ev.market_ticker}: {detail}"
 
     # --- timers and pool answers --------------------------------------------------------------
 
@@ -389,3 +408,10 @@ class LastLook:
                 q, st, self.valuation.conclude(st, market, res, final=False)
             )
         self.finish_look(q, rec, reason, detail, out)
+
+
+def _mismatch(ours: int, exchange: int | None, kind: str, unit: str) -> tuple[str, str] | None:
+    """``(kind, detail)`` if the exchange reported ``exchange`` and it differs from ``ours``."""
+    if exchange is None or exchange == ours:
+        return None
+    return kind, f"ours={ours} exchange={exchange} ({unit})"

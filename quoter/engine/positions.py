@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from quoter.domain.checks import check_fill, check_settlement_value
 from quoter.domain.events import FillReceived
 from quoter.domain.money import MAX_PRICE_MICROS, notional_micros
 from quoter.domain.types import Side
@@ -49,6 +50,31 @@ def _side_price(fill: FillReceived) -> int:
     if fill.outcome_side is Side.YES:
         return fill.yes_price_micros
     return MAX_PRICE_MICROS - fill.yes_price_micros
+
+
+def _booked(pos: MarketPosition, fill: FillReceived) -> MarketPosition:
+    """The position record after ``fill`` (a new record; ``pos`` is not touched)."""
+    count = fill.count_centi
+    price = _side_price(fill)
+    sign = 1 if fill.outcome_side is Side.YES else -1
+    position, cost = pos.position_centi, pos.cost_micros
+    realized = pos.realized_pnl_micros - fill.fee_micros
+    fees = pos.fees_micros + fill.fee_micros
+    held = abs(position)
+    if position == 0 or (position > 0) == (sign > 0):
+        return MarketPosition(position + sign * count, cost + notional_micros(price, count),
+                              realized, fees)
+    closed = min(count, held)
+    released = cost if closed == held else cost * closed // held
+    cost -= released
+    realized += notional_micros(MAX_PRICE_MICROS, closed) - released - notional_micros(
+        price, closed)
+    position += sign * closed
+    opened = count - closed
+    if opened:
+        position += sign * opened
+        cost += notional_micros(price, opened)
+    return MarketPosition(position, cost, realized, fees)
 
 
 class PositionLedger:
@@ -108,46 +134,29 @@ class PositionLedger:
     # --- fills (authoritative) ----------------------------------------------------------
 
     def book_fill(self, fill: FillReceived) -> bool:
-        """Book one fill; returns False (and books nothing) for a duplicate ``trade_id``."""
+        """Book one fill; returns False (and books nothing) for a duplicate ``trade_id``.
+
+        All or nothing: the fill is checked (:func:`quoter.domain.checks.check_fill`) and its
+        effect computed before anything changes, so a fill Kalshi could never send raises
+        ``MoneyError`` and leaves the ledger (and its trade ids) exactly as it was.
+        """
         if fill.trade_id in self._trade_ids:
             return False
-        pos = self._markets.setdefault(fill.market_ticker, MarketPosition())
-        before = (pos.position_centi, pos.realized_pnl_micros)
-        self._book(fill)
-        self._moved(fill.market_ticker, pos.position_centi - before[0],
-                    pos.realized_pnl_micros - before[1])
+        check_fill(fill)
+        old = self._markets.get(fill.market_ticker, MarketPosition())
+        new = _booked(old, fill)
+        # Nothing above can have changed the ledger; from here on nothing can fail.
+        self._trade_ids[fill.trade_id] = None
+        self._markets[fill.market_ticker] = new
+        self._moved(fill.market_ticker, new.position_centi - old.position_centi,
+                    new.realized_pnl_micros - old.realized_pnl_micros)
         if self.on_position is not None:
             self.on_position(fill.market_ticker)
         return True
 
-    def _book(self, fill: FillReceived) -> None:
-        self._trade_ids[fill.trade_id] = None
-        pos = self._markets.setdefault(fill.market_ticker, MarketPosition())
-        count = fill.count_centi
-        price = _side_price(fill)
-        sign = 1 if fill.outcome_side is Side.YES else -1
-        pos.fees_micros += fill.fee_micros
-        pos.realized_pnl_micros -= fill.fee_micros
-        held = abs(pos.position_centi)
-        same_side = pos.position_centi == 0 or (pos.position_centi > 0) == (sign > 0)
-        if same_side:
-            pos.position_centi += sign * count
-            pos.cost_micros += notional_micros(price, count)
-            return
-        closed = min(count, held)
-        released = pos.cost_micros if closed == held else pos.cost_micros * closed // held
-        pos.cost_micros -= released
-        pos.realized_pnl_micros += (
-            notional_micros(MAX_PRICE_MICROS, closed) - released - notional_micros(price, closed)
-        )
-        pos.position_centi += sign * closed
-        opened = count - closed
-        if opened:
-            pos.position_centi += sign * opened
-            pos.cost_micros += notional_micros(price, opened)
-
     def settle(self, ticker: str, yes_value_micros: int) -> int:
         """Settle a market at ``yes_value_micros`` per YES contract; returns realised PnL."""
+        check_settlement_value(yes_value_micros)
         pos = self._markets.get(ticker)
         if pos is None or pos.position_centi == 0:
             return 0

@@ -51,10 +51,13 @@ class KalshiExecution:
             # Checked before sending: the engine produced a price Kalshi would refuse.
             raise StrategyError(f"quote on {rfq_id} not sent: {exc}") from exc
 
-    async def confirm_quote(self, rfq_id: str, quote_id: str) -> None:
-        """Confirm an accepted quote (last look: yes)."""
+    async def confirm_quote(
+        self, rfq_id: str, quote_id: str, *, deadline_ns: int | None = None
+    ) -> None:
+        """Confirm an accepted quote (last look: yes), retrying until ``deadline_ns``."""
         try:
-            await self._rest.confirm_quote(rfq_id, quote_id, timeout_s=self._confirm_timeout_s)
+            await self._rest.confirm_quote(rfq_id, quote_id, timeout_s=self._confirm_timeout_s,
+                                           deadline_ns=deadline_ns)
         except ValueError as exc:
             raise _bad_id("PUT", _QUOTE_PATH + "/confirm", exc) from exc
 

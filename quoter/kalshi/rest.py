@@ -3,7 +3,9 @@
 Error mapping (``quoter.errors``): 429 -> ``RateLimitedError``; 5xx -> ``ServerError``;
 401/403 -> ``AuthError``; other 4xx -> ``ExchangeRejectedError`` with Kalshi's
 ``{"code", "message", "details"?}`` (non-JSON bodies tolerated); no HTTP answer ->
-``TransportError``; a 2xx body that does not decode -> ``DecodeError``.
+``TransportError``; a 2xx body that does not decode (bad gzip, not JSON, nested beyond
+``quoter.kalshi.bounds``, wrong shape) -> ``DecodeError``. Nothing else escapes: every
+``httpx`` failure is mapped, so a worker that catches ``QuoterError`` sees them all.
 
 Retries (jittered exponential backoff with injected ``sleep`` and ``rng``) depend on whether
 repeating the request is safe, see :class:`Retry`. Logs carry method, path and status — never
@@ -46,6 +48,7 @@ from quoter.errors import (
     TransportError,
 )
 from quoter.kalshi.auth import KalshiAuth, Signer
+from quoter.kalshi.bounds import MAX_BODY_BYTES, check_json_bounds
 from quoter.kalshi.ratelimit import Priority, RateLimiter, kind_for_method
 from quoter.kalshi.rest_models import (
     AccountLimits,
@@ -147,8 +150,9 @@ def _error_fields(response: httpx.Response) -> tuple[str, str, str | None]:
     """Extract ``(code, message, details)`` from a Kalshi error body, tolerating anything."""
     fallback = f"http_{response.status_code}"
     try:
+        check_json_bounds(response.content, max_bytes=MAX_BODY_BYTES, what="error body")
         body: Any = msgspec.json.decode(response.content)
-    except msgspec.DecodeError:
+    except (DecodeError, msgspec.DecodeError, RecursionError):
         text = response.content[:_ERROR_TEXT_LIMIT].decode("utf-8", "replace").strip()
         return fallback, text or response.reason_phrase, None
     if isinstance(body, dict):
@@ -228,20 +232,39 @@ class KalshiRest:
         retry: Retry = Retry.SAFE,
         priority: Priority = Priority.NORMAL,
         timeout_s: float | None = None,
+        deadline_ns: int | None = None,
     ) -> httpx.Response:
+        """Send with retries; with ``deadline_ns`` (on the injected clock) retries go on until
+        the next attempt could not start before it, instead of ``max_attempts``."""
         path = template.format(**{k: _segment(v) for k, v in (ids or {}).items()})
         kind = kind_for_method(method)
         cost = self.limiter.cost_for(method, template)
         query = _params(params or {})
         attempt = 0
+        last_error: TransientError | None = None
         while True:
-            await self.limiter.acquire(kind, cost, priority)
+            if deadline_ns is None:
+                await self.limiter.acquire(kind, cost, priority)
+            elif not self.limiter.try_acquire(kind, cost, priority):
+                # Never wait for tokens past the deadline: the last failure stands.
+                wait_ns = self.limiter.wait_ns(kind, cost, priority)
+                if self._clock.now_ns() + wait_ns >= deadline_ns:
+                    raise last_error or TransportError(
+                        f"{method} {path}: no tokens before the deadline")
+                await self.limiter.acquire(kind, cost, priority)
+            timeout: float | None = timeout_s
+            if deadline_ns is not None:
+                left_s = (deadline_ns - self._clock.now_ns()) / 1e9
+                if left_s <= 0:
+                    raise last_error or TransportError(
+                        f"{method} {path}: deadline passed before sending")
+                timeout = min(timeout, left_s) if timeout is not None else left_s
             request = self._client.build_request(
                 method,
                 path,
                 params=query or None,
                 json=json,
-                timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
             started_ns = self._clock.now_ns()
             error: TransientError
@@ -252,6 +275,16 @@ class KalshiRest:
                 # Nothing reached the exchange: safe to repeat any request.
                 error, unprocessed = TransportError(f"{method} {path}: {type(exc).__name__}"), True
             except httpx.TransportError as exc:
+                error, unprocessed = TransportError(f"{method} {path}: {type(exc).__name__}"), False
+            except httpx.DecodingError as exc:
+                # The body arrived but its content-encoding is corrupt (bad gzip): the
+                # request was processed, its answer is unreadable. Never retried: for a POST
+                # that would create a second quote; the caller treats it as unknown outcome.
+                log.warning("rest_response_undecodable", method=method, path=path,
+                            error=type(exc).__name__)
+                raise DecodeError(f"{method} {path}: response body undecodable: {exc}",
+                                  reason="bad_encoding") from None
+            except httpx.HTTPError as exc:  # anything else httpx raises: a transport failure
                 error, unprocessed = TransportError(f"{method} {path}: {type(exc).__name__}"), False
             finally:
                 if self._tap is not None:
@@ -300,9 +333,14 @@ class KalshiRest:
                 )
             attempt += 1
             may_retry = retry is Retry.SAFE or unprocessed
-            if not may_retry or attempt >= self._retry.max_attempts:
-                raise error
             delay_s = self._retry.delay_s(attempt - 1, self._rng)
+            if deadline_ns is None:
+                exhausted = attempt >= self._retry.max_attempts
+            else:
+                exhausted = self._clock.now_ns() + int(delay_s * 1e9) >= deadline_ns
+            if not may_retry or exhausted:
+                raise error
+            last_error = error
             log.info(
                 "rest_request_retrying",
                 method=method,
@@ -421,13 +459,16 @@ class KalshiRest:
         return decode_response(response.content, CreatedId).id
 
     async def confirm_quote(
-        self, rfq_id: str, quote_id: str, *, timeout_s: float | None = None
+        self, rfq_id: str, quote_id: str, *, timeout_s: float | None = None,
+        deadline_ns: int | None = None,
     ) -> None:
         """Confirm an accepted quote (last look "yes"); draws on the write reserve.
 
-        Retried on 5xx/timeouts: confirming twice cannot trade twice (a confirmed quote
-        stays confirmed; a repeat answers 4xx at worst). ``timeout_s`` bounds each attempt;
-        bound the whole call with ``asyncio.timeout`` to fit an HVM 3 s window (§3.3).
+        Retried on 429/5xx/timeouts: confirming twice cannot trade twice (a confirmed quote
+        stays confirmed; a repeat answers 4xx at worst). ``timeout_s`` bounds each attempt.
+        With ``deadline_ns`` (the confirm window's end less the safety margin, on the
+        injected clock) attempts go on until that deadline rather than ``max_attempts``:
+        four quick attempts inside a 30 s window lost accepted trades to a 429 burst.
         """
         await self._request(
             "PUT",
@@ -436,6 +477,7 @@ class KalshiRest:
             json={},
             priority=Priority.CONFIRM,
             timeout_s=timeout_s,
+            deadline_ns=deadline_ns,
         )
 
     async def delete_quote(self, rfq_id: str, quote_id: str) -> None:

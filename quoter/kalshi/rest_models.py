@@ -32,6 +32,7 @@ from quoter.domain.grid import PriceGrid, grid_for_structure
 from quoter.domain.money import MICROS_PER_CENT, MoneyError, parse_dollars, parse_fp
 from quoter.domain.types import BookSide, ComboLeg, MarketInfo, MarketStatus, Side
 from quoter.errors import DecodeError
+from quoter.kalshi.bounds import MAX_BODY_BYTES, check_json_bounds
 
 __all__ = [
     "AccountLimits",
@@ -551,9 +552,11 @@ def normalize(obj: Any) -> Any:
 
 
 def _load(body: bytes | str) -> Any:
+    # Bounded first: deep nesting makes msgspec (and normalize's walk) raise RecursionError.
+    check_json_bounds(body, max_bytes=MAX_BODY_BYTES, what="response body")
     try:
         return _JSON.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeEncodeError) as exc:
         raise DecodeError(f"response is not JSON: {exc}", raw=body) from exc
 
 
@@ -562,7 +565,7 @@ def decode_response(body: bytes | str, model: type[T]) -> T:
     data = _load(body)
     try:
         return msgspec.convert(normalize(data), type=model)
-    except msgspec.ValidationError as exc:
+    except (msgspec.ValidationError, RecursionError) as exc:
         raise DecodeError(f"{model.__name__}: {exc}", raw=body) from exc
 
 
@@ -575,5 +578,5 @@ def decode_orderbook(body: bytes | str) -> Orderbook:
             yes_levels=tuple((parse_dollars(p), parse_fp(q)) for p, q in wire.yes_dollars or ()),
             no_levels=tuple((parse_dollars(p), parse_fp(q)) for p, q in wire.no_dollars or ()),
         )
-    except (msgspec.ValidationError, MoneyError) as exc:
+    except (msgspec.ValidationError, MoneyError, RecursionError) as exc:
         raise DecodeError(f"Orderbook: {exc}", raw=body) from exc

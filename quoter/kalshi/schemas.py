@@ -23,6 +23,7 @@ import msgspec
 
 from quoter.domain.types import BookSide, Side
 from quoter.errors import DecodeError
+from quoter.kalshi.bounds import MAX_FRAME_BYTES, check_json_bounds
 
 __all__ = [
     "KNOWN_TYPES",
@@ -674,8 +675,19 @@ def decode_frame(raw: bytes | str, ts_recv_ns: int) -> Message:
     ``ts_recv_ns`` is only recorded on :class:`UnknownMessage`; domain events get it from
     :func:`quoter.kalshi.translate.to_events`.
     """
+    # Bounded before any parser runs: msgspec raises RecursionError (not DecodeError) on deep
+    # nesting, even inside a field no Struct declares (quoter.kalshi.bounds).
+    try:
+        check_json_bounds(raw, max_bytes=MAX_FRAME_BYTES)
+    except DecodeError as exc:
+        head = raw[:4096]
+        exc.msg_type = peek_type(head.encode("utf-8", "replace") if isinstance(head, str)
+                                 else head)
+        raise
     try:
         frame: KnownFrame = _DECODER.decode(raw)
+    except RecursionError:
+        raise DecodeError("frame nests too deep", raw=raw, reason="too_deep") from None
     except UnicodeEncodeError:
         # A ``str`` holding lone surrogates: it was never valid UTF-8 on the wire.
         raise DecodeError("frame is not valid UTF-8 text", raw=raw) from None
@@ -683,7 +695,7 @@ def decode_frame(raw: bytes | str, ts_recv_ns: int) -> Message:
         # Slow path only: find out whether the type is simply one we do not model.
         try:
             probed = _PROBE.decode(raw).type
-        except (msgspec.DecodeError, UnicodeEncodeError):
+        except (msgspec.DecodeError, UnicodeEncodeError, RecursionError):
             # Not even JSON: name the type for the error report only, if it can be seen.
             data = raw.encode("utf-8", "replace") if isinstance(raw, str) else raw
             raise DecodeError(

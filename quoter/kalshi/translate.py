@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from quoter.domain.checks import check_fill, check_settlement_value
 from quoter.domain.events import (
     BookDeltaReceived,
     BookSnapshotReceived,
@@ -337,7 +338,7 @@ def _fill(frame: FillFrame, ts: int, _yp: bool) -> list[Event]:
     fee = parse_dollars(m.fee_cost) if m.fee_cost is not None else 0
     ts_ms = m.ts_ms if m.ts_ms is not None else (None if m.ts is None else m.ts * 1000)
     return [
-        FillReceived(
+        check_fill(FillReceived(
             trade_id=m.trade_id,
             order_id=m.order_id,
             market_ticker=m.market_ticker,
@@ -351,7 +352,7 @@ def _fill(frame: FillFrame, ts: int, _yp: bool) -> list[Event]:
             post_position_centi=_qty(m.post_position_fp, m.post_position),
             client_order_id=m.client_order_id or "",
             ts_ms=ts_ms,
-        )
+        ))
     ]
 
 
@@ -386,6 +387,8 @@ def _lifecycle(
         settlement = micros_from_cents(m.settlement_value)
     else:
         settlement = None
+    if settlement is not None:
+        check_settlement_value(settlement)  # a YES contract settles at $0..$1, never above
     return [
         MarketLifecycleChanged(
             market_ticker=m.market_ticker,
@@ -434,9 +437,14 @@ def to_events(msg: Message, ts_recv_ns: int, *, yes_priced: bool = False) -> lis
         raise DecodeError(
             f"{frame_type(msg)}: {exc}", raw=exc.raw, msg_type=frame_type(msg)
         ) from None
+    except MoneyError as exc:
+        # A value Kalshi never sends (zero quantity, negative fee, price off the $0.0001
+        # grid, settlement above $1): refused before anything is booked, counted apart.
+        raise DecodeError(f"{frame_type(msg)}: {exc}", msg_type=frame_type(msg),
+                          reason="bad_value") from None
     except (ValueError, ArithmeticError) as exc:
-        # MoneyError is a ValueError; a bare ValueError also comes from int() on a number
-        # string longer than Python's digit limit, which is still just a bad frame.
+        # A bare ValueError also comes from int() on a number string longer than Python's
+        # digit limit, which is still just a bad frame.
         raise DecodeError(f"{frame_type(msg)}: {exc}", msg_type=frame_type(msg)) from None
 
 

@@ -37,6 +37,7 @@ from websockets.exceptions import (
 from quoter.domain.events import SequenceGap
 from quoter.errors import AuthError, TransportError
 from quoter.kalshi.auth import Signer, signing_path, ws_headers
+from quoter.kalshi.bounds import json_depth_exceeds
 from quoter.kalshi.ws_types import (
     ALREADY_SUBSCRIBED,
     RESYNC_ERROR_CODES,
@@ -432,9 +433,17 @@ class KalshiFeed:
 
     def _on_frame(self, conn: _Conn, frame: RawFrame) -> bool:
         """Handle what the feed itself must see; return True if the frame is consumed."""
+        if json_depth_exceeds(frame.data):
+            # A deep frame would make the envelope decoder raise RecursionError and end this
+            # task. Forwarded unread: the decoder refuses it the same way (counted, raw kept).
+            self.stats.errors += 1
+            self.stats.rejected += 1
+            log.warning("ws_frame_rejected", feed=self.name, conn_id=conn.conn_id,
+                        reason="too_deep", size_bytes=len(frame.data))
+            return False
         try:
             env = decode_envelope(frame.data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             self.stats.errors += 1
             return False  # forward it: the decoder counts and keeps malformed frames
         if env.sid is not None and env.seq is not None:

@@ -108,6 +108,8 @@ class FeedStats:
     commands: int = 0
     gaps: int = 0
     errors: int = 0
+    #: Frames refused before the envelope was read (nested beyond quoter.kalshi.bounds).
+    rejected: int = 0
     stale_reconnects: int = 0
     resubscribes: int = 0
 

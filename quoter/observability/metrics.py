@@ -55,7 +55,8 @@ class Metrics:
         )
         self.frames_total = Counter("frames_total", "Inbound frames.", ["type"], registry=r)
         self.decode_errors_total = Counter(
-            "decode_errors_total", "Frames that failed to decode.", ["type"], registry=r
+            "decode_errors_total", "Frames that failed to decode (dropped, raw kept).",
+            ["type", "reason"], registry=r
         )
         self.unknown_messages_total = Counter(
             "unknown_messages_total", "Frames of an unknown type.", ["type"], registry=r

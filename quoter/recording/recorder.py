@@ -70,7 +70,8 @@ def _builtins(value: Any) -> Any:
 
 
 def _open_exclusive(path: Path) -> IO[bytes]:
-    return path.open("xb")
+    # 0600: a recording holds our quotes, fills and positions (never keys, but private).
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 
 
 def _dumps(obj: Mapping[str, Any]) -> str:

@@ -9,14 +9,19 @@ deadline and journal gates. The driver adds only what needs an event loop:
 * **Confirms never wait behind quotes.** Confirms have their own worker; each is released by
   the kernel at the moment it would leave (halt, shadow, deadline, journal).
 * **Load shedding.** When the inbound queue is full, new low-priority frames are dropped and
-  counted; priority frames wait (backpressure) instead.
+  counted; priority frames wait (backpressure) instead. Out of the engine, only new quotes
+  are ever shed (``shed_submits``): cancels overtake them in the exec queue and, like
+  confirms, are never refused.
 * **Timers.** The kernel's ``ScheduleTimer`` / ``CancelTimer`` go into a
   :class:`~quoter.clock.TimerQueue`; one loop timer waits for its earliest deadline.
 * **Pool pricing.** ``PriceInPool`` goes to a bounded queue served by one task per pool worker
   (``quoter.runtime.pricing_pool``); each answer comes back as a priority
   ``PricingCompleted``. With no pool, the request is priced inline at once (tests).
 * **Shutdown order.** Stop quoting, cancel every open quote over REST, flush the store, close
-  the sockets (by cancelling the task group).
+  the sockets (by cancelling the task group). Every task runs under one guard: an exception
+  that is not a ``QuoterError`` (a bug, or a library error nobody mapped) is logged as
+  ``runtime_task_crashed``, kept in ``Runtime.failure``, halts quoting and starts this same
+  shutdown; the task group is never torn down around live quotes.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +124,14 @@ class _Item:
     origin: tuple[InboundFrame, int] | None = field(default=None, compare=False)
 
 
+@dataclass(order=True)
+class _ExecItem:
+    lane: int  # PRIORITY for cancels, NORMAL for new quotes
+    seq: int
+    command: cmd.SubmitQuote | cmd.CancelQuote = field(compare=False)
+    queued_ns: int = field(compare=False)
+
+
 class Runtime:
     """Drive a runtime kernel from frame sources, executing its actions through the ports."""
 
@@ -153,10 +166,14 @@ class Runtime:
         self._queue_size = queue_size
         self._normal_pending = 0
         # Commands travel with the engine time they were queued at (decision -> send latency).
-        self._exec: asyncio.Queue[tuple[cmd.SubmitQuote | cmd.CancelQuote, int]] = asyncio.Queue(
-            queue_size
-        )
-        self._confirms: asyncio.Queue[tuple[cmd.ConfirmQuote, int]] = asyncio.Queue(1_000)
+        # Cancels overtake new quotes and are never refused: the kernel has marked the quote
+        # cancelling already, so a cancel dropped here would never be sent again (a halt's
+        # cancel_all skips it). Only new quotes are bounded (``queue_size``) and shed.
+        self._exec: asyncio.PriorityQueue[_ExecItem] = asyncio.PriorityQueue()
+        self._submits_pending = 0
+        # Confirms are never refused either: the kernel's deadline gate bounds how stale one
+        # may be when it leaves.
+        self._confirms: asyncio.Queue[tuple[cmd.ConfirmQuote, int]] = asyncio.Queue()
         # IO jobs the engine asked for (market metadata, book snapshots, subscriptions).
         self._jobs: asyncio.Queue[tuple[str, Callable[[], Awaitable[None]]]] = asyncio.Queue()
         self._exec_workers = exec_workers
@@ -171,6 +188,8 @@ class Runtime:
         self._timer_at: int | None = None
         self._stopping = asyncio.Event()
         self.last_frame_ns = 0
+        #: The first unexpected exception a task met (a bug); the run then stops in order.
+        self.failure: BaseException | None = None
 
     # -- views ---------------------------------------------------------------------------
 
@@ -245,42 +264,72 @@ class Runtime:
     async def run(
         self, sources: Iterable[FrameSource], *, until: asyncio.Event | None = None
     ) -> None:
-        """Run until ``stop()`` (or ``until`` is set), then shut down in order."""
-        stop = until or self._stopping
+        """Run until ``stop()`` (or ``until`` is set), then shut down in order.
+
+        Any exception in any task ends the same way (stop quoting, cancel every open quote,
+        let the cancels go): it is logged, kept in :attr:`failure`, halts quoting and stops
+        the run, and the worker that met it keeps serving so the shutdown's cancels can
+        leave. ``run`` returns normally then; the caller reads ``failure``.
+        """
         try:
             async with asyncio.TaskGroup() as tg:
+                def start(name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+                    return tg.create_task(self._guard(name, coro), name=name)
+
                 workers = [
-                    tg.create_task(self._engine_loop(), name="engine"),
-                    tg.create_task(self._confirm_worker(), name="confirms"),
-                    tg.create_task(self._job_worker(), name="io-jobs"),
+                    start("engine", self._engine_loop()),
+                    start("confirms", self._confirm_worker()),
+                    start("io-jobs", self._job_worker()),
                 ]
-                workers += [
-                    tg.create_task(self._exec_worker(), name=f"exec-{i}")
-                    for i in range(self._exec_workers)
-                ]
+                if until is not None:
+                    workers.append(start("until", self._relay_stop(until)))
+                workers += [start(f"exec-{i}", self._exec_worker())
+                            for i in range(self._exec_workers)]
                 if self._pool is not None:
                     if self._pool.eager:
                         self._pool.start()
-                    workers += [
-                        tg.create_task(self._pricing_worker(self._pool), name=f"pricing-{i}")
-                        for i in range(self._pool.workers)
-                    ]
-                readers = [
-                    tg.create_task(self._ingest(src), name=f"ingest-{i}")
-                    for i, src in enumerate(sources)
-                ]
-                await stop.wait()
+                    workers += [start(f"pricing-{i}", self._pricing_worker(self._pool))
+                                for i in range(self._pool.workers)]
+                readers = [start(f"ingest-{i}", self._ingest(src))
+                           for i, src in enumerate(sources)]
+                await self._stopping.wait()
                 for task in readers:
                     task.cancel()
-                await self._shutdown()
-                for task in workers:
-                    task.cancel()
+                try:
+                    await self._shutdown()
+                finally:
+                    for task in workers:
+                        task.cancel()
         finally:
             if self._timer_handle is not None:
                 self._timer_handle.cancel()
                 self._timer_handle = self._timer_at = None
             if self._pool is not None:
                 self._pool.close()
+
+    async def _relay_stop(self, until: asyncio.Event) -> None:
+        await until.wait()
+        self._stopping.set()
+
+    async def _guard(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a task; an exception it lets out (a bug) stops the run in order."""
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._crashed(name, exc)
+
+    def _crashed(self, where: str, exc: BaseException) -> None:
+        """An unexpected exception: record it, halt (cancels go out) and stop in order."""
+        log.error("runtime_task_crashed", task=where, error_type=type(exc).__name__,
+                  exc_info=exc)
+        self.stats.task_crashes += 1
+        if self.failure is None:
+            self.failure = exc
+        with contextlib.suppress(Exception):  # the halt must not be what fails the stop
+            self.halt(f"task {where} crashed: {type(exc).__name__}")
+        self._stopping.set()
 
     async def _shutdown(self) -> None:
         """Stop quoting, then cancel open quotes and wait (bounded) for the cancels to go."""
@@ -325,6 +374,8 @@ class Runtime:
                 self._normal_pending -= 1
             try:
                 self._apply_all(self.kernel.step(item.event, self.clock.now_ns(), item.origin))
+            except Exception as exc:  # an observer (store, recorder) failed: stop in order
+                self._crashed("engine", exc)
             finally:
                 self._inbox.task_done()
 
@@ -410,12 +461,18 @@ class Runtime:
     # -- executors -------------------------------------------------------------------------
 
     def _put_exec(self, command: cmd.SubmitQuote | cmd.CancelQuote) -> None:
-        try:
-            self._exec.put_nowait((command, self.clock.now_ns()))
-        except asyncio.QueueFull:
-            log.error("exec_queue_full", command=type(command).__name__)
-            if isinstance(command, cmd.SubmitQuote):
-                self.post(self.kernel.not_queued(command, self.clock.now_ns()))
+        if isinstance(command, cmd.CancelQuote):
+            self._exec.put_nowait(_ExecItem(PRIORITY, next(self._seq), command,
+                                            self.clock.now_ns()))
+            return
+        if self._submits_pending >= self._queue_size:
+            # Shed the new quote (the engine hears QuoteRejected "queue_full"), never a cancel.
+            self.stats.shed_submits += 1
+            log.error("exec_queue_full", command="SubmitQuote", rfq_id=command.rfq_id)
+            self.post(self.kernel.not_queued(command, self.clock.now_ns()))
+            return
+        self._submits_pending += 1
+        self._exec.put_nowait(_ExecItem(NORMAL, next(self._seq), command, self.clock.now_ns()))
 
     def _put_pricing(self, command: cmd.PriceInPool) -> None:
         if self._pool is None:
@@ -453,9 +510,14 @@ class Runtime:
 
     async def _exec_worker(self) -> None:
         while True:
-            command, queued_ns = await self._exec.get()
+            item = await self._exec.get()
+            command = item.command
+            if isinstance(command, cmd.SubmitQuote):
+                self._submits_pending -= 1
             try:
-                await self._execute(command, queued_ns)
+                await self._execute(command, item.queued_ns)
+            except Exception as exc:
+                self._crashed(f"exec {type(command).__name__}", exc)
             finally:
                 self._exec.task_done()
 
@@ -494,25 +556,31 @@ class Runtime:
     async def _confirm_worker(self) -> None:
         while True:
             command, queued_ns = await self._confirms.get()
-            now = self.clock.now_ns()
-            release = self.kernel.release_confirm(command, now)
-            if not release.send:
-                if release.event is None:
-                    log.warning("confirm_duplicate_refused", quote_id=command.quote_id)
-                else:
-                    log.warning("confirm_skipped", quote_id=command.quote_id,
-                                reason=release.reason)
-                    self.post(release.event)
-                continue
-            self.hooks.on_request_sent(command, queued_ns, now)
             try:
-                await self.execution.confirm_quote(command.rfq_id, command.quote_id)
-            except QuoterError as exc:
-                self.hooks.on_command_result("confirm_quote", self.clock.now_ns() - now, False)
-                self.post(self.kernel.confirm_failed(command, exc, self.clock.now_ns()))
-                continue
-            self.hooks.on_command_result("confirm_quote", self.clock.now_ns() - now, True)
-            self.post(self.kernel.confirmed(command, self.clock.now_ns()))
+                await self._confirm(command, queued_ns)
+            except Exception as exc:
+                self._crashed("confirm", exc)
+
+    async def _confirm(self, command: cmd.ConfirmQuote, queued_ns: int) -> None:
+        now = self.clock.now_ns()
+        release = self.kernel.release_confirm(command, now)
+        if not release.send:
+            if release.event is None:
+                log.warning("confirm_duplicate_refused", quote_id=command.quote_id)
+            else:
+                log.warning("confirm_skipped", quote_id=command.quote_id, reason=release.reason)
+                self.post(release.event)
+            return
+        self.hooks.on_request_sent(command, queued_ns, now)
+        try:
+            await self.execution.confirm_quote(command.rfq_id, command.quote_id,
+                                               deadline_ns=command.deadline_ns)
+        except QuoterError as exc:
+            self.hooks.on_command_result("confirm_quote", self.clock.now_ns() - now, False)
+            self.post(self.kernel.confirm_failed(command, exc, self.clock.now_ns()))
+            return
+        self.hooks.on_command_result("confirm_quote", self.clock.now_ns() - now, True)
+        self.post(self.kernel.confirmed(command, self.clock.now_ns()))
 
     async def _job_worker(self) -> None:
         while True:
@@ -521,6 +589,8 @@ class Runtime:
                 await job()
             except QuoterError as exc:
                 log.warning("io_job_failed", what=what, error=str(exc))
+            except Exception as exc:
+                self._crashed(f"io job {what}", exc)
 
     async def _fetch_market(self, ticker: str) -> None:
         try:

@@ -82,6 +82,8 @@ class RuntimeStats:
     events: int = 0
     decode_errors: int = 0
     shed_frames: int = 0
+    #: New quotes not sent because the exec queue was full (cancels and confirms never are).
+    shed_submits: int = 0
     prefiltered: int = 0
     quotes_sent: int = 0
     quotes_rejected: int = 0
@@ -89,6 +91,8 @@ class RuntimeStats:
     confirms_skipped: int = 0
     cancels_sent: int = 0
     engine_errors: int = 0
+    #: Unexpected exceptions in the shell's tasks (each one stops the run in order).
+    task_crashes: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
 
 

@@ -31,6 +31,7 @@ from quoter import __version__
 from quoter.clock import Clock, LiveClock
 from quoter.config import QuoterConfig, config_hash, load_config, reload
 from quoter.domain import events as ev
+from quoter.domain.money import MoneyError
 from quoter.domain.types import BookSide, Side
 from quoter.engine.engine import Engine
 from quoter.engine.positions import PositionLedger
@@ -136,6 +137,8 @@ class ServiceOptions:
     require_trading: bool = True
     # Worker processes for strategies with ``quoting.isolation: process`` (started on first use).
     pricing_workers: int = 2
+    # How long transient failures of the startup reads are retried before giving up.
+    startup_retry_s: float = 60.0
 
 
 class Service:
@@ -202,6 +205,8 @@ class Service:
         )
         self.resync = Resync(self.rest, self.clock)
         self.reconciler = Reconciler(self.rest, self.clock)
+        self.reconciler.on_rejected = lambda reason: self.metrics.decode_errors_total.labels(
+            type="rest_fill", reason=reason).inc()
         self.notices = NoticeHandler(
             post=self.runtime.post, resync=self.resync,
             known_rfqs=lambda: list(self.engine.rfqs), reconciler=self.reconciler,
@@ -230,7 +235,12 @@ class Service:
         latest = self.store.latest_positions()
         if latest is not None:
             self.engine.ledger = PositionLedger.restore(latest[0])
-        replayed = sum(self.engine.ledger.book_fill(fill_from_row(r)) for r in self.store.fills())
+        replayed = 0
+        for row in self.store.fills():
+            try:
+                replayed += self.engine.ledger.book_fill(fill_from_row(row))
+            except MoneyError as exc:  # stored before fills were checked at the edge
+                log.error("stored_fill_refused", trade_id=row.trade_id, error=str(exc))
         log.info("positions_restored", snapshot=latest is not None, fills_replayed=replayed,
                  markets=len(self.engine.ledger.tickers()))
 
@@ -263,6 +273,7 @@ class Service:
         counts["decode_errors"] = self.runtime.stats.decode_errors
         counts["reconnects"] = sum(f.stats.reconnects for f in self.source.feeds)
         counts["shed_frames"] = self.runtime.stats.shed_frames
+        counts["shed_submits"] = self.runtime.stats.shed_submits
         return StatusSnapshot(
             mode=self.settings.mode, env=self.settings.env,
             halted=self.runtime.halted or self.engine.halted,
@@ -338,7 +349,9 @@ class Service:
         # A KILL file left in place means "do not quote": halt before any feed connects.
         self._check_kill_file()
         try:
-            info = await self.resync.startup(require_trading=self.options.require_trading)
+            info = await self.resync.startup_retrying(
+                require_trading=self.options.require_trading,
+                retry_for_s=self.options.startup_retry_s)
             log.info("service_started", mode=self.settings.mode, env=self.settings.env,
                      communications_id=info.communications_id)
             if self.settings.sends_orders:
@@ -358,6 +371,7 @@ class Service:
                     control=ControlHandlers(halt=self.halt, resume=self.resume,
                                             cancel_all=self.cancel_all, status=self.status),
                     token=self.settings.resolve_control_token(),
+                    metrics_token=self.settings.metrics_token,
                 ), host=self.settings.control_host, port=self.settings.control_port)
                 self.http.bind()
                 side.append(("http", self.http.serve()))
@@ -368,6 +382,12 @@ class Service:
                 if view is not None:
                     tasks.append(tg.create_task(self._guard("view", view), name="view"))
                 await self.runtime.run([self.source], until=stop)
+                if self.runtime.failure is not None and self.fatal is None:
+                    self.fatal = self.runtime.failure
+                if self.settings.sends_orders:
+                    # The exchange's truth, last: a quote whose 201 we could not read (or
+                    # any we lost track of) is live there and unknown here.
+                    await self._cancel_orphans(when="exit")
                 if self.http is not None:
                     self.http.shutdown()
                 for task in tasks:
@@ -378,23 +398,25 @@ class Service:
         if self.fatal is not None:
             raise self.fatal
 
-    async def _cancel_orphans(self) -> None:
-        """Withdraw open quotes a previous process left behind: nothing here tracks them."""
+    async def _cancel_orphans(self, when: Literal["startup", "exit"] = "startup") -> None:
+        """Withdraw open quotes nothing here tracks: a previous process's (at startup), or
+        at exit every quote of ours the exchange still lists (the shutdown's last step)."""
         try:
-            quotes = await self.rest.list_quotes(user_filter="self", status="open")
-        except QuoterError as exc:
-            log.warning("orphan_quotes_unlisted", error=str(exc))
+            async with asyncio.timeout(10.0):
+                quotes = await self.rest.list_quotes(user_filter="self", status="open")
+        except (QuoterError, TimeoutError) as exc:
+            log.warning("orphan_quotes_unlisted", when=when, error=str(exc))
             return
         cancelled = 0
         for quote in quotes:
-            if quote.id in self.engine.quotes:
+            if when == "startup" and quote.id in self.engine.quotes:
                 continue
             try:
                 await self.rest.delete_quote(quote.rfq_id, quote.id)
                 cancelled += 1
             except QuoterError as exc:  # gone or accepted meanwhile: nothing to withdraw
                 log.info("orphan_quote_not_cancelled", quote_id=quote.id, error=str(exc))
-        log.info("orphan_quotes_cancelled", count=cancelled, listed=len(quotes))
+        log.info("orphan_quotes_cancelled", when=when, count=cancelled, listed=len(quotes))
 
     async def _guard(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         """Run a side task; a failure stops the service in order instead of tearing it down."""

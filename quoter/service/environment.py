@@ -25,6 +25,7 @@ import secrets
 import stat
 from pathlib import Path
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -39,6 +40,7 @@ __all__ = [
     "Settings",
     "add_settings_arguments",
     "is_loopback",
+    "is_production_host",
     "load_or_create_token",
     "read_token",
     "settings_from_args",
@@ -63,6 +65,20 @@ _CONFIRM_FIELD: Final = "i_understand_this_is_production"
 _TOKEN_BYTES: Final = 32
 DEFAULT_CONTROL_PORT: Final = 8790
 DEFAULT_TOKEN_FILE: Final = Path("var/control.token")
+
+
+#: Kalshi's production domain (kalshi-api.md §1.1); demo is ``*.demo.kalshi.co``.
+PRODUCTION_DOMAIN: Final = "kalshi.com"
+
+
+def is_production_host(host: str) -> bool:
+    """True for Kalshi's production domain or any host under it (case-insensitive)."""
+    host = host.lower().rstrip(".")
+    return host == PRODUCTION_DOMAIN or host.endswith("." + PRODUCTION_DOMAIN)
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or ""
 
 
 def is_loopback(host: str) -> bool:
@@ -117,6 +133,8 @@ class Settings(BaseSettings):
     control_port: int = Field(default=DEFAULT_CONTROL_PORT, ge=0, le=65535)
     control_token: SecretStr | None = None
     control_token_file: Path = DEFAULT_TOKEN_FILE
+    #: When set, /metrics needs ``Authorization: Bearer <metrics_token>`` (QUOTER_METRICS_TOKEN).
+    metrics_token: SecretStr | None = None
     #: A second port for /metrics and /healthz only; None serves them on the control port.
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
 
@@ -177,12 +195,26 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_guard(self) -> Settings:
+        # "Production" is decided by the hosts actually used, not by the label: a URL
+        # override (QUOTER_REST_BASE_URL / QUOTER_WS_URL, or QUOTER_SIM_URL in paper mode)
+        # pointing at Kalshi's production host is production whatever ``env`` says.
+        prod_urls = [name for name in ("rest_base_url", "ws_url")
+                     if is_production_host(_host(getattr(self, name)))]
+        if prod_urls and self.env != "prod":
+            raise ValueError(
+                f"{' and '.join(prod_urls)} point at the production host, but env is "
+                f"{self.env!r}: use --env prod with {PROD_CONFIRM_FLAG}"
+            )
         if self.env == "prod" and not self.i_understand_this_is_production:
             raise ValueError(
                 f"env=prod needs the explicit {PROD_CONFIRM_FLAG} flag on the command line"
             )
         if self.i_understand_this_is_production and self.env != "prod":
             raise ValueError(f"{PROD_CONFIRM_FLAG} given but env is {self.env!r}, not 'prod'")
+        for name in prod_urls:
+            # Signed requests to the production host never travel in the clear, in any mode.
+            if not getattr(self, name).startswith(("https://", "wss://")):
+                raise ValueError(f"{name} to the production host must use TLS")
         if self.mode == "live" and self.env == "prod":
             for name in ("rest_base_url", "ws_url"):
                 if not getattr(self, name).startswith(("https://", "wss://")):
@@ -191,8 +223,9 @@ class Settings(BaseSettings):
 
     @property
     def is_production(self) -> bool:
-        """True when this run can touch real money."""
-        return self.env == "prod" and self.mode != "paper"
+        """True when this run can touch real money (by label or by the hosts it talks to)."""
+        return (self.env == "prod" and self.mode != "paper") or any(
+            is_production_host(_host(url)) for url in (self.rest_base_url, self.ws_url))
 
     @property
     def sends_orders(self) -> bool:

@@ -101,7 +101,8 @@ class ServiceHooks(RuntimeHooks):
         """Count a frame that failed to decode."""
         if self.recorder is not None:
             self.recorder.frame_seq(frame.conn_id, frame.ts_recv_ns, frame.data)
-        self.metrics.decode_errors_total.labels(type=error.msg_type or "unknown").inc()
+        self.metrics.decode_errors_total.labels(type=error.msg_type or "unknown",
+                                                reason=error.reason).inc()
 
     # -- engine ------------------------------------------------------------------------
 

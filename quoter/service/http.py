@@ -1,8 +1,10 @@
 """The service's small HTTP server: /metrics, /healthz and the token-protected control API.
 
-Routes (all on 127.0.0.1 only; binding anything else is refused):
+Routes (all on 127.0.0.1 only; binding anything else is refused; a request whose ``Host``
+header is not a loopback name gets 421, against DNS rebinding):
 
-* ``GET /metrics`` — Prometheus text from the service's own registry.
+* ``GET /metrics`` — Prometheus text from the service's own registry (with a metrics token
+  configured, ``QUOTER_METRICS_TOKEN``, it needs ``Authorization: Bearer <that token>``).
 * ``GET /healthz`` — 200 ``{"status": "ok"}`` when healthy, else 503
   ``{"status": "unhealthy", "reasons": [...]}`` (stale feed, halted, ...).
 * ``POST /control/halt`` (JSON body ``{"reason": "..."}`` optional), ``POST /control/resume``,
@@ -30,9 +32,12 @@ import structlog
 import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from quoter.observability.metrics import CONTENT_TYPE_LATEST, Metrics
 from quoter.service.environment import is_loopback
@@ -43,6 +48,7 @@ __all__ = [
     "HttpServer",
     "create_app",
     "evaluate_health",
+    "loopback_host_header",
     "running",
 ]
 
@@ -109,8 +115,15 @@ def create_app(
     *,
     control: ControlHandlers | None = None,
     token: SecretStr | str | None = None,
+    metrics_token: SecretStr | str | None = None,
 ) -> Starlette:
-    """Build the ASGI app; control routes exist only when both handlers and token are given."""
+    """Build the ASGI app; control routes exist only when both handlers and token are given.
+
+    Every request must name a loopback host in its ``Host`` header (421 otherwise): a
+    browser tricked by DNS rebinding sends the attacker's name there, and must not read
+    positions and PnL from ``/metrics``. With ``metrics_token``, ``/metrics`` also needs
+    ``Authorization: Bearer <metrics_token>``.
+    """
     if control is not None and token is None:
         raise ValueError("the control API needs a token")
     secret = token.get_secret_value() if isinstance(token, SecretStr) else token
@@ -118,7 +131,18 @@ def create_app(
         raise ValueError("the control token must be at least 16 characters")
     expected = f"Bearer {secret}".encode() if secret is not None else b""
 
+    metrics_secret = (metrics_token.get_secret_value() if isinstance(metrics_token, SecretStr)
+                      else metrics_token)
+    if metrics_secret is not None and len(metrics_secret) < 16:
+        raise ValueError("the metrics token must be at least 16 characters")
+    metrics_expected = f"Bearer {metrics_secret}".encode() if metrics_secret else b""
+
     async def get_metrics(request: Request) -> Response:
+        if metrics_secret and not hmac.compare_digest(
+                request.headers.get("authorization", "").encode(), metrics_expected):
+            _log.warning("metrics_unauthorized")
+            return JSONResponse({"error": "unauthorized"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     async def get_healthz(request: Request) -> Response:
@@ -187,7 +211,35 @@ def create_app(
             Route("/control/cancel-all", protected("cancel_all", cancel_all), methods=["POST"]),
             Route("/control/status", protected("status", status), methods=["GET"]),
         ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(_LoopbackHostOnly)])
+
+
+def loopback_host_header(host: str | None) -> bool:
+    """True if a ``Host`` header names a loopback host (any port): 127.0.0.1, ::1, localhost."""
+    if not host:
+        return False
+    if host.startswith("["):  # [::1]:8790
+        name = host[1:host.find("]")] if "]" in host else ""
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return is_loopback(name.lower().rstrip("."))
+
+
+class _LoopbackHostOnly:
+    """ASGI middleware: refuse (421) any HTTP request whose Host is not a loopback name."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = Headers(scope=scope).get("host")
+            if not loopback_host_header(host):
+                _log.warning("http_host_refused", path=scope.get("path", ""))
+                response = JSONResponse({"error": "misdirected request"}, status_code=421)
+                await response(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
 
 
 class _BadRequest(Exception):

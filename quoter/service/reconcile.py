@@ -31,7 +31,8 @@ import structlog
 
 from quoter.clock import Clock
 from quoter.domain import events as ev
-from quoter.domain.money import format_fp
+from quoter.domain.checks import check_fill
+from quoter.domain.money import MoneyError, format_fp
 from quoter.domain.types import BookSide, Side
 from quoter.errors import DecodeError, PagingLimitError, TransientError
 from quoter.kalshi.rest import DEFAULT_MAX_PAGES, KalshiRest
@@ -72,7 +73,8 @@ def diff_positions(ours: Mapping[str, int], theirs: Mapping[str, int]) -> list[s
 def fill_event(fill: Fill, ts_recv_ns: int) -> ev.FillReceived:
     """Turn a REST fill into the ``FillReceived`` the feed would have delivered.
 
-    Raises ``DecodeError`` if the fill has no trade id or no direction.
+    Raises ``DecodeError`` if the fill has no trade id or no direction, or carries a value
+    Kalshi never sends (:func:`quoter.domain.checks.check_fill`).
     """
     trade_id = fill.trade_id or fill.fill_id
     if not trade_id:
@@ -83,7 +85,7 @@ def fill_event(fill: Fill, ts_recv_ns: int) -> ev.FillReceived:
     ts_ms = fill.created_time_ms if fill.created_time_ms is not None else (
         None if fill.ts is None else fill.ts * 1000
     )
-    return ev.FillReceived(
+    event = ev.FillReceived(
         trade_id=trade_id,
         order_id=fill.order_id,
         market_ticker=fill.market,
@@ -97,6 +99,10 @@ def fill_event(fill: Fill, ts_recv_ns: int) -> ev.FillReceived:
         client_order_id=fill.client_order_id or "",
         ts_ms=ts_ms,
     )
+    try:
+        return check_fill(event)
+    except MoneyError as exc:
+        raise DecodeError(f"fill {trade_id}: {exc}", reason="bad_value") from None
 
 
 def position_event(pos: MarketPosition, ts_recv_ns: int) -> ev.PositionReported:
@@ -149,6 +155,10 @@ class Reconciler:
         self._subaccount = subaccount
         self._max_pages = max_pages
         self.rounds = 0
+        #: Listed fills refused as impossible (counted; the rest of the round goes on).
+        self.rejected_fills = 0
+        #: Called with the refusal reason of each (the service counts it as a metric).
+        self.on_rejected: Callable[[str], None] | None = None
 
     async def _positions(self) -> dict[str, MarketPosition]:
         page = await self._rest.get_positions(
@@ -186,6 +196,9 @@ class Reconciler:
             try:
                 events.append(fill_event(fill, now_ns))
             except DecodeError as exc:
+                self.rejected_fills += 1
+                if self.on_rejected is not None:
+                    self.on_rejected(exc.reason)
                 log.error("reconcile_fill_unreadable", error=str(exc), order_id=fill.order_id)
         unstable = tuple(sorted(
             t for t in set(first) | set(second)

@@ -34,7 +34,9 @@ sees the ``seq`` of every book frame and detects those itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -42,7 +44,13 @@ import structlog
 
 from quoter.clock import Clock
 from quoter.domain import events as ev
-from quoter.errors import DecodeError, ExchangeRejectedError, PagingLimitError, TransientError
+from quoter.errors import (
+    DecodeError,
+    ExchangeRejectedError,
+    FatalError,
+    PagingLimitError,
+    TransientError,
+)
 from quoter.kalshi.rest import DEFAULT_MAX_PAGES, KalshiRest
 from quoter.kalshi.rest_models import Quote, Rfq
 from quoter.kalshi.ws_types import FeedConnected, FeedDisconnected, FeedNotice, SubscriptionLost
@@ -53,6 +61,7 @@ __all__ = [
     "ExchangeClosedError",
     "NoticeHandler",
     "Resync",
+    "StartupFailedError",
     "StartupInfo",
     "accepted_event",
     "quote_events",
@@ -69,6 +78,10 @@ DEFAULT_QUOTE_LOOKBACK_S = 600
 
 class ExchangeClosedError(TransientError):
     """The exchange (or trading) is not active: wait and try again (kalshi-api.md §4.1)."""
+
+
+class StartupFailedError(FatalError):
+    """Startup reads kept failing for the whole retry budget."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +228,39 @@ class Resync:
             usage_tier=limits.usage_tier,
             limiter_levels=levels,
         )
+
+    async def startup_retrying(
+        self, *, require_trading: bool = True, retry_for_s: float = 60.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None, base_delay_s: float = 0.5, max_delay_s: float = 10.0,
+    ) -> StartupInfo:
+        """:meth:`startup`, retried with jittered backoff for up to ``retry_for_s``.
+
+        Transient failures (5xx, 429, timeouts, a closed exchange, an unreadable body) are
+        retried; credentials and other fatal errors are not. When the time is up this
+        raises :class:`StartupFailedError`, one line naming the last failure: a supervisor
+        (systemd ``Restart=on-failure``, Docker ``restart: unless-stopped``) takes it from
+        there.
+        """
+        rng = rng or random.Random()  # jitter only
+        started_ns = self._clock.now_ns()
+        budget_ns = int(retry_for_s * 1e9)
+        attempt = 0
+        while True:
+            try:
+                return await self.startup(require_trading=require_trading)
+            except (TransientError, DecodeError) as exc:
+                attempt += 1
+                delay_s = rng.uniform(0.0, min(max_delay_s, base_delay_s * 2 ** (attempt - 1)))
+                elapsed_ns = self._clock.now_ns() - started_ns
+                if elapsed_ns + int(delay_s * 1e9) > budget_ns:
+                    raise StartupFailedError(
+                        f"startup reads failed for {elapsed_ns / 1e9:.1f} s ({attempt} attempts);"
+                        f" last: {exc}"
+                    ) from exc
+                log.warning("startup_retrying", attempt=attempt, error=str(exc),
+                            error_type=type(exc).__name__, delay_ms=int(delay_s * 1000))
+                await sleep(delay_s)
 
     async def backfill(self, known_rfqs: Mapping[str, str] | Iterable[str] = ()) -> Backfill:
         """Read open RFQs and our recent quotes; return the events the engine missed.

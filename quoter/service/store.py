@@ -27,6 +27,7 @@ The schema is versioned with ``PRAGMA user_version`` and the ``MIGRATIONS`` list
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -213,6 +214,23 @@ def _unjson(text: str | None) -> Any:
 _Pending = tuple[str, tuple[Any, ...]]
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (it would use the umask, often 0644).
+
+    SQLite gives the ``-wal`` and ``-shm`` files the database file's permissions, so they
+    are private too. An existing file is left as it is, except that group/other access is
+    removed: it holds every decision, quote, fill and position.
+    """
+    if str(path) == ":memory:":
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            path.chmod(mode & 0o700)
+
+
 class Store:
     """The service's SQLite store (see the module docstring for the commit policy)."""
 
@@ -235,6 +253,7 @@ class Store:
         self.dropped_rows = 0
         # isolation_level=None: we issue BEGIN/COMMIT ourselves so a commit is exactly where
         # the code says it is.
+        _create_private(self.path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
         self._db.execute("PRAGMA busy_timeout = 5000")
         if wal:

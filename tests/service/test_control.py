@@ -214,3 +214,43 @@ def test_cli_env_settings_and_errors(
     err = capsys.readouterr().err
     assert "no quoter control API answering" in err
     assert TOKEN not in err
+
+
+# --- item 12: Host header check, metrics token ------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8790", "127.0.0.1.evil.test",
+                                  "10.0.0.5", ""])
+async def test_a_request_for_a_non_loopback_host_is_refused(
+    server: HttpServer, service: FakeService, host: str
+) -> None:
+    # DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 reaches the
+    # socket, but its Host header still says evil.example.
+    async with httpx.AsyncClient(base_url=server.url, headers=_auth()) as client:
+        for method, path in (("GET", "/metrics"), ("GET", "/healthz"),
+                             ("GET", "/control/status"), ("POST", "/control/halt")):
+            r = await client.request(method, path, headers={"Host": host})
+            assert r.status_code == 421, (method, path, host)
+            assert b"position" not in r.content
+    assert service.calls == []
+
+
+async def test_loopback_hosts_are_served(server: HttpServer) -> None:
+    port = server.url.rsplit(":", 1)[1]
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "localhost"):
+            assert (await client.get("/healthz", headers={"Host": host})).status_code == 200
+
+
+async def test_metrics_can_require_their_own_token() -> None:
+    metrics_token = "metrics-token-0123456789"
+    app = create_app(Metrics(), lambda: HealthStatus(True), metrics_token=SecretStr(metrics_token))
+    async with running(app) as srv, httpx.AsyncClient(base_url=srv.url) as client:
+        assert (await client.get("/metrics")).status_code == 401
+        bad = await client.get("/metrics", headers=_auth("wrong-token-0123456789"))
+        assert bad.status_code == 401
+        ok = await client.get("/metrics", headers=_auth(metrics_token))
+        assert ok.status_code == 200
+        assert b"frames_total" in ok.content
+        # Health stays open to a supervisor's probe (it carries no positions).
+        assert (await client.get("/healthz")).status_code == 200

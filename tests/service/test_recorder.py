@@ -328,3 +328,17 @@ def test_feed_taps_record_raw_frames(tmp_path: Path) -> None:
     lines = list(read_recording(recording_files(tmp_path)[0]))
     assert lines[1] == InLine(4_242, WALL0 + 1_000, "comm-3", FRAME_B)
     assert lines[2] == WsOutLine(4_300, WALL0 + 1_000, "comm-3", '{"id":7,"cmd":"subscribe"}')
+
+
+def test_recordings_are_created_0600(tmp_path: Path) -> None:
+    import os
+    import stat
+    old = os.umask(0o022)
+    try:
+        with Recorder(tmp_path, clock=_clock(), header={"config_hash": "h"}) as rec:
+            rec.record_out("GET", "/trade-api/v2/exchange/status", None, 200, "{}", 1, 2)
+        files = recording_files(tmp_path)
+        assert files
+        assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o600}
+    finally:
+        os.umask(old)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import httpx
@@ -34,7 +35,12 @@ from quoter.kalshi.ws_types import (
 )
 from quoter.runtime.driver import Runtime
 from quoter.service.reconcile import Reconciler
-from quoter.service.resync import ExchangeClosedError, NoticeHandler, Resync
+from quoter.service.resync import (
+    ExchangeClosedError,
+    NoticeHandler,
+    Resync,
+    StartupFailedError,
+)
 from quoter.sim.app import RateLimits
 from quoter.sim.exchange import QuoteStatus, SimExchange, SimMarket
 from quoter.sim.server import serve_sim
@@ -402,3 +408,66 @@ async def test_accept_lost_on_the_wire_is_confirmed_after_the_comms_gap() -> Non
             tasks[0].cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await rest.aclose()
+
+
+# --- item 8: startup reads are retried with backoff for a bounded time ------------------------
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class FlakyStatus:
+    """``/exchange/status`` answers 503 ``failures`` times, then the exchange is open."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/trade-api/v2")
+        if path == "/exchange/status":
+            self.calls += 1
+            if self.calls <= self.failures:
+                return httpx.Response(503, json={"code": "unavailable", "message": "later"})
+            return httpx.Response(200, json={"exchange_active": True, "trading_active": True})
+        if path == "/account/limits":
+            bucket = {"refill_rate": 20, "bucket_capacity": 20}
+            return httpx.Response(200, json={"usage_tier": "basic", "read": bucket,
+                                             "write": bucket})
+        if path == "/account/endpoint_costs":
+            return httpx.Response(200, json={"default_cost": 1, "endpoint_costs": []})
+        assert path == "/communications/id", path
+        return httpx.Response(200, json={"communications_id": "c-1"})
+
+
+def _flaky(failures: int) -> tuple[Resync, FlakyStatus, ReplayClock, Sleep]:
+    """A Resync over a flaky exchange; its ``sleep`` advances the injected clock."""
+    clock = ReplayClock(START_NS, WALL0)
+
+    async def sleep(delay_s: float) -> None:
+        clock.advance(int(delay_s * 1e9))
+
+    exchange = FlakyStatus(failures)
+    rest = KalshiRest(BASE, Signer("k", ed25519.Ed25519PrivateKey.generate()),
+                      transport=httpx.MockTransport(exchange), clock=clock, sleep=sleep,
+                      retry=RetryPolicy(max_attempts=4, base_delay_s=0.01))
+    return Resync(rest, clock), exchange, clock, sleep
+
+
+async def test_startup_survives_a_run_of_5xx_longer_than_the_client_retries() -> None:
+    resync, exchange, _, sleep = _flaky(failures=12)  # three client calls' worth of 503s
+    info = await resync.startup_retrying(retry_for_s=60.0, sleep=sleep, rng=random.Random(1))
+    assert info.communications_id == "c-1"
+    assert exchange.calls == 13
+
+
+async def test_startup_gives_up_after_its_budget_with_one_clear_line() -> None:
+    resync, exchange, clock, sleep = _flaky(failures=10**6)
+    with pytest.raises(StartupFailedError) as info:
+        await resync.startup_retrying(retry_for_s=30.0, sleep=sleep, rng=random.Random(1))
+    line = str(info.value)
+    assert "\n" not in line
+    assert line.startswith("startup reads failed for ")
+    assert "GET /exchange/status: 503" in line
+    assert clock.now_ns() - START_NS <= 30 * 10**9
+    assert exchange.calls > 4

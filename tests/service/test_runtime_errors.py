@@ -16,11 +16,15 @@ class BrokenOnRfqEngine:
 
     def __init__(self) -> None:
         self.seen: list[ev.Event] = []
+        #: Set when the halt notice arrives (it is queued after everything posted before it).
+        self.halt_seen = asyncio.Event()
 
     def on_event(self, event: ev.Event, now_ns: int) -> list[cmd.Command]:
         if isinstance(event, ev.RfqReceived):
             raise KeyError("bug")
         self.seen.append(event)
+        if isinstance(event, ev.KillSwitchChanged) and event.halted:
+            self.halt_seen.set()
         return []
 
 
@@ -31,7 +35,8 @@ class RefusingPorts:
                            rest_remainder: bool, post_only: bool, subaccount: int | None) -> str:
         raise AssertionError("no quote may be sent")
 
-    async def confirm_quote(self, rfq_id: str, quote_id: str) -> None:
+    async def confirm_quote(self, rfq_id: str, quote_id: str, *,
+                            deadline_ns: int | None = None) -> None:
         raise AssertionError("no confirm may be sent")
 
     async def cancel_quote(self, rfq_id: str, quote_id: str) -> None:
@@ -58,10 +63,8 @@ async def test_engine_exception_halts_and_the_loop_keeps_running() -> None:
     task = asyncio.create_task(runtime.run([], until=stop))
     runtime.post(ev.RfqReceived("r1", "M-1", clock.now_ns(), contracts_centi=100))
     runtime.post(ev.RfqDeleted("r1", "M-1", clock.now_ns()))
-    for _ in range(100):
-        if any(isinstance(e, ev.RfqDeleted) for e in engine.seen):
-            break
-        await asyncio.sleep(0.01)
+    # No polling: the halt notice is posted while the RFQ fails, so it runs after RfqDeleted.
+    await asyncio.wait_for(engine.halt_seen.wait(), 10)
     assert runtime.stats.engine_errors == 1
     assert runtime.halted
     assert runtime.halt_reason == "engine error on RfqReceived"

@@ -36,7 +36,8 @@ class _Exchange:
         self.quotes.append((rfq_id, yes_bid_micros, no_bid_micros))
         return f"q{len(self.quotes)}"
 
-    async def confirm_quote(self, rfq_id: str, quote_id: str) -> None:
+    async def confirm_quote(self, rfq_id: str, quote_id: str, *,
+                            deadline_ns: int | None = None) -> None:
         return None
 
     async def cancel_quote(self, rfq_id: str, quote_id: str) -> None:

@@ -150,3 +150,39 @@ def test_cli_flags() -> None:
     s = settings_from_args(args)
     assert (s.env, s.mode, s.control_port) == ("prod", "shadow", 0)
     assert settings_from_args(parser.parse_args([])).env == "demo"
+
+
+# --- item 4: production is decided by the hosts used, not by the label ------------------------
+
+
+@pytest.mark.parametrize(("variable", "url", "mode"), [
+    ("QUOTER_REST_BASE_URL", "https://external-api.kalshi.com/trade-api/v2", "live"),
+    ("QUOTER_WS_URL", "wss://external-api-ws.kalshi.com/trade-api/ws/v2", "live"),
+    ("QUOTER_REST_BASE_URL", "https://api.elections.KALSHI.com./trade-api/v2", "shadow"),
+    ("QUOTER_SIM_URL", "https://external-api.kalshi.com", "paper"),
+])
+def test_a_production_host_under_env_demo_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, url: str, mode: str
+) -> None:
+    monkeypatch.setenv(variable, url)
+    with pytest.raises(ValidationError, match="point at the production host"):
+        Settings(env="demo", mode=mode)  # type: ignore[arg-type]
+
+
+def test_plain_http_to_the_production_host_is_refused_in_every_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("QUOTER_REST_BASE_URL", "http://external-api.kalshi.com/trade-api/v2")
+    for mode in ("shadow", "live"):
+        with pytest.raises(ValidationError, match="production host must use TLS"):
+            Settings(env="prod", mode=mode, i_understand_this_is_production=True)  # type: ignore[arg-type]
+
+
+def test_a_production_host_with_env_prod_and_the_flag_is_production() -> None:
+    s = Settings(env="prod", mode="paper", i_understand_this_is_production=True,
+                 sim_url="https://external-api.kalshi.com")
+    assert s.is_production
+    # Look-alike hosts are not production; loopback and demo never are.
+    for url in ("https://notkalshi.com/x", "https://kalshi.com.evil.test/x",
+                "https://external-api.demo.kalshi.co/trade-api/v2"):
+        assert not Settings(rest_base_url=url).is_production

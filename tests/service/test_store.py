@@ -222,3 +222,23 @@ def test_committed_confirms_and_fills_survive_kill_9(tmp_path: Path) -> None:
         assert store.fills()[0].yes_price_micros == 520_000
         # Buffered (unflushed) rows are lost by design: only commits are promised.
         assert store.decisions("r-unflushed") == []
+
+
+def test_the_database_and_its_wal_are_created_0600(tmp_path: Path) -> None:
+    import os
+    import stat
+    old = os.umask(0o022)  # a typical umask: SQLite alone would create 0644 files
+    try:
+        with Store(tmp_path / "q.db") as db:
+            db.flush()
+            for name in ("q.db", "q.db-wal"):
+                path = tmp_path / name
+                if path.exists():
+                    assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
+        loose = tmp_path / "old.db"
+        loose.touch(mode=0o644)
+        loose.chmod(0o644)
+        Store(loose).close()
+        assert stat.S_IMODE(loose.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
