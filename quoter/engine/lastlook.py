@@ -7,7 +7,7 @@ from typing import Final
 
 from quoter.domain import commands as C
 from quoter.domain import events as E
-from quoter.domain.money import MAX_PRICE_MICROS
+from quoter.domain.money import CENTI_PER_CONTRACT, MAX_PRICE_MICROS
 from quoter.domain.types import MarketInfo, MarketStatus, Side
 from quoter.engine.lifecycle import QuoteRecord, QuoteState, RfqRecord, RfqState
 from quoter.engine.pool import PoolRequests
@@ -32,6 +32,14 @@ MARKET_NOT_ACTIVE: Final = "market_not_active"
 MARKET_CLOSING: Final = "market_closing"
 #: Why an accept is declined while another of our quotes on its RFQ is already accepted.
 RFQ_ALREADY_ACCEPTED: Final = "rfq_already_accepted"
+
+
+def maker_fee_per_contract(market: MarketInfo, bid_micros: int, size_centi: int) -> int:
+    """Our maker fee on buying ``size_centi`` at ``bid_micros``, per contract (rounded up)."""
+    if bid_micros <= 0 or bid_micros >= MAX_PRICE_MICROS or size_centi <= 0:
+        return 0
+    total = market.fees.fee_micros(bid_micros, size_centi, is_taker=False)
+    return -(-total * CENTI_PER_CONTRACT // size_centi)
 
 
 class LastLook:
@@ -200,7 +208,8 @@ class LastLook:
         reason, detail = self.pre_look(q, rec, st, market, now)
         if reason is not None:
             return reason, detail
-        return self.post_look(q, st, self.valuation.price(rec, st, market, now, final=False))
+        return self.post_look(q, st, market,
+                              self.valuation.price(rec, st, market, now, final=False))
 
     def pre_look(
         self, q: QuoteRecord, rec: RfqRecord, st: Strategy, market: MarketInfo, now: int
@@ -226,9 +235,10 @@ class LastLook:
         return None, ""
 
     def post_look(
-        self, q: QuoteRecord, st: Strategy, res: Pricing | Decline
+        self, q: QuoteRecord, st: Strategy, market: MarketInfo, res: Pricing | Decline
     ) -> tuple[str | None, str]:
-        """The last-look checks on the re-priced fair value: edge, then risk."""
+        """The last-look checks on the re-priced fair value: edge after our maker fee (the
+        series' fee terms), then risk."""
         side = q.accepted_side
         assert side is not None  # checked by _pre_look
         if isinstance(res, Decline):
@@ -236,8 +246,9 @@ class LastLook:
         fair = res.fair_yes_micros
         bid = q.bid_for(side)
         edge = (fair if side is Side.YES else MAX_PRICE_MICROS - fair) - bid
-        detail = f"side={side.value} bid={bid} fair_yes={fair} edge={edge}"
-        if bid <= 0 or edge < st.lifecycle.last_look_min_edge_micros:
+        fee = maker_fee_per_contract(market, bid, q.size_centi)
+        detail = f"side={side.value} bid={bid} fair_yes={fair} edge={edge} fee={fee}"
+        if bid <= 0 or edge - fee < st.lifecycle.last_look_min_edge_micros:
             return "edge", detail
         reason = self.r.risk.check_fill_book(
             self.r.book, q.market_ticker, Trade(side, bid, q.size_centi)
@@ -405,7 +416,7 @@ class LastLook:
         reason, detail = self.pre_look(q, rec, st, market, now)
         if reason is None:
             reason, detail = self.post_look(
-                q, st, self.valuation.conclude(st, market, res, final=False)
+                q, st, market, self.valuation.conclude(st, market, res, final=False)
             )
         self.finish_look(q, rec, reason, detail, out)
 

@@ -12,6 +12,10 @@ status 0 and code ``invalid_request`` (nothing was sent).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import structlog
+
 from quoter.domain.events import BookSnapshotReceived
 from quoter.domain.fees import FeeSchedule
 from quoter.domain.money import MoneyError
@@ -23,6 +27,7 @@ from quoter.kalshi.rest_models import Market, Orderbook
 __all__ = ["KalshiExecution", "KalshiMarketData", "book_snapshot", "market_info"]
 
 _QUOTE_PATH = "/communications/rfqs/{rfq_id}/quotes/{quote_id}"
+log = structlog.get_logger("quoter.kalshi.adapter")
 
 
 def _bad_id(method: str, path: str, exc: ValueError) -> ExchangeRejectedError:
@@ -97,18 +102,42 @@ class KalshiMarketData:
     def __init__(
         self, rest: KalshiRest, *, fees: FeeSchedule | None = None, depth: int = 0
     ) -> None:
-        """``fees`` is used for markets that do not carry their fee type; ``depth`` 0 = all."""
+        """``fees`` is used for a series Kalshi does not know (404); ``depth`` 0 = all."""
         self._rest = rest
         self._fees = fees
         self._depth = depth
+        # Fee terms by series ticker: read once per series (``GET /series/{ticker}``).
+        self._series_fees: dict[str, FeeSchedule] = {}
 
     async def fetch_market(self, ticker: str) -> MarketInfo:
-        """Load a market's metadata."""
+        """Load a market's metadata, with its series' fee terms (they live on the series)."""
         try:
             market = await self._rest.get_market(ticker)
         except ValueError as exc:
             raise _bad_id("GET", "/markets/{ticker}", exc) from exc
-        return market_info(market, fees=self._fees)
+        info = market_info(market)  # a market we cannot use fails before any series read
+        if market.fee_type is not None:
+            return info
+        return replace(info, fees=await self.series_fees(info.series_ticker))
+
+    async def series_fees(self, series: str) -> FeeSchedule:
+        """A series' fee schedule, cached. A transient failure propagates (the market load
+        fails and is retried with the next RFQ); an unknown series (404) gets the default
+        schedule, logged once."""
+        fees = self._series_fees.get(series)
+        if fees is not None:
+            return fees
+        try:
+            fees = (await self._rest.get_series(series)).fees()
+        except ValueError as exc:
+            raise _bad_id("GET", "/series/{ticker}", exc) from exc
+        except ExchangeRejectedError as exc:
+            if exc.status_code != 404:
+                raise
+            fees = self._fees or FeeSchedule()
+            log.warning("series_fees_unknown", series_ticker=series, fee_type=fees.fee_type.value)
+        self._series_fees[series] = fees
+        return fees
 
     async def fetch_book(self, ticker: str, ts_recv_ns: int) -> BookSnapshotReceived:
         """Load a market's full order book."""

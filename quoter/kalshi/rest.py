@@ -70,6 +70,8 @@ from quoter.kalshi.rest_models import (
     Rfq,
     RfqResponse,
     RfqsPage,
+    Series,
+    SeriesResponse,
     Settlement,
     SettlementsPage,
     decode_orderbook,
@@ -590,6 +592,10 @@ class KalshiRest:
     async def get_market(self, ticker: str) -> Market:
         """Read one market (``.to_market_info()`` gives the engine's view)."""
         return (await self._get("/markets/{ticker}", MarketResponse, {"ticker": ticker})).market
+
+    async def get_series(self, ticker: str) -> Series:
+        """Read a series: its fee type and multiplier (``.fees()``)."""
+        return (await self._get("/series/{ticker}", SeriesResponse, {"ticker": ticker})).series
 
     def iter_market_pages(self, **filters: Filter) -> AsyncIterator[MarketsPage]:
         """Iterate pages of ``GET /markets`` (filters: status, event_ticker, mve_filter, ...)."""

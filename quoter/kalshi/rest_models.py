@@ -284,6 +284,30 @@ class Market(_Model, frozen=True):
         )
 
 
+class Series(_Model, frozen=True):
+    """The fee terms of a series (``GET /series/{ticker}``; fees live here, §5.4)."""
+
+    ticker: str
+    fee_type: str
+    fee_multiplier: str | None = None
+
+    def fees(self) -> FeeSchedule:
+        """The series' schedule; raises ``DecodeError`` for an unknown type or bad multiplier."""
+        try:
+            return FeeSchedule(
+                FeeType(self.fee_type),
+                Fraction(self.fee_multiplier) if self.fee_multiplier else Fraction(1),
+            )
+        except (ValueError, ZeroDivisionError, MoneyError) as exc:
+            raise DecodeError(f"series {self.ticker}: {exc}", msg_type="series") from exc
+
+
+class SeriesResponse(_Model, frozen=True):
+    """``GET /series/{ticker}``."""
+
+    series: Series
+
+
 class MarketResponse(_Model, frozen=True):
     """``GET /markets/{ticker}``."""
 

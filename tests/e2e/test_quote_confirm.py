@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 from e2e_helpers import BOT, REQ, T1, bot_quotes, confirm_posts, running_service, sim_env, until
 
+from quoter.domain.fees import FeeSchedule, FeeType
+from quoter.domain.grid import grid_for_structure
 from quoter.domain.types import Side
 from quoter.service.demo import compare_with_exchange
 from quoter.service.store import ConfirmState, Store
 from quoter.sim.config import FaultConfig
-from quoter.sim.exchange import QuoteStatus
+from quoter.sim.exchange import QuoteStatus, SimMarket
+from quoter.sim.models import SimSeries
 
 
 async def test_quote_accept_confirm_fill_matches_the_exchange(tmp_path: Path) -> None:
@@ -80,3 +84,56 @@ async def test_an_accept_that_beats_our_create_response_is_still_confirmed(
             assert compare_with_exchange(svc, env.exchange, BOT, env.start_balance_micros) == []
             counts = svc.snapshot().counts
             assert (counts["quoted"], counts["accepted"], counts["confirmed"]) == (1, 1, 1)
+
+
+FEE_SERIES_YAML = """
+version: 1
+strategies:
+  - name: thin
+    match: {series: [KXFEE, KXFREE]}
+    pricer:
+      name: fixed
+      params:
+        edge_dollars: "0.01"
+        fair_yes_dollars: {KXFEE-26DEC31-A: "0.50", KXFREE-26DEC31-A: "0.50"}
+"""
+
+
+async def test_last_look_uses_each_series_fee_terms(tmp_path: Path) -> None:
+    # Two series, one 1-cent edge: a x3 maker fee ($0.0131 a contract at $0.49) eats it, a
+    # series with no maker fee does not. The fee terms are only on GET /series/{ticker}.
+    async with sim_env(tmp_path, config_yaml=FEE_SERIES_YAML) as env:
+        env.exchange.add_series(SimSeries(
+            "KXFEE", fees=FeeSchedule(FeeType.QUADRATIC_WITH_MAKER_FEES, Fraction(3))))
+        env.exchange.add_series(SimSeries("KXFREE", fees=FeeSchedule(FeeType.QUADRATIC)))
+        close_ms = env.clock.wall_ns() // 1_000_000 + 24 * 3600 * 1000
+        for series in ("KXFEE", "KXFREE"):
+            t = f"{series}-26DEC31-A"
+            env.exchange.add_market(SimMarket(t, f"{series}-26DEC31", series, t,
+                                              grid_for_structure("linear_cent"),
+                                              close_ts_ms=close_ms))
+        svc = env.service()
+        async with running_service(svc):
+            outcome: dict[str, tuple[str, str, str]] = {}
+            for series in ("KXFEE", "KXFREE"):
+                t = f"{series}-26DEC31-A"
+                rfq_id = env.rfq(t, contracts_centi=100)
+                await until(lambda r=rfq_id: bool(bot_quotes(env.exchange, r)), what="a quote")  # type: ignore[misc]
+                [quote] = bot_quotes(env.exchange, rfq_id)
+                assert (quote.yes_bid_micros, quote.no_bid_micros) == (490_000, 490_000)
+                await until(lambda q=quote: q.id in svc.runtime.open_quotes, what="QuotePlaced")  # type: ignore[misc]
+                env.exchange.accept_quote(REQ, rfq_id, quote.id, Side.YES)
+                await until(lambda r=rfq_id: any(  # type: ignore[misc]
+                    d.rfq_id == r and d.decision in ("confirmed", "declined")
+                    for d in svc.hooks.recent_decisions), what="the last look")
+                [d] = [d for d in svc.hooks.recent_decisions
+                       if d.rfq_id == rfq_id and d.decision in ("confirmed", "declined")]
+                outcome[series] = (d.decision, d.reason, quote.id)
+            assert {s: o[:2] for s, o in outcome.items()} == {
+                "KXFEE": ("declined", "edge"), "KXFREE": ("confirmed", "edge_ok")}
+            free, fee = outcome["KXFREE"][2], outcome["KXFEE"][2]
+            await until(lambda: env.exchange.get_quote(free).status != QuoteStatus.ACCEPTED,
+                        what="the confirm")
+            assert confirm_posts(env.faults, free) == 1
+            assert confirm_posts(env.faults, fee) == 0
+            assert env.exchange.get_quote(fee).status == QuoteStatus.ACCEPTED

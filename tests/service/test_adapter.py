@@ -16,7 +16,7 @@ from quoter.domain import events as E
 from quoter.domain.fees import FeeSchedule, FeeType
 from quoter.domain.grid import grid_for_structure
 from quoter.domain.types import MarketStatus, Side
-from quoter.errors import DecodeError, ExchangeRejectedError, StrategyError
+from quoter.errors import DecodeError, ExchangeRejectedError, ServerError, StrategyError
 from quoter.kalshi.adapter import KalshiExecution, KalshiMarketData
 from quoter.kalshi.auth import Signer
 from quoter.kalshi.rest import KalshiRest, RetryPolicy
@@ -187,6 +187,10 @@ def _mock_rest(handler: httpx.MockTransport) -> KalshiRest:
 
 async def test_market_with_price_ranges_and_exact_book_via_mock() -> None:
     def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/series/KXMVEX"):
+            return httpx.Response(200, json={"series": {
+                "ticker": "KXMVEX", "fee_type": "quadratic_with_combo_maker_fees",
+                "fee_multiplier": 1}})
         if request.url.path.endswith("/orderbook"):
             assert request.url.params["depth"] == "0"
             return httpx.Response(200, json={"orderbook_fp": {
@@ -203,11 +207,68 @@ async def test_market_with_price_ranges_and_exact_book_via_mock() -> None:
     info = await md.fetch_market("KXMVEX-1")
     assert info.is_combo
     assert info.is_hvm
+    # Combos pay the combo maker share (half the taker fee), read from their series.
+    assert info.fees == FeeSchedule(FeeType.QUADRATIC_WITH_COMBO_MAKER_FEES)
     assert info.grid.is_valid(1_500)
     assert not info.grid.is_valid(11_500)
     snap = await md.fetch_book("KXMVEX-1", 7)
     assert snap.yes_levels == ((1_500, 150), (90_000, 1_000))
     assert snap.no_levels == ()
+    await rest.aclose()
+
+
+async def test_fees_come_from_the_series_read_once_per_series(world: SimWorld) -> None:
+    from fractions import Fraction
+
+    from quoter.sim.models import SimSeries
+
+    world.ex.add_series(SimSeries("KXFEE", fees=FeeSchedule(FeeType.QUADRATIC_WITH_MAKER_FEES,
+                                                            Fraction(3, 2))))
+    for t in ("KXFEE-26JAN01-A", "KXFEE-26JAN01-B"):
+        world.ex.add_market(SimMarket(t, "KXFEE-26JAN01", "KXFEE", t,
+                                      grid_for_structure("linear_cent")))
+    reads: list[str] = []
+    md = KalshiMarketData(world.maker)
+    real = world.maker.get_series
+
+    async def counting(ticker: str):  # type: ignore[no-untyped-def]
+        reads.append(ticker)
+        return await real(ticker)
+
+    world.maker.get_series = counting  # type: ignore[method-assign]
+    a = await md.fetch_market("KXFEE-26JAN01-A")
+    b = await md.fetch_market("KXFEE-26JAN01-B")
+    plain = await md.fetch_market(T)
+    want = FeeSchedule(FeeType.QUADRATIC_WITH_MAKER_FEES, Fraction(3, 2))
+    assert a.fees == want
+    assert b.fees == want
+    assert plain.fees == FeeSchedule(FeeType.QUADRATIC)  # KXTEST's own terms
+    assert reads == ["KXFEE", "KXTEST"]  # once per series
+
+
+async def test_an_unknown_series_gets_the_default_fees_and_a_failure_propagates() -> None:
+    calls = {"n": 0}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if "/series/" in request.url.path:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                return httpx.Response(503, json={"error": {"code": "unavailable",
+                                                           "message": "try later"}})
+            return httpx.Response(404, json={"error": {"code": "not_found",
+                                                       "message": "no such series"}})
+        return httpx.Response(200, json={"market": {
+            "ticker": "KXQ-26-A", "status": "active", "event_ticker": "KXQ-26",
+            "price_level_structure": "linear_cent"}})
+
+    rest = _mock_rest(httpx.MockTransport(handle))
+    md = KalshiMarketData(rest)
+    with pytest.raises(ServerError):
+        await md.fetch_market("KXQ-26-A")  # transient: the load fails, retried later
+    info = await md.fetch_market("KXQ-26-A")
+    assert info.fees == FeeSchedule()
+    await md.fetch_market("KXQ-26-A")
+    assert calls["n"] == 2  # the 404's default is cached
     await rest.aclose()
 
 
