@@ -7,7 +7,6 @@ from typing import Final
 
 from quoter.domain import commands as C
 from quoter.domain import events as E
-from quoter.domain.money import MAX_PRICE_MICROS
 from quoter.domain.types import MarketInfo, MarketStatus, Side
 from quoter.engine.lifecycle import QuoteRecord, QuoteState, RfqRecord, RfqState
 from quoter.engine.pool import PoolRequests
@@ -235,7 +234,8 @@ class LastLook:
             return res.reason, res.detail
         fair = res.fair_yes_micros
         bid = q.bid_for(side)
-        edge = (fair if side is Side.YES else MAX_PRICE_MICROS - fair) - bid
+        # Against the interval's end for the side hit when the value is a range (combos).
+        edge = res.value_micros(side) - bid
         detail = f"side={side.value} bid={bid} fair_yes={fair} edge={edge}"
         if bid <= 0 or edge < st.lifecycle.last_look_min_edge_micros:
             return "edge", detail

@@ -12,15 +12,21 @@ status 0 and code ``invalid_request`` (nothing was sent).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import structlog
+
 from quoter.domain.events import BookSnapshotReceived
 from quoter.domain.fees import FeeSchedule
 from quoter.domain.money import MoneyError
 from quoter.domain.types import MarketInfo
-from quoter.errors import ExchangeRejectedError, StrategyError
+from quoter.errors import DecodeError, ExchangeRejectedError, StrategyError, TransientError
 from quoter.kalshi.rest import KalshiRest
 from quoter.kalshi.rest_models import Market, Orderbook
 
 __all__ = ["KalshiExecution", "KalshiMarketData", "book_snapshot", "market_info"]
+
+log = structlog.get_logger(__name__)
 
 _QUOTE_PATH = "/communications/rfqs/{rfq_id}/quotes/{quote_id}"
 
@@ -98,14 +104,34 @@ class KalshiMarketData:
         self._rest = rest
         self._fees = fees
         self._depth = depth
+        # Event ticker -> its ``mutually_exclusive`` flag (an event's structure does not change).
+        self._exclusive: dict[str, bool] = {}
 
     async def fetch_market(self, ticker: str) -> MarketInfo:
-        """Load a market's metadata."""
+        """Load a market's metadata, with its event's ``mutually_exclusive`` flag."""
         try:
             market = await self._rest.get_market(ticker)
         except ValueError as exc:
             raise _bad_id("GET", "/markets/{ticker}", exc) from exc
-        return market_info(market, fees=self._fees)
+        info = market_info(market, fees=self._fees)
+        if info.is_combo or not info.event_ticker:
+            return info
+        exclusive = await self._event_exclusive(info.event_ticker)
+        return replace(info, mutually_exclusive=exclusive) if exclusive else info
+
+    async def _event_exclusive(self, event_ticker: str) -> bool:
+        """The event's flag, cached; unknown (not readable) counts as "not proven" (False)."""
+        known = self._exclusive.get(event_ticker)
+        if known is not None:
+            return known
+        try:
+            event = await self._rest.get_event(event_ticker)
+        except (ExchangeRejectedError, DecodeError, TransientError, ValueError) as exc:
+            # Without the flag, combos over this event are priced within wider bounds only.
+            log.warning("event_unreadable", event_ticker=event_ticker, error=str(exc))
+            return False
+        self._exclusive[event_ticker] = event.mutually_exclusive
+        return event.mutually_exclusive
 
     async def fetch_book(self, ticker: str, ts_recv_ns: int) -> BookSnapshotReceived:
         """Load a market's full order book."""

@@ -53,6 +53,8 @@ from quoter.kalshi.rest_models import (
     CommunicationsId,
     CreatedId,
     EndpointCosts,
+    Event,
+    EventResponse,
     ExchangeStatus,
     Fill,
     FillsPage,
@@ -548,6 +550,10 @@ class KalshiRest:
     async def get_market(self, ticker: str) -> Market:
         """Read one market (``.to_market_info()`` gives the engine's view)."""
         return (await self._get("/markets/{ticker}", MarketResponse, {"ticker": ticker})).market
+
+    async def get_event(self, ticker: str) -> Event:
+        """Read one event (its ``mutually_exclusive`` flag prices combos, docs/strategies.md)."""
+        return (await self._get("/events/{ticker}", EventResponse, {"ticker": ticker})).event
 
     def iter_market_pages(self, **filters: Filter) -> AsyncIterator[MarketsPage]:
         """Iterate pages of ``GET /markets`` (filters: status, event_ticker, mve_filter, ...)."""
