@@ -111,6 +111,8 @@ class EngineStart:
     max_pending: int
     #: The daily loss stop's day carried over a restart: ``(day_key, start_realized_micros)``.
     risk_day: tuple[int, int] | None = None
+    #: The per-requester statistics restored at start (``quoter.engine.requesters``).
+    requesters: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +221,8 @@ def _inputs(
             day = payload.get("risk_day")
             yield EngineStart(cfg, digest, int(payload["wall_offset_ns"]),
                               payload["ledger"], int(payload.get("max_pending", 1000)),
-                              None if day is None else (int(day[0]), int(day[1])))
+                              None if day is None else (int(day[0]), int(day[1])),
+                              payload.get("requesters"))
         elif line.kind == GAP_KIND:
             # The writer dropped lines (disk too slow): steps are missing from here on.
             raise ReplayError(f"the recording lost {payload.get('dropped_lines')} lines here; "
@@ -273,6 +276,8 @@ def new_engine(start: EngineStart, perf_ns: Callable[[], int] | None = None) -> 
     engine.ledger = PositionLedger.restore(start.ledger)
     if start.risk_day is not None:
         engine.risk.restore_day(*start.risk_day)
+    if start.requesters:
+        engine.requesters.restore(start.requesters)  # the overlays price with them
     return engine
 
 

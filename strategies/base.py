@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict
 
 from quoter.domain.book import OrderBook
 from quoter.domain.events import RfqReceived
-from quoter.domain.types import MarketInfo
+from quoter.domain.money import MAX_PRICE_MICROS
+from quoter.domain.types import MarketInfo, Side
 
 __all__ = [
     "Decline",
@@ -46,11 +47,32 @@ class Params(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class RequesterStats:
-    """What we have learned about one requester (by pseudonymous ``creator_id``)."""
+    """What we have learned about one requester (by pseudonymous ``creator_id``).
+
+    Counts are of RFQs seen, RFQs we quoted, accepts of our quotes and our fills on their
+    RFQs. A mark-out is the value to us, per contract, of one fill ``horizon`` after it,
+    against the book mid (``mid - yes_price`` when we bought YES, ``yes_price - mid`` when we
+    bought NO); positive is good for us. ``markout_count`` / ``markout_sum_micros`` are those of
+    the first configured horizon; ``markouts`` lists ``(horizon_ms, count, sum_micros)`` for
+    every horizon.
+    """
 
     accepts: int = 0
-    # Sum over their accepts of (mark-out value to us), in micro-dollars per contract.
     markout_sum_micros: int = 0
+    markout_count: int = 0
+    rfqs: int = 0
+    quotes: int = 0
+    fills: int = 0
+    markouts: tuple[tuple[int, int, int], ...] = ()
+
+    def markout(self, horizon_ms: int | None = None) -> tuple[int, int]:
+        """``(count, sum_micros)`` at ``horizon_ms`` (None: the first horizon)."""
+        if horizon_ms is None:
+            return self.markout_count, self.markout_sum_micros
+        for h, n, total in self.markouts:
+            if h == horizon_ms:
+                return n, total
+        return 0, 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +95,25 @@ class PricingInput:
 
 @dataclass(frozen=True, slots=True)
 class Pricing:
-    """A two-sided answer. A bid of 0 means no bid on that side (one-sided quote)."""
+    """A two-sided answer. A bid of 0 means no bid on that side (one-sided quote).
+
+    ``fair_low_micros`` / ``fair_high_micros``: when a module knows the YES value only as an
+    interval (combos, ``strategies.combo``), its ends; last look then measures a YES bid's edge
+    against the low end and a NO bid's against the high end. None: the fair value itself.
+    """
 
     fair_yes_micros: int
     yes_bid_micros: int
     no_bid_micros: int
+    fair_low_micros: int | None = None
+    fair_high_micros: int | None = None
+
+    def value_micros(self, side: Side) -> int:
+        """What one contract of ``side`` is surely worth at this pricing (its edge basis)."""
+        if side is Side.YES:
+            return self.fair_yes_micros if self.fair_low_micros is None else self.fair_low_micros
+        high = self.fair_yes_micros if self.fair_high_micros is None else self.fair_high_micros
+        return MAX_PRICE_MICROS - high
 
 
 @dataclass(frozen=True, slots=True)

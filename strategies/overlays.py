@@ -6,14 +6,15 @@
   never grows, and each bid keeps its edge against the shifted fair.
 * ``size_edge`` adds edge that grows linearly with the quoted size beyond a free size.
 * ``fee_edge`` subtracts the maker fee we would pay at each bid (kalshi-api.md §5.4).
-* ``requester_profile`` widens for, or declines, requesters whose past accepts marked out
-  badly for us (``PricingInput.requester``).
+* ``requester_profile`` widens for, or declines, requesters whose past fills marked out
+  badly for us (``PricingInput.requester``, kept by the engine: ``quoter.engine.requesters``).
 
 A bid of 0 means "no bid on that side" and stays 0; a bid pushed to 0 or below becomes 0.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from typing import ClassVar
 
@@ -51,8 +52,8 @@ def _ceil(value: Fraction) -> int:
 
 def widen(pricing: Pricing, extra_micros: int) -> Pricing:
     """Lower both bids by ``extra_micros`` (a side that reaches 0 is dropped)."""
-    return Pricing(
-        fair_yes_micros=pricing.fair_yes_micros,
+    return replace(
+        pricing,
         yes_bid_micros=max(pricing.yes_bid_micros - extra_micros, 0),
         no_bid_micros=max(pricing.no_bid_micros - extra_micros, 0),
     )
@@ -103,7 +104,14 @@ class InventorySkew:
         new_yes = min(max(floor_fraction(yes - s), 0), top) if yes else 0
         new_no = min(max(floor_fraction(no + s), 0), top) if no else 0
         fair = clamp_fair(floor_fraction(pricing.fair_yes_micros - s))
-        return Pricing(fair_yes_micros=fair, yes_bid_micros=new_yes, no_bid_micros=new_no)
+        # An interval moves with the fair value (a reservation price), rounded outward.
+        low, high = pricing.fair_low_micros, pricing.fair_high_micros
+        return replace(
+            pricing, fair_yes_micros=fair, yes_bid_micros=new_yes, no_bid_micros=new_no,
+            fair_low_micros=None if low is None else min(max(floor_fraction(low - s), 0), top),
+            fair_high_micros=None if high is None else min(max(_ceil(high - s), 0),
+                                                           MAX_PRICE_MICROS),
+        )
 
 
 # --- size_edge ------------------------------------------------------------------------------
@@ -191,8 +199,8 @@ class FeeEdge:
     def adjust(self, inp: PricingInput, pricing: Pricing) -> Pricing | Decline:
         """Lower each bid by the fee per contract at that bid."""
         size = inp.size_centi if inp.size_centi > 0 else CENTI_PER_CONTRACT
-        return Pricing(
-            fair_yes_micros=pricing.fair_yes_micros,
+        return replace(
+            pricing,
             yes_bid_micros=self._net(inp, pricing.yes_bid_micros, size),
             no_bid_micros=self._net(inp, pricing.no_bid_micros, size),
         )
@@ -204,7 +212,11 @@ class FeeEdge:
 class RequesterProfileParams(Params):
     """``requester_profile`` parameters (mark-outs are per contract, positive = good for us)."""
 
+    # Judge a requester once this many of our fills on its RFQs have been marked out.
     min_accepts: StrictInt = Field(default=5, ge=1)
+    # The mark-out horizon to judge by (one of ``requesters.markout_horizons_ms``; None: the
+    # first).
+    horizon_ms: StrictInt | None = Field(default=None, ge=1)
     widen_below_micros: SignedDollars = Field(default=0, validation_alias="widen_below_dollars")
     widen_factor_bps: Bps = Field(default=10_000, ge=0, le=10_000)
     max_widen_micros: Edge = Field(default=50_000, validation_alias="max_widen_dollars")
@@ -222,11 +234,12 @@ class RequesterProfile:
         self.params = params
 
     def adjust(self, inp: PricingInput, pricing: Pricing) -> Pricing | Decline:
-        """Judge the requester by its average mark-out once it has enough accepts."""
-        p, stats = self.params, inp.requester
-        if stats.accepts < p.min_accepts:
+        """Judge the requester by its average mark-out once enough fills are marked out."""
+        p = self.params
+        count, total = inp.requester.markout(p.horizon_ms)
+        if count < p.min_accepts:
             return pricing
-        avg = Fraction(stats.markout_sum_micros, stats.accepts)
+        avg = Fraction(total, count)
         if avg < p.decline_below_micros:
             return Decline("toxic_requester", f"average mark-out {float(avg):.0f} micros")
         if avg < p.widen_below_micros:

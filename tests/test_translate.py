@@ -138,7 +138,9 @@ def test_combo_rfq_legs_and_fractional_size() -> None:
     assert event.mve_collection_ticker == "KXMVECROSSCATEGORY-SHARD1-R"
     assert event.legs == (
         ComboLeg("KXNFLGAME-26SEP10KCBAL", "KXNFLGAME-26SEP10KCBAL-KC", Side.YES),
-        ComboLeg("KXMLBGAME-26SEP10NYYBOS", "KXMLBGAME-26SEP10NYYBOS-BOS", Side.NO),
+        # Determined already: the combo prices this leg at its settlement value (issue 9).
+        ComboLeg("KXMLBGAME-26SEP10NYYBOS", "KXMLBGAME-26SEP10NYYBOS-BOS", Side.NO,
+                 yes_settlement_value_micros=1_000_000),
     )
 
 

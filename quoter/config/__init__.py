@@ -11,6 +11,7 @@ from quoter.config.model import (
     ModuleRef,
     QuoterConfig,
     QuotingParams,
+    RequesterParams,
     RiskLimits,
     StrategyConfig,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "ModuleRef",
     "QuoterConfig",
     "QuotingParams",
+    "RequesterParams",
     "RiskLimits",
     "StrategyConfig",
     "config_hash",

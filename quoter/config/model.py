@@ -51,6 +51,7 @@ __all__ = [
     "ModuleRef",
     "QuoterConfig",
     "QuotingParams",
+    "RequesterParams",
     "RiskLimits",
     "StrategyConfig",
 ]
@@ -365,6 +366,23 @@ class StrategyConfig(_Strict):
         return self
 
 
+class RequesterParams(_Strict):
+    """What the engine learns about requesters (``PricingInput.requester``)."""
+
+    # Each fill of ours is marked to the book mid this long after it; the first horizon is
+    # the one ``requester_profile`` judges by unless it names another.
+    markout_horizons_ms: Annotated[tuple[PosInt, ...], Field(min_length=1, max_length=8)] = (
+        5_000, 60_000,
+    )
+
+    @field_validator("markout_horizons_ms")
+    @classmethod
+    def _distinct(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("mark-out horizons must be distinct")
+        return value
+
+
 class QuoterConfig(_Strict):
     """The whole strategy configuration (one YAML file)."""
 
@@ -372,6 +390,7 @@ class QuoterConfig(_Strict):
     strategies: tuple[StrategyConfig, ...]
     risk: RiskLimits = RiskLimits()
     lifecycle: LifecycleParams = LifecycleParams()
+    requesters: RequesterParams = RequesterParams()
 
     @model_validator(mode="before")
     @classmethod

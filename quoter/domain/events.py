@@ -331,6 +331,8 @@ class PricingCompleted:
     no_bid_micros: int = 0
     decline_reason: str = ""
     decline_detail: str = ""
+    fair_low_micros: int | None = None
+    fair_high_micros: int | None = None
 
 
 # --- time and control ----------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from fractions import Fraction
 
 from quoter.domain.fees import FeeSchedule
 from quoter.domain.grid import PriceGrid
@@ -51,6 +52,8 @@ class ComboLeg:
     event_ticker: str
     market_ticker: str
     side: Side
+    # The leg market's YES payout once it is determined (``yes_settlement_value_dollars``).
+    yes_settlement_value_micros: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,16 @@ class MarketInfo:
     mve_collection_ticker: str | None = None
     legs: tuple[ComboLeg, ...] = ()
     exchange_index: int = 0
+    # The YES payout once the market is determined (``settlement_value_dollars``).
+    settlement_value_micros: int | None = None
+    # What the event's structure proves about joint outcomes (combo pricing, docs/strategies.md):
+    # ``strike_type`` "greater"/"greater_or_equal"/"less"/"less_or_equal" with its strikes
+    # makes markets of one event nested; ``mutually_exclusive`` (the event's flag) makes at
+    # most one of its markets resolve YES.
+    strike_type: str | None = None
+    floor_strike: Fraction | None = None
+    cap_strike: Fraction | None = None
+    mutually_exclusive: bool = False
 
     @property
     def is_combo(self) -> bool:

@@ -74,7 +74,7 @@ Rules worth knowing (the rest is in the handlers' docstrings):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from quoter.config import QuoterConfig
@@ -92,6 +92,7 @@ from quoter.engine.positions import PositionLedger
 from quoter.engine.pricing import PRICER_TIMEOUT, result_of
 from quoter.engine.quoting import Quoting
 from quoter.engine.records import PoolRequest, Records
+from quoter.engine.requesters import MARKOUT_TIMER, RequesterBook
 from quoter.engine.retention import RECORD_RETENTION_NS, Retention
 from quoter.engine.risk import RiskManager
 from quoter.engine.routing import HALTED
@@ -108,6 +109,22 @@ __all__ = [
     "Engine",
     "ModuleFactory",
 ]
+
+
+class _Creators(Mapping[str, str]):
+    """RFQ id -> its creator, read through the records (no copy per event)."""
+
+    def __init__(self, records: Records) -> None:
+        self._r = records
+
+    def __getitem__(self, rfq_id: str) -> str:
+        return self._r.rfqs[rfq_id].rfq.creator_id
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._r.rfqs)
+
+    def __len__(self) -> int:
+        return len(self._r.rfqs)
 
 
 class Engine:
@@ -176,9 +193,14 @@ class Engine:
         r.now = now_ns
         if r.expiry and r.expiry[0][0] <= now_ns:
             self.retention.sweep(now_ns)
+        new_rfq = isinstance(event, E.RfqReceived) and event.rfq_id not in r.rfqs
+        ours = isinstance(event, E.QuoteAccepted) and (
+            event.quote_id in r.quotes or event.quote_id in r.held)
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event, now_ns, out)
+        r.requesters.observe(event, out, now_ns, new_rfq=new_rfq, is_ours=ours,
+                             creator_of_rfq=_Creators(r))
         return out
 
     def live_quote_ids(self) -> list[str]:
@@ -232,6 +254,11 @@ class Engine:
     def risk(self) -> RiskManager:
         """Limits, halt state and the daily loss stop."""
         return self.records.risk
+
+    @property
+    def requesters(self) -> RequesterBook:
+        """Per-requester statistics (persisted by the service, read by the pricers)."""
+        return self.records.requesters
 
     @property
     def md(self) -> MarketData:
@@ -307,6 +334,8 @@ class Engine:
             self.lastlook.on_exec_timer(arg)
         elif kind == "held":
             self.lastlook.on_held_timer(arg, out)
+        elif kind == MARKOUT_TIMER:
+            self.records.requesters.on_timer(arg, self.records.md, self.records.determined)
 
     def _on_kill(self, ev: E.KillSwitchChanged, now: int, out: list[C.Command]) -> None:
         if ev.halted:

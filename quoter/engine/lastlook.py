@@ -245,7 +245,8 @@ class LastLook:
             return res.reason, res.detail
         fair = res.fair_yes_micros
         bid = q.bid_for(side)
-        edge = (fair if side is Side.YES else MAX_PRICE_MICROS - fair) - bid
+        # Against the interval's end for the side hit when the value is a range (combos).
+        edge = res.value_micros(side) - bid
         fee = maker_fee_per_contract(market, bid, q.size_centi)
         detail = f"side={side.value} bid={bid} fair_yes={fair} edge={edge} fee={fee}"
         if bid <= 0 or edge - fee < st.lifecycle.last_look_min_edge_micros:

@@ -17,6 +17,7 @@ from quoter.engine.quoting import Quoting
 from quoter.engine.records import MS, Records
 from quoter.engine.routing import (
     NO_MARKET,
+    UNKNOWN_LEG,
 )
 from quoter.engine.tracker import QuoteTracker
 from quoter.engine.valuation import Valuation
@@ -59,9 +60,12 @@ class Market:
         self.r.fetching.pop(ev.market_ticker, None)
         for rfq_id in list(self.r.pending):
             rec = self.r.rfqs[rfq_id]
-            if ev.market_ticker in (rec.market_ticker, *self.valuation.needs(rec.rfq, None)):
+            legs = self.valuation.legs_of(rec.rfq, self.r.md.markets.get(rec.market_ticker))
+            if ev.market_ticker in (rec.market_ticker, *legs):
                 out.append(C.CancelTimer(f"pending:{rfq_id}"))
-                self.tracker.drop(rec, NO_MARKET, out, ev.reason)
+                # A combo whose leg the exchange does not know is declined as such.
+                why = NO_MARKET if ev.market_ticker == rec.market_ticker else UNKNOWN_LEG
+                self.tracker.drop(rec, why, out, f"{ev.market_ticker}: {ev.reason}")
 
     def on_lifecycle(self, ev: E.MarketLifecycleChanged, now: int, out: list[C.Command]) -> None:
         """Keep metadata and status current (kalshi-api.md §2.5; Kalshi's market lifecycle:

@@ -15,6 +15,7 @@ flat ``PricingCompleted`` event (strategies with ``quoting.isolation: process``)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from quoter.domain.events import PricingCompleted
 from quoter.domain.grid import PriceGrid
@@ -51,6 +52,13 @@ def _sane(p: Pricing) -> Pricing:
     for bid in (p.yes_bid_micros, p.no_bid_micros):
         if bid >= MAX_PRICE_MICROS:
             raise MoneyError(f"bid {bid} is not below $1")
+    low = 0 if p.fair_low_micros is None else p.fair_low_micros
+    high = MAX_PRICE_MICROS if p.fair_high_micros is None else p.fair_high_micros
+    for value in (p.fair_low_micros, p.fair_high_micros):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise MoneyError(f"fair bounds must be integer micro-dollars, got {value!r}")
+    if not 0 <= low <= high <= MAX_PRICE_MICROS:
+        raise MoneyError(f"fair bounds [{low}, {high}] are not an interval within $0..$1")
     return p
 
 
@@ -121,7 +129,7 @@ def finalize(pricing: Pricing, grid: PriceGrid, min_spread_micros: int) -> Prici
         return Decline("spread_unsatisfiable")
     if yes == 0 and no == 0:
         return Decline("empty_quote")
-    return Pricing(pricing.fair_yes_micros, yes, no)
+    return replace(pricing, yes_bid_micros=yes, no_bid_micros=no)
 
 
 def pricing_completed(
@@ -130,7 +138,9 @@ def pricing_completed(
     """Wrap a pricing result as the event answering ``PriceInPool`` ``request_id``."""
     if isinstance(result, Pricing):
         return PricingCompleted(rfq_id, request_id, ts_recv_ns, result.fair_yes_micros,
-                                result.yes_bid_micros, result.no_bid_micros)
+                                result.yes_bid_micros, result.no_bid_micros,
+                                fair_low_micros=result.fair_low_micros,
+                                fair_high_micros=result.fair_high_micros)
     # An empty reason would read as a pricing: keep a decline a decline.
     return PricingCompleted(rfq_id, request_id, ts_recv_ns, decline_reason=result.reason or
                             PRICER_ERROR, decline_detail=result.detail)
@@ -141,6 +151,7 @@ def result_of(ev: PricingCompleted) -> Pricing | Decline:
     if ev.decline_reason:
         return Decline(ev.decline_reason, ev.decline_detail)
     try:
-        return _sane(Pricing(ev.fair_yes_micros, ev.yes_bid_micros, ev.no_bid_micros))
+        return _sane(Pricing(ev.fair_yes_micros, ev.yes_bid_micros, ev.no_bid_micros,
+                             ev.fair_low_micros, ev.fair_high_micros))
     except MoneyError as exc:
         return Decline(PRICER_ERROR, str(exc))

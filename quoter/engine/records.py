@@ -18,6 +18,7 @@ from quoter.engine.exposure import ExposureBook
 from quoter.engine.lifecycle import QuoteRecord, RfqRecord
 from quoter.engine.marketdata import MarketData
 from quoter.engine.positions import PositionLedger
+from quoter.engine.requesters import RequesterBook
 from quoter.engine.risk import RiskManager
 from quoter.engine.strategy_set import Strategy
 
@@ -70,6 +71,8 @@ class Records:
         self.rfq_load: dict[str, Load] = {}
         self.prov_load: dict[str, tuple[str, int, int, int]] = {}
         self.ledger = PositionLedger()
+        #: What each requester has done with our quotes, and how our fills marked out.
+        self.requesters = RequesterBook(config.requesters.markout_horizons_ms)
         #: The strategy each RFQ was routed to.
         self.ctx: dict[str, Strategy] = {}
         # Parked RFQs in arrival order (value: arrival number), indexed by the markets they need.

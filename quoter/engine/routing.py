@@ -29,6 +29,7 @@ __all__ = [
     "RATE_BUDGET",
     "SELECTORS",
     "STALE_BOOK",
+    "UNKNOWN_LEG",
     "Route",
     "filtered",
     "risk",
@@ -37,6 +38,8 @@ __all__ = [
 
 NO_ROUTE: Final = "no_route"
 NO_MARKET: Final = "no_market"
+#: A combo leg's metadata could not be loaded (the exchange does not know the market).
+UNKNOWN_LEG: Final = "unknown_leg"
 NO_BOOK: Final = "no_book"
 STALE_BOOK: Final = "stale_book"
 HALTED: Final = "halted"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Final
 
 from quoter.config import LifecycleParams
@@ -57,12 +58,31 @@ class Valuation:
                                     strategy=strategy, detail=detail))
 
     @staticmethod
-    def needs(rfq: E.RfqReceived, market: MarketInfo | None) -> tuple[str, ...]:
-        """Markets whose books price this RFQ: the combo's legs, else the market itself."""
+    def legs_of(rfq: E.RfqReceived, market: MarketInfo | None) -> tuple[str, ...]:
+        """The combo's leg markets (empty for a single market)."""
+        legs = rfq.legs or (market.legs if market is not None else ())
+        return tuple(dict.fromkeys(leg.market_ticker for leg in legs))
+
+    def needs(self, rfq: E.RfqReceived, market: MarketInfo | None) -> tuple[str, ...]:
+        """Markets whose books price this RFQ: the combo's legs, else the market itself.
+
+        A determined leg needs no book (it prices at its settlement value) and may have none.
+        """
         legs = rfq.legs or (market.legs if market is not None else ())
         if legs:
-            return tuple(dict.fromkeys(leg.market_ticker for leg in legs))
+            return tuple(dict.fromkeys(
+                leg.market_ticker for leg in legs
+                if leg.yes_settlement_value_micros is None
+                and self.leg_value(leg.market_ticker) is None
+            ))
         return (rfq.market_ticker,)
+
+    def leg_value(self, ticker: str) -> int | None:
+        """A leg market's YES payout once it is determined (metadata or lifecycle), else None."""
+        m = self.r.md.markets.get(ticker)
+        if m is not None and m.settlement_value_micros is not None:
+            return m.settlement_value_micros
+        return self.r.determined.get(ticker)
 
     def close_fire_ns(self, market: MarketInfo, lc: LifecycleParams) -> int | None:
         """Engine time from which we stop trading a market (``cancel_before_close``)."""
@@ -108,10 +128,15 @@ class Valuation:
         """What the modules see; ``copy_books``: only the books needed, copied (for the pool)."""
         rfq = rec.rfq
         needs = self.needs(rfq, market)
-        legs = {
-            t: m for t in needs if t != market.ticker
-            and (m := self.r.md.markets.get(t)) is not None
-        }
+        legs: dict[str, MarketInfo] = {}
+        for t in self.legs_of(rfq, market):
+            m = self.r.md.markets.get(t)
+            if m is None or t == market.ticker:
+                continue
+            value = self.leg_value(t)
+            if m.settlement_value_micros is None and value is not None:
+                m = replace(m, settlement_value_micros=value)  # determined by a lifecycle event
+            legs[t] = m
         books: dict[str, OrderBook] = self.r.md.books
         if copy_books:
             books = {
@@ -123,6 +148,7 @@ class Valuation:
             position_centi=self.r.ledger.position_centi(market.ticker),
             event_position_centi=self.r.ledger.event_position_centi(market.event_ticker),
             size_centi=self.est_size(rfq), leg_markets=legs,
+            requester=self.r.requesters.stats(rfq.creator_id),
         )
 
     def conclude(

@@ -20,14 +20,15 @@ from quoter.domain.events import BookSnapshotReceived
 from quoter.domain.fees import FeeSchedule
 from quoter.domain.money import MoneyError
 from quoter.domain.types import MarketInfo
-from quoter.errors import ExchangeRejectedError, StrategyError
+from quoter.errors import DecodeError, ExchangeRejectedError, StrategyError, TransientError
 from quoter.kalshi.rest import KalshiRest
 from quoter.kalshi.rest_models import Market, Orderbook
 
 __all__ = ["KalshiExecution", "KalshiMarketData", "book_snapshot", "market_info"]
 
+log = structlog.get_logger(__name__)
+
 _QUOTE_PATH = "/communications/rfqs/{rfq_id}/quotes/{quote_id}"
-log = structlog.get_logger("quoter.kalshi.adapter")
 
 
 def _bad_id(method: str, path: str, exc: ValueError) -> ExchangeRejectedError:
@@ -108,17 +109,23 @@ class KalshiMarketData:
         self._depth = depth
         # Fee terms by series ticker: read once per series (``GET /series/{ticker}``).
         self._series_fees: dict[str, FeeSchedule] = {}
+        # Event ticker -> its ``mutually_exclusive`` flag (an event's structure does not change).
+        self._exclusive: dict[str, bool] = {}
 
     async def fetch_market(self, ticker: str) -> MarketInfo:
-        """Load a market's metadata, with its series' fee terms (they live on the series)."""
+        """Load a market's metadata, with its series' fee terms (they live on the series) and
+        its event's ``mutually_exclusive`` flag."""
         try:
             market = await self._rest.get_market(ticker)
         except ValueError as exc:
             raise _bad_id("GET", "/markets/{ticker}", exc) from exc
         info = market_info(market)  # a market we cannot use fails before any series read
-        if market.fee_type is not None:
+        if market.fee_type is None:
+            info = replace(info, fees=await self.series_fees(info.series_ticker))
+        if info.is_combo or not info.event_ticker:
             return info
-        return replace(info, fees=await self.series_fees(info.series_ticker))
+        exclusive = await self._event_exclusive(info.event_ticker)
+        return replace(info, mutually_exclusive=exclusive) if exclusive else info
 
     async def series_fees(self, series: str) -> FeeSchedule:
         """A series' fee schedule, cached. A transient failure propagates (the market load
@@ -138,6 +145,20 @@ class KalshiMarketData:
             log.warning("series_fees_unknown", series_ticker=series, fee_type=fees.fee_type.value)
         self._series_fees[series] = fees
         return fees
+
+    async def _event_exclusive(self, event_ticker: str) -> bool:
+        """The event's flag, cached; unknown (not readable) counts as "not proven" (False)."""
+        known = self._exclusive.get(event_ticker)
+        if known is not None:
+            return known
+        try:
+            event = await self._rest.get_event(event_ticker)
+        except (ExchangeRejectedError, DecodeError, TransientError, ValueError) as exc:
+            # Without the flag, combos over this event are priced within wider bounds only.
+            log.warning("event_unreadable", event_ticker=event_ticker, error=str(exc))
+            return False
+        self._exclusive[event_ticker] = event.mutually_exclusive
+        return event.mutually_exclusive
 
     async def fetch_book(self, ticker: str, ts_recv_ns: int) -> BookSnapshotReceived:
         """Load a market's full order book."""

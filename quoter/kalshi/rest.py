@@ -56,6 +56,8 @@ from quoter.kalshi.rest_models import (
     CommunicationsId,
     CreatedId,
     EndpointCosts,
+    Event,
+    EventResponse,
     ExchangeStatus,
     Fill,
     FillsPage,
@@ -596,6 +598,10 @@ class KalshiRest:
     async def get_series(self, ticker: str) -> Series:
         """Read a series: its fee type and multiplier (``.fees()``)."""
         return (await self._get("/series/{ticker}", SeriesResponse, {"ticker": ticker})).series
+
+    async def get_event(self, ticker: str) -> Event:
+        """Read one event (its ``mutually_exclusive`` flag prices combos, docs/strategies.md)."""
+        return (await self._get("/events/{ticker}", EventResponse, {"ticker": ticker})).event
 
     def iter_market_pages(self, **filters: Filter) -> AsyncIterator[MarketsPage]:
         """Iterate pages of ``GET /markets`` (filters: status, event_ticker, mve_filter, ...)."""

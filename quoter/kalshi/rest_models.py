@@ -42,7 +42,9 @@ __all__ = [
     "CreatedId",
     "EndpointCost",
     "EndpointCosts",
+    "Event",
     "EventPosition",
+    "EventResponse",
     "ExchangeIndexStatus",
     "ExchangeStatus",
     "Fill",
@@ -106,8 +108,9 @@ class MveLeg(_Model, frozen=True):
     yes_settlement_value_micros: int | None = None
 
     def to_domain(self) -> ComboLeg:
-        """Return the domain leg."""
-        return ComboLeg(self.event_ticker, self.market_ticker, self.side)
+        """Return the domain leg (with its settlement value once the leg is determined)."""
+        return ComboLeg(self.event_ticker, self.market_ticker, self.side,
+                        self.yes_settlement_value_micros)
 
 
 class Quote(_Model, frozen=True):
@@ -200,6 +203,11 @@ class PriceRange(_Model, frozen=True):
     step: str
 
 
+#: Statuses in which a market's result is known (its ``settlement_value`` is its payout).
+_PAID_OUT: Final = (MarketStatus.DETERMINED, MarketStatus.DISPUTED, MarketStatus.AMENDED,
+                    MarketStatus.FINALIZED, MarketStatus.SETTLED)
+
+
 class Market(_Model, frozen=True):
     """A market (kalshi-api.md §4.1)."""
 
@@ -235,6 +243,9 @@ class Market(_Model, frozen=True):
     fee_type: str | None = None
     fee_multiplier: str | None = None
     is_hvm: bool | None = None
+    strike_type: str | None = None
+    floor_strike: Decimal | None = None
+    cap_strike: Decimal | None = None
 
     def grid(self) -> PriceGrid:
         """The price grid: ``price_ranges`` if sent, else the structure's documented grid."""
@@ -281,6 +292,13 @@ class Market(_Model, frozen=True):
             mve_collection_ticker=self.mve_collection_ticker,
             legs=legs,
             exchange_index=self.exchange_index,
+            # Only a determined (or later) market has a payout; before that it is a leftover.
+            settlement_value_micros=(
+                self.settlement_value_micros if status in _PAID_OUT else None
+            ),
+            strike_type=self.strike_type or None,
+            floor_strike=None if self.floor_strike is None else Fraction(self.floor_strike),
+            cap_strike=None if self.cap_strike is None else Fraction(self.cap_strike),
         )
 
 
@@ -306,6 +324,20 @@ class SeriesResponse(_Model, frozen=True):
     """``GET /series/{ticker}``."""
 
     series: Series
+
+class Event(_Model, frozen=True):
+    """An event (``GET /events/{ticker}``): what it says about its markets' joint outcomes."""
+
+    event_ticker: str
+    series_ticker: str = ""
+    # At most one of the event's markets resolves YES.
+    mutually_exclusive: bool = False
+
+
+class EventResponse(_Model, frozen=True):
+    """``GET /events/{ticker}``."""
+
+    event: Event
 
 
 class MarketResponse(_Model, frozen=True):

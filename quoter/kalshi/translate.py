@@ -151,7 +151,14 @@ def _quote_or_none(value: int | None) -> int | None:
 def _rfq_created(frame: RfqCreatedFrame, ts: int, _yp: bool) -> list[Event]:
     m = frame.msg
     legs = tuple(
-        ComboLeg(event_ticker=leg.event_ticker, market_ticker=leg.market_ticker, side=leg.side)
+        ComboLeg(
+            event_ticker=leg.event_ticker, market_ticker=leg.market_ticker, side=leg.side,
+            # Set once the leg is determined: the combo prices that leg at it (§6).
+            yes_settlement_value_micros=(
+                None if leg.yes_settlement_value_dollars is None
+                else parse_dollars(leg.yes_settlement_value_dollars)
+            ),
+        )
         for leg in m.mve_selected_legs or ()
     )
     return [

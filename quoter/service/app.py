@@ -48,7 +48,12 @@ from quoter.runtime.driver import Runtime
 from quoter.runtime.prefilter import build_prefilter
 from quoter.runtime.pricing_pool import PricingPool
 from quoter.service.environment import Settings
-from quoter.service.hooks import ServiceHooks, StoreConfirmJournal, restore_risk_day
+from quoter.service.hooks import (
+    ServiceHooks,
+    StoreConfirmJournal,
+    restore_requesters,
+    restore_risk_day,
+)
 from quoter.service.http import (
     ControlHandlers,
     HealthStatus,
@@ -188,6 +193,7 @@ class Service:
         self.engine = Engine(self.config, perf_ns=self.perf, wall_offset_ns=wall_offset_ns)
         self._restore_positions()
         restore_risk_day(self.engine, self.store)
+        restore_requesters(self.engine, self.store)
         self.hooks = ServiceHooks(clock=self.clock, engine=self.engine, store=self.store,
                                   metrics=self.metrics, recorder=self.recorder,
                                   perf=self.perf)
@@ -448,7 +454,10 @@ class Service:
             log.info("service_stopped")
 
     def _save_positions(self) -> None:
-        self.store.save_positions(self.engine.ledger.snapshot(), self.clock.wall_ns())
+        wall = self.clock.wall_ns()
+        self.store.save_positions(self.engine.ledger.snapshot(), wall)
+        # Requesters changed since the last save (a restart resumes their profiles).
+        self.store.save_requester_stats(self.engine.requesters.take_dirty(), wall)
 
     async def _housekeeping(self) -> None:
         """Flush the store and recorder, snapshot positions, export gauges."""

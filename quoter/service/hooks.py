@@ -139,6 +139,7 @@ class ServiceHooks(RuntimeHooks):
                 "max_pending": max_pending,
                 "ledger": self.engine.ledger.snapshot(),
                 "risk_day": _day_payload(self.engine.risk.day_state()),
+                "requesters": self.engine.requesters.snapshot(),
             })
 
     def on_decision(self, decision: cmd.RecordDecision, now_ns: int) -> None:
@@ -323,6 +324,16 @@ def restore_risk_day(engine: Engine, store: Store) -> None:
             engine.risk.restore_day(key, start)
     except (ValueError, TypeError) as exc:
         log.warning("risk_day_unreadable", error=str(exc))
+
+
+def restore_requesters(engine: Engine, store: Store) -> None:
+    """Load the per-requester statistics saved by the service (``Service._save_positions``);
+    an unreadable row is logged and skipped (that requester starts afresh), never a crash."""
+    for creator, row in store.requester_stats().items():
+        try:
+            engine.requesters.restore({creator: row})
+        except (ValueError, TypeError, AttributeError) as exc:
+            log.warning("requester_stats_unreadable", creator_id=creator, error=str(exc))
 
 
 class StoreConfirmJournal:

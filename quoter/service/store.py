@@ -123,6 +123,14 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         value TEXT NOT NULL
     );
     """,
+    # v1 -> v2: per-requester statistics (``quoter.engine.requesters``), one row each.
+    """
+    CREATE TABLE requester_stats (
+        creator_id TEXT PRIMARY KEY,
+        stats TEXT NOT NULL,
+        ts_wall_ns INTEGER NOT NULL
+    );
+    """,
 )
 
 _SYNC_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -487,6 +495,27 @@ class Store:
                 ),
             )
         )
+
+    def save_requester_stats(
+        self, stats: Mapping[str, Mapping[str, Any]], wall_ns: int
+    ) -> None:
+        """Store (replace) the statistics of the requesters given, by ``creator_id``."""
+        if not stats:
+            return
+        self._commit(tuple(
+            (
+                "INSERT INTO requester_stats (creator_id, stats, ts_wall_ns) VALUES (?, ?, ?)"
+                " ON CONFLICT (creator_id) DO UPDATE SET stats = excluded.stats,"
+                " ts_wall_ns = excluded.ts_wall_ns",
+                (creator, _json(dict(row)), wall_ns),
+            )
+            for creator, row in stats.items()
+        ))
+
+    def requester_stats(self) -> dict[str, dict[str, Any]]:
+        """Every stored requester's statistics, by ``creator_id``."""
+        rows = self._db.execute("SELECT creator_id, stats FROM requester_stats ORDER BY creator_id")
+        return {str(c): json.loads(text) for c, text in rows}
 
     def record_halt(self, halted: bool, reason: str, source: str, wall_ns: int) -> None:
         """Record a halt (``halted=True``) or resume, and who asked for it."""

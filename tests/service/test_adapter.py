@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 import httpx
 import pytest
@@ -269,6 +270,40 @@ async def test_an_unknown_series_gets_the_default_fees_and_a_failure_propagates(
     assert info.fees == FeeSchedule()
     await md.fetch_market("KXQ-26-A")
     assert calls["n"] == 2  # the 404's default is cached
+
+async def test_market_structure_for_combo_pricing_via_mock() -> None:
+    """Strikes, the settlement value and the event's ``mutually_exclusive`` flag reach the
+    engine (combo pricing, issue 9); the event is read once per event, and an unreadable one
+    proves nothing rather than failing the market."""
+    paths: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path.removeprefix("/trade-api/v2"))
+        if request.url.path.endswith("/events/KXRACE-26JAN01"):
+            return httpx.Response(200, json={"event": {
+                "event_ticker": "KXRACE-26JAN01", "mutually_exclusive": True}, "markets": []})
+        if "/events/" in request.url.path or "/series/" in request.url.path:
+            return httpx.Response(404, json={"error": {"code": "not_found", "message": "no"}})
+        ticker = request.url.path.rsplit("/", 1)[1]
+        event = ticker.rsplit("-", 1)[0]
+        market = {"ticker": ticker, "status": "active", "event_ticker": event,
+                  "price_level_structure": "linear_cent"}
+        if event == "KXGAME-26JAN01":
+            market |= {"status": "determined", "strike_type": "greater", "floor_strike": 6.5,
+                       "settlement_value_dollars": "1.0000"}
+        return httpx.Response(200, json={"market": market})
+
+    rest = _mock_rest(httpx.MockTransport(handle))
+    md = KalshiMarketData(rest)
+    a = await md.fetch_market("KXRACE-26JAN01-A")
+    b = await md.fetch_market("KXRACE-26JAN01-B")
+    assert a.mutually_exclusive
+    assert b.mutually_exclusive
+    assert paths.count("/events/KXRACE-26JAN01") == 1
+    g = await md.fetch_market("KXGAME-26JAN01-W7")
+    assert (g.strike_type, g.floor_strike, g.settlement_value_micros) == (
+        "greater", Fraction(13, 2), 1_000_000)
+    assert not g.mutually_exclusive
     await rest.aclose()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from hypothesis import strategies as st
 
@@ -76,8 +77,10 @@ def pricing_input(
     requester: RequesterStats | None = None,
     mkt: MarketInfo | None = None,
     legs: tuple[ComboLeg, ...] = (),
+    leg_markets: Mapping[str, MarketInfo] | None = None,
 ) -> PricingInput:
-    """A pricing input around one market (or a combo with ``legs``)."""
+    """A pricing input around one market (or a combo with ``legs``; their markets are plain
+    active markets unless ``leg_markets`` says otherwise)."""
     return PricingInput(
         rfq=rfq(ticker, size_centi, legs),
         market=mkt or market(ticker, legs=legs),
@@ -87,7 +90,21 @@ def pricing_input(
         event_position_centi=event_position_centi,
         size_centi=size_centi,
         requester=requester or RequesterStats(),
+        leg_markets=(
+            leg_markets if leg_markets is not None
+            else {leg.market_ticker: leg_market(leg) for leg in legs}
+        ),
     )
+
+
+def leg_market(leg: ComboLeg, **kw: object) -> MarketInfo:
+    """An active market for a combo leg, in the leg's event (series = event up to "-")."""
+    m = MarketInfo(
+        ticker=leg.market_ticker, event_ticker=leg.event_ticker,
+        series_ticker=leg.event_ticker.split("-", 1)[0], status=MarketStatus.ACTIVE,
+        grid=grid_for_structure("linear_cent"),
+    )
+    return replace(m, **kw)  # type: ignore[arg-type]
 
 
 @st.composite

@@ -144,13 +144,13 @@ def test_requester_profile() -> None:
     r = RequesterProfile(RequesterProfileParams.model_validate(
         {"min_accepts": 3, "widen_below_dollars": "0.00", "widen_factor_bps": 5_000,
          "max_widen_dollars": "0.03", "decline_below_dollars": "-0.05"}))
-    unknown = RequesterStats(accepts=2, markout_sum_micros=-1_000_000)
+    unknown = RequesterStats(markout_count=2, markout_sum_micros=-1_000_000)
     assert r.adjust(pricing_input(requester=unknown), BASE) == BASE
-    good = RequesterStats(accepts=10, markout_sum_micros=50_000)
+    good = RequesterStats(markout_count=10, markout_sum_micros=50_000)
     assert r.adjust(pricing_input(requester=good), BASE) == BASE
-    meh = RequesterStats(accepts=10, markout_sum_micros=-200_000)  # avg -0.02 -> widen 0.01
+    meh = RequesterStats(markout_count=10, markout_sum_micros=-200_000)  # avg -0.02 -> widen 0.01
     assert r.adjust(pricing_input(requester=meh), BASE) == Pricing(500_000, 470_000, 470_000)
-    bad = RequesterStats(accepts=4, markout_sum_micros=-240_000)  # avg -0.06
+    bad = RequesterStats(markout_count=4, markout_sum_micros=-240_000)  # avg -0.06
     out = r.adjust(pricing_input(requester=bad), BASE)
     assert isinstance(out, Decline)
     assert out.reason == "toxic_requester"
