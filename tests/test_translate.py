@@ -223,7 +223,10 @@ def test_fills_agree_and_match_demo_ground_truth() -> None:
     assert current.post_position_centi == 100
     assert current.ts_ms == 1_783_536_076_000
     assert not current.is_taker
-    assert dataclasses.replace(current, client_order_id="") == legacy
+    # The legacy frame states no fee: the same fill, with its fee marked unknown.
+    assert current.fee_known
+    assert not legacy.fee_known
+    assert dataclasses.replace(current, client_order_id="", fee_known=False) == legacy
 
 
 def test_no_side_fill() -> None:

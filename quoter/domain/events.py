@@ -98,8 +98,10 @@ class QuoteAccepted:
     quote_id: str
     rfq_id: str
     market_ticker: str
-    yes_bid_micros: int
-    no_bid_micros: int
+    # The accepted quote's bids as the frame states them (None when it does not): the engine
+    # uses its own quote record's prices.
+    yes_bid_micros: int | None
+    no_bid_micros: int | None
     accepted_side: Side | None
     ts_recv_ns: int
     contracts_accepted_centi: int | None = None
@@ -142,6 +144,9 @@ class FillReceived:
     post_position_centi: int | None = None
     client_order_id: str = ""
     ts_ms: int | None = None
+    #: False when the frame carried no fee (legacy fill frames): ``fee_micros`` is then 0 and
+    #: the REST copy of the fill brings the fee (``PositionLedger.merge_fee``).
+    fee_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -321,6 +321,10 @@ class LastLook:
         """
         self.valuation.note_day(now)  # a new day starts before this fill's PnL is booked
         if not self.r.ledger.book_fill(ev):
+            # A duplicate; if the first copy came without its fee (a legacy frame), this one
+            # brings it.
+            if self.r.ledger.merge_fee(ev):
+                self.valuation.note_day(now)
             return None
         qid = self.r.orders.get(ev.order_id)
         if qid is not None and qid in self.r.quotes:

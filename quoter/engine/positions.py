@@ -86,6 +86,8 @@ class PositionLedger:
         self._event_of: dict[str, str] = {}
         self._series_of: dict[str, str] = {}
         self._trade_ids: dict[str, None] = {}
+        # Trades booked from a frame that carried no fee (legacy fill frames): market by id.
+        self._fee_unknown: dict[str, str] = {}
         #: Called with a market's ticker after its position or cost basis changed.
         self.on_position: Callable[[str], None] | None = None
         # Running sums so the per-RFQ queries cost O(1), not O(markets ever traded).
@@ -147,11 +149,29 @@ class PositionLedger:
         new = _booked(old, fill)
         # Nothing above can have changed the ledger; from here on nothing can fail.
         self._trade_ids[fill.trade_id] = None
+        if not fill.fee_known:
+            self._fee_unknown[fill.trade_id] = fill.market_ticker
         self._markets[fill.market_ticker] = new
         self._moved(fill.market_ticker, new.position_centi - old.position_centi,
                     new.realized_pnl_micros - old.realized_pnl_micros)
         if self.on_position is not None:
             self.on_position(fill.market_ticker)
+        return True
+
+    def merge_fee(self, fill: FillReceived) -> bool:
+        """A copy of a trade booked without its fee (a legacy fill frame) that carries the fee:
+        add the fee once. True if it changed the ledger."""
+        ticker = self._fee_unknown.get(fill.trade_id)
+        if ticker is None or not fill.fee_known or fill.market_ticker != ticker:
+            return False
+        check_fill(fill)
+        del self._fee_unknown[fill.trade_id]
+        pos = self._markets[ticker]
+        pos.fees_micros += fill.fee_micros
+        pos.realized_pnl_micros -= fill.fee_micros
+        self._moved(ticker, 0, -fill.fee_micros)
+        if self.on_position is not None:
+            self.on_position(ticker)
         return True
 
     def settle(self, ticker: str, yes_value_micros: int) -> int:
@@ -247,6 +267,7 @@ class PositionLedger:
             "event_of": dict(self._event_of),
             "series_of": dict(self._series_of),
             "trade_ids": list(self._trade_ids),
+            "fee_unknown": dict(self._fee_unknown),
         }
 
     @classmethod
@@ -260,6 +281,7 @@ class PositionLedger:
         ledger._event_of = {str(k): str(v) for k, v in data["event_of"].items()}
         ledger._series_of = {str(k): str(v) for k, v in data["series_of"].items()}
         ledger._trade_ids = dict.fromkeys(str(t) for t in data["trade_ids"])
+        ledger._fee_unknown = {str(k): str(v) for k, v in data.get("fee_unknown", {}).items()}
         ledger._reindex()
         return ledger
 

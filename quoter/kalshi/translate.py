@@ -138,6 +138,12 @@ def _bid(dollars: str | None, cents: int | None, what: str) -> int:
     return check_bid(_need(_money(dollars, cents), what))
 
 
+def _optional_bid(dollars: str | None, cents: int | None) -> int | None:
+    # An accept may omit the quote's bids: our quote record has them.
+    value = _money(dollars, cents)
+    return None if value is None else check_bid(value)
+
+
 def _quote_or_none(value: int | None) -> int | None:
     # Ticker top of book uses $0 for "no bid" and $1 for "no ask": not prices.
     if value is None or not 0 < value < MAX_PRICE_MICROS:
@@ -213,8 +219,8 @@ def _quote_accepted(frame: QuoteAcceptedFrame, ts: int, _yp: bool) -> list[Event
             quote_id=m.quote_id,
             rfq_id=m.rfq_id,
             market_ticker=m.market_ticker,
-            yes_bid_micros=_bid(m.yes_bid_dollars, m.yes_bid, "yes_bid_dollars"),
-            no_bid_micros=_bid(m.no_bid_dollars, m.no_bid, "no_bid_dollars"),
+            yes_bid_micros=_optional_bid(m.yes_bid_dollars, m.yes_bid),
+            no_bid_micros=_optional_bid(m.no_bid_dollars, m.no_bid),
             accepted_side=m.accepted_side,
             ts_recv_ns=ts,
             contracts_accepted_centi=_qty(m.contracts_accepted_fp, m.contracts_accepted),
@@ -341,7 +347,7 @@ def _fill(frame: FillFrame, ts: int, _yp: bool) -> list[Event]:
     if yes_price is None:
         no_price = _money(m.no_price_dollars, m.no_price)
         yes_price = None if no_price is None else MAX_PRICE_MICROS - check_price(no_price)
-    # Legacy fill frames carried no fee; 0 here, the fee is reconciled from REST fills.
+    # Legacy fill frames carried no fee: 0 and fee_known=False; the REST copy brings it.
     fee = parse_dollars(m.fee_cost) if m.fee_cost is not None else 0
     ts_ms = m.ts_ms if m.ts_ms is not None else (None if m.ts is None else m.ts * 1000)
     return [
@@ -354,6 +360,7 @@ def _fill(frame: FillFrame, ts: int, _yp: bool) -> list[Event]:
             yes_price_micros=check_price(_need(yes_price, "yes_price_dollars")),
             count_centi=_need(_qty(m.count_fp, m.count), "count_fp"),
             fee_micros=fee,
+            fee_known=m.fee_cost is not None,
             is_taker=m.is_taker,
             ts_recv_ns=ts,
             post_position_centi=_qty(m.post_position_fp, m.post_position),

@@ -85,7 +85,7 @@ def fill_from_row(row: FillRow) -> ev.FillReceived:
         yes_price_micros=row.yes_price_micros, count_centi=row.count_centi,
         fee_micros=row.fee_micros, is_taker=row.is_taker, ts_recv_ns=0,
         post_position_centi=row.post_position_centi, client_order_id=row.client_order_id,
-        ts_ms=row.exchange_ts_ms,
+        ts_ms=row.exchange_ts_ms, fee_known=row.fee_known,
     )
 
 
@@ -244,7 +244,11 @@ class Service:
         replayed = 0
         for row in self.store.fills():
             try:
-                replayed += self.engine.ledger.book_fill(fill_from_row(row))
+                fill = fill_from_row(row)
+                if self.engine.ledger.book_fill(fill):
+                    replayed += 1
+                else:  # in the snapshot already; its fee may have arrived since
+                    self.engine.ledger.merge_fee(fill)
             except MoneyError as exc:  # stored before fills were checked at the edge
                 log.error("stored_fill_refused", trade_id=row.trade_id, error=str(exc))
         log.info("positions_restored", snapshot=latest is not None, fills_replayed=replayed,

@@ -131,6 +131,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         ts_wall_ns INTEGER NOT NULL
     );
     """,
+    # v2 -> v3: whether a fill's fee is known (a legacy fill frame carries none; its REST copy
+    # brings it later).
+    """
+    ALTER TABLE fills ADD COLUMN fee_known INTEGER NOT NULL DEFAULT 1;
+    """,
 )
 
 _SYNC_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -194,6 +199,7 @@ class FillRow:
     post_position_centi: int | None
     exchange_ts_ms: int | None
     recv_wall_ns: int
+    fee_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,21 +471,27 @@ class Store:
         return None if row is None else ConfirmState(row[0])
 
     def record_fill(self, fill: FillReceived, wall_ns: int) -> bool:
-        """Store a fill once; False if its ``trade_id`` was already stored (a duplicate)."""
-        (cur,) = self._commit(
+        """Store a fill once; False if its ``trade_id`` was already stored (a duplicate). A
+        duplicate that knows the fee the stored copy lacked (a legacy frame) fills it in."""
+        (cur, _) = self._commit(
             (
                 (
                     "INSERT INTO fills (trade_id, order_id, client_order_id, market_ticker,"
                     " outcome_side, book_side, yes_price_micros, count_centi, fee_micros,"
-                    " is_taker, post_position_centi, exchange_ts_ms, recv_wall_ns)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " is_taker, post_position_centi, exchange_ts_ms, recv_wall_ns, fee_known)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (trade_id) DO NOTHING",
                     (
                         fill.trade_id, fill.order_id, fill.client_order_id, fill.market_ticker,
                         str(fill.outcome_side), str(fill.book_side), fill.yes_price_micros,
                         fill.count_centi, fill.fee_micros, int(fill.is_taker),
-                        fill.post_position_centi, fill.ts_ms, wall_ns,
+                        fill.post_position_centi, fill.ts_ms, wall_ns, int(fill.fee_known),
                     ),
+                ),
+                (
+                    "UPDATE fills SET fee_micros = ?, fee_known = 1"
+                    " WHERE trade_id = ? AND fee_known = 0 AND ?",
+                    (fill.fee_micros, fill.trade_id, int(fill.fee_known)),
                 ),
             )
         )
@@ -562,7 +574,7 @@ class Store:
         sql = (
             "SELECT trade_id, order_id, client_order_id, market_ticker, outcome_side, book_side,"
             " yes_price_micros, count_centi, fee_micros, is_taker, post_position_centi,"
-            " exchange_ts_ms, recv_wall_ns FROM fills"
+            " exchange_ts_ms, recv_wall_ns, fee_known FROM fills"
         )
         params: tuple[str, ...] = ()
         if market_ticker is not None:
@@ -571,7 +583,7 @@ class Store:
         rows = self._db.execute(sql + " ORDER BY rowid", params).fetchall()
         return [
             FillRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]), r[10],
-                    r[11], r[12])
+                    r[11], r[12], bool(r[13]))
             for r in rows
         ]
 
