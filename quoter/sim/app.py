@@ -61,6 +61,7 @@ from quoter.kalshi.ratelimit import (
     kind_for_method,
 )
 from quoter.sim import wire
+from quoter.sim.accounts_api import open_account, parse_account_request
 from quoter.sim.exchange import OutMessage, SimError, SimExchange
 from quoter.sim.faults_api import FaultHooks, NoFaults
 
@@ -270,6 +271,7 @@ class SimServer:
             r("GET", "/account/limits", self._account_limits),
             r("GET", "/account/endpoint_costs", self._endpoint_costs),
             Route("/sim/ledger", self._ledger, methods=["GET"]),
+            Route("/sim/accounts", self._open_account, methods=["POST"]),
             WebSocketRoute(WS_PATH, self._ws_endpoint),
         ]
 
@@ -637,6 +639,21 @@ class SimServer:
         if host not in _LOOPBACK:
             return _err(403, "forbidden", "the ledger is served to loopback clients only")
         return JSONResponse(self.exchange.ledger_snapshot())
+
+    async def _open_account(self, request: Request) -> Response:
+        # Not a Kalshi endpoint: accounts and keys are made on Kalshi's website (see
+        # quoter.sim.accounts_api). Loopback only, like the ledger.
+        host = request.client.host if request.client else ""
+        if host not in _LOOPBACK:
+            return _err(403, "forbidden", "accounts are opened by loopback clients only", "sim")
+        try:
+            req = parse_account_request(await _json_body(request))
+            acct = open_account(self.exchange, req.user_id, req.public_key,
+                                balance_micros=req.balance_micros)
+        except SimError as exc:
+            return _err(exc.status, exc.code, exc.message, "sim")
+        log.info("sim_account_opened", user_id=acct.user_id, key_id=acct.api_key_id)
+        return JSONResponse(acct.to_json(), status_code=201)
 
     # --- WebSocket -------------------------------------------------------------------------
 
