@@ -56,6 +56,9 @@ class ExchangeBase(ABC):
         self._rfqs: dict[str, SimRfq] = {}
         # Indices so hot paths never scan history: open RFQs, and every quote by its RFQ.
         self._open_rfqs: dict[str, SimRfq] = {}
+        #: Open RFQs by creator then market (one per market per user): O(1) create checks
+        #: when a load world keeps tens of thousands open.
+        self._open_by_user: dict[str, dict[str, SimRfq]] = {}
         self._quotes_by_rfq: dict[str, list[SimQuote]] = {}
         self._quotes: dict[str, SimQuote] = {}
         self._timers: list[tuple[int, int, str, str]] = []

@@ -171,6 +171,7 @@ class World:
             "markets_active": len(self._singles) + len(self._combos),
             "markets_settled": self.settled,
             "rfqs_created": self.requesters.created,
+            "rfqs_capped": self.requesters.capped,
             "rfqs_accepted": self.requesters.accepted,
             "quotes_confirmed": self.makers.confirmed,
             "burst_rfqs_created": self.burst.created,
