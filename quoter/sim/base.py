@@ -19,6 +19,7 @@ from quoter.clock import Clock
 from quoter.domain.money import MoneyError
 from quoter.domain.types import MarketStatus, Side
 from quoter.sim.books import MarketBook, RestingOrder
+from quoter.sim.history import MarketHistory, OrderRecord
 from quoter.sim.models import (
     Account,
     ExchangeConfig,
@@ -64,6 +65,8 @@ class ExchangeBase(ABC):
         self._timers: list[tuple[int, int, str, str]] = []
         self._seq = 0
         self.fees_collected_micros = 0
+        #: Trades, orders and minute candles for the history endpoints.
+        self.history = MarketHistory()
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -79,6 +82,13 @@ class ExchangeBase(ABC):
     def _emit(self, out: OutMessage) -> None:
         for fn in self._listeners:
             fn(out)
+
+    def _record_order(self, order_id: str, user_id: str, coid: str, m: SimMarket, side: Side,
+                      price_micros: int, qty_centi: int) -> None:
+        """Remember an order for ``GET /portfolio/orders`` before it trades or rests."""
+        self.history.orders[order_id] = OrderRecord(
+            order_id, user_id, coid, m.ticker, side, price_micros, qty_centi, self._wall(),
+            m.exchange_index, updated_wall_ns=self._wall())
 
     def _new_id(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
