@@ -7,13 +7,19 @@ DEMO_SECONDS ?= 60
 
 .PHONY: install test lint typecheck unit demo bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	# The official SDK declares Python>=3.13 but its generated models import on 3.11;
 	# it is used only by the conformance tests.
 	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python 'kalshi-python-sync>=3.34'
+	# The conformance suite's other clients (tests/conformance/). The official async SDK and
+	# kalshi-sdk declare Python>=3.13 / >=3.12 but import on 3.11: installed like the sync
+	# SDK, their runtime deps in the dev extra. kyro installs normally.
+	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python \
+		'kalshi-python-async>=3.34' 'kalshi-sdk>=22.4'
+	$(BIN)/python -m pip install -q 'kyro>=0.1.2'
 	$(BIN)/python -m pip install -q -e tests/thirdparty_pricer
 	touch $(STAMP)
 

@@ -24,12 +24,16 @@ from pydantic import ValidationError
 from quoter.clock import LiveClock
 from quoter.errors import ConfigError
 from quoter.observability.logging import configure_logging
+from quoter.sim.accounts_api import check_user_id
 from quoter.sim.config import FaultConfig, SimConfig, load_sim_config
-from quoter.sim.exchange import ExchangeConfig, SimExchange
+from quoter.sim.exchange import ExchangeConfig, SimError, SimExchange
 from quoter.sim.faults import FaultInjector, fault_routes
 from quoter.sim.world import World
 
-__all__ = ["is_loopback", "register", "run"]
+__all__ = ["REQUESTER_USER_ID", "is_loopback", "register", "run"]
+
+#: The account ``--requester-key`` opens.
+REQUESTER_USER_ID = "quoter-requester"
 
 _EPILOG = """\
 knobs (a --world YAML sets everything; see config/sim-world.yaml; flags override it):
@@ -43,6 +47,8 @@ knobs (a --world YAML sets everything; see config/sim-world.yaml; flags override
                live: curl -X POST http://HOST:PORT/sim/faults -d '{"cut_connections": true}'
                (also: restart_lose_open_quotes); GET /sim/faults shows config and counters
   ground truth GET /sim/ledger (balances, positions and fills of every account)
+  accounts     --requester-key PATH / --account USER_ID at start; live: POST /sim/accounts
+               {"user_id", "public_key_pem", "balance_dollars"?} -> api_key_id
 Only loopback hosts are accepted: the simulator is a test tool, not a service.
 """
 
@@ -66,6 +72,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--faults", type=Path, metavar="FILE", help="initial fault config YAML")
     p.add_argument("--key-dir", type=Path, metavar="DIR",
                    help="where to write the demo key (default: a new temp dir)")
+    p.add_argument("--requester-key", type=Path, metavar="PATH",
+                   help="also open the account 'quoter-requester' (to create RFQs and accept "
+                        "quotes) with a fresh key written to PATH (0600)")
+    p.add_argument("--account", action="append", default=[], metavar="USER_ID",
+                   help="open another account with a key in --key-dir (repeatable); "
+                        "at run time: POST /sim/accounts")
     p.add_argument("--rfq-rate", type=float, metavar="PER_S", help="RFQs/s per requester")
     p.add_argument("--requesters", type=int, metavar="N", help="uninformed requester accounts")
     p.add_argument("--informed", type=int, metavar="N", help="informed (toxic) requester accounts")
@@ -130,6 +142,20 @@ def _build_config(args: argparse.Namespace) -> SimConfig:
     return _set(cfg, world=w)  # type: ignore[no-any-return]
 
 
+def _check_accounts(args: argparse.Namespace, cfg: SimConfig) -> None:
+    """Refuse bad or repeated ``--account`` names (they also name key files) up front."""
+    users = [cfg.world.demo_user_id, *([REQUESTER_USER_ID] if args.requester_key else []),
+             *args.account]
+    for user in args.account:
+        try:
+            check_user_id(user)
+        except SimError as exc:
+            raise ConfigError(f"--account {user!r}: {exc.message}") from None
+    repeated = sorted({u for u in users if users.count(u) > 1})
+    if repeated:
+        raise ConfigError(f"--account: account(s) {repeated} already exist")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the simulator until SIGINT/SIGTERM; 2 on a bad host or config."""
     if not is_loopback(args.host):
@@ -138,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         cfg = _build_config(args)
+        _check_accounts(args, cfg)
     except ConfigError as exc:
         print(f"quoter sim: {exc}", file=sys.stderr)
         return 2
@@ -160,6 +187,14 @@ async def _serve(args: argparse.Namespace, cfg: SimConfig, clock: LiveClock) -> 
     key_dir = args.key_dir or Path(tempfile.mkdtemp(prefix="quoter-sim-"))
     key_path = (key_dir / f"{cfg.world.demo_user_id}.pem").resolve()
     key_id = world.register_demo_key(key_path)
+    extra = [(REQUESTER_USER_ID, args.requester_key)] if args.requester_key else []
+    extra += [(user, key_dir / f"{user}.pem") for user in args.account]
+    try:
+        accounts = [(world.open_keyed_account(user, path), path.resolve())
+                    for user, path in extra]
+    except SimError as exc:
+        print(f"quoter sim: {exc.message}", file=sys.stderr)
+        return 2
     faults = FaultInjector(clock, cfg.faults, seed=args.seed, exchange=exchange)
 
     stop = asyncio.Event()
@@ -177,6 +212,9 @@ async def _serve(args: argparse.Namespace, cfg: SimConfig, clock: LiveClock) -> 
             f"user_id: {cfg.world.demo_user_id}\n"
             f"api_key_id: {key_id}\n"
             f"private_key_file: {key_path}\n"
+            + "".join(f"account: {a.user_id} api_key_id={a.api_key_id} "
+                      f"private_key_file={path}\n" for a, path in accounts)
+            + f"accounts: {origin}/sim/accounts\n"
             f"fault_control: {origin}/sim/faults\n"
             f"ledger: {origin}/sim/ledger\n"
             "ready (Ctrl-C to stop)",

@@ -125,6 +125,16 @@ class AccountsMixin(ExchangeBase):
             wall_ns=now,
         )
         acct.fills.append(fill)
+        order = self.history.orders.get(order_id)
+        if order is not None:
+            order.filled_centi += qty
+            order.updated_wall_ns = now
+            if is_taker:
+                order.taker_cost_micros += cost
+                order.taker_fees_micros += fee
+            else:
+                order.maker_cost_micros += cost
+                order.maker_fees_micros += fee
         only = frozenset({user_id})
         self._emit(OutMessage("fill", "fill", wire.fill_msg(fill), m.ticker, only))
         self._emit(OutMessage("market_positions", "market_position",

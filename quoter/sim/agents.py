@@ -205,6 +205,8 @@ class Requesters:
         self._open: dict[str, _OpenRfq] = {}
         self.accepted = 0
         self.created = 0
+        #: Arrivals lost because the requester had no market left to ask on.
+        self.capped = 0
 
     @property
     def user_ids(self) -> list[str]:
@@ -230,6 +232,19 @@ class Requesters:
         if not pool:
             return
         market = pool[rng.randrange(len(pool))]
+        busy = self._ex.open_rfq_tickers(user)
+        if market.ticker in busy or len(busy) >= self._ex.config.max_open_rfqs:
+            # Kalshi allows one open RFQ per market per user (and a cap per user): instead of
+            # a refused create, ask on a market of the same kind (single or combo) this
+            # requester is free on. When there is none, the arrival is lost and counted: the
+            # world's offered rate has reached its ceiling (requesters x min(markets,
+            # max_open_rfqs) / mean RFQ lifetime).
+            free = ([m for m in pool if m.ticker not in busy]
+                    if len(busy) < self._ex.config.max_open_rfqs else [])
+            if not free:
+                self.capped += 1
+                return
+            market = free[rng.randrange(len(free))]
         contracts_centi: int | None = None
         target_cost_micros: int | None = None
         if rng.random() < self._cfg.target_cost_fraction:

@@ -61,6 +61,7 @@ from quoter.kalshi.ratelimit import (
     kind_for_method,
 )
 from quoter.sim import wire
+from quoter.sim.accounts_api import open_account, parse_account_request
 from quoter.sim.exchange import OutMessage, SimError, SimExchange
 from quoter.sim.faults_api import FaultHooks, NoFaults
 
@@ -251,6 +252,7 @@ class SimServer:
             r("PUT", "/communications/rfqs/{rfq_id}/quotes/{quote_id}/accept", self._accept),
             r("GET", "/markets", self._list_markets, public=True),
             r("GET", "/markets/orderbooks", self._orderbooks, public=True),
+            r("GET", "/markets/trades", self._trades, public=True),
             r("GET", "/markets/{ticker}", self._get_market, public=True),
             r("GET", "/markets/{ticker}/orderbook", self._orderbook, public=True),
             r("GET", "/events", self._list_events, public=True),
@@ -262,6 +264,12 @@ class SimServer:
             r("GET", "/series", self._list_series, public=True),
             r("GET", "/series/fee_changes", self._fee_changes, public=True),
             r("GET", "/series/{ticker}", self._get_series, public=True),
+            r("GET", "/series/{series}/markets/{ticker}/candlesticks", self._candlesticks,
+              public=True),
+            r("GET", "/multivariate_event_collections", self._collections, public=True),
+            r("GET", "/multivariate_event_collections/{ticker}", self._collection, public=True),
+            r("GET", "/portfolio/orders", self._orders),
+            r("GET", "/portfolio/orders/{order_id}", self._order),
             r("GET", "/portfolio/positions", self._positions),
             r("GET", "/portfolio/balance", self._balance),
             r("GET", "/portfolio/fills", self._fills),
@@ -270,6 +278,7 @@ class SimServer:
             r("GET", "/account/limits", self._account_limits),
             r("GET", "/account/endpoint_costs", self._endpoint_costs),
             Route("/sim/ledger", self._ledger, methods=["GET"]),
+            Route("/sim/accounts", self._open_account, methods=["POST"]),
             WebSocketRoute(WS_PATH, self._ws_endpoint),
         ]
 
@@ -444,6 +453,62 @@ class SimServer:
             books.append({"ticker": t, **wire.orderbook_json(ex.book(t))})
         return JSONResponse({"orderbooks": books})
 
+    async def _trades(self, request: Request, user: str) -> Response:
+        p = request.query_params
+        lo, hi = _ts_range(p)
+        rows = [t for t in reversed(self.exchange.history.trades)
+                if (p.get("ticker") is None or t.ticker == p.get("ticker"))
+                and lo <= t.wall_ns < hi]
+        page, cursor = _page(rows, p, default=100, maximum=1000)
+        return JSONResponse({"trades": [wire.trade_json(t) for t in page], "cursor": cursor})
+
+    async def _candlesticks(self, request: Request, user: str) -> Response:
+        p = request.query_params
+        ticker = request.path_params["ticker"]
+        m = self.exchange.get_market(ticker)
+        if m.series_ticker != request.path_params["series"]:
+            raise SimError(404, "not_found", f"market {ticker} is not in that series")
+        try:
+            start_s, end_s, period = (int(p["start_ts"]), int(p["end_ts"]),
+                                      int(p["period_interval"]))
+        except KeyError as exc:
+            raise SimError(400, "invalid_parameters", f"{exc.args[0]} is required") from None
+        if period not in (1, 60, 1440):
+            raise SimError(400, "invalid_parameters", "period_interval must be 1, 60 or 1440")
+        if start_s > end_s:
+            raise SimError(400, "invalid_parameters", "start_ts is after end_ts")
+        candles = self.exchange.history.candles(ticker, start_s * 10**9, end_s * 10**9, period)
+        return JSONResponse({"ticker": ticker,
+                             "candlesticks": [wire.candle_json(c) for c in candles]})
+
+    def _collection_view(self, ticker: str) -> dict[str, Any] | None:
+        ex = self.exchange
+        combos = [m for m in ex.list_markets() if m.mve_collection_ticker == ticker]
+        if not combos:
+            return None
+        opened = min(ex.market_created_wall_ns(m.ticker) for m in combos)
+        closes = [m.close_ts_ms * 10**6 for m in combos if m.close_ts_ms is not None]
+        return wire.collection_json(ticker, combos, opened, max(closes, default=opened))
+
+    async def _collections(self, request: Request, user: str) -> Response:
+        p = request.query_params
+        tickers = dict.fromkeys(m.mve_collection_ticker for m in self.exchange.list_markets()
+                                if m.mve_collection_ticker)
+        views = [v for t in tickers if t and (v := self._collection_view(t)) is not None]
+        views = [v for v in views
+                 if (p.get("series_ticker") is None or v["series_ticker"] == p["series_ticker"])
+                 and (p.get("associated_event_ticker") is None
+                      or p["associated_event_ticker"] in v["associated_event_tickers"])]
+        page, cursor = _page(views, p, default=100, maximum=200)
+        return JSONResponse({"multivariate_contracts": page, "cursor": cursor})
+
+    async def _collection(self, request: Request, user: str) -> Response:
+        ticker = request.path_params["ticker"]
+        view = self._collection_view(ticker)
+        if view is None:
+            raise SimError(404, "not_found", f"collection {ticker} not found")
+        return JSONResponse({"multivariate_contract": view})
+
     # --- events ---------------------------------------------------------------------------
 
     def _event_view(self, event_ticker: str, nested: bool) -> dict[str, Any]:
@@ -591,6 +656,34 @@ class SimServer:
         page, cursor = _page(fills, p, default=100, maximum=1000)
         return JSONResponse({"fills": [wire.fill_json(f) for f in page], "cursor": cursor})
 
+    def _order_view(self, o: Any) -> dict[str, Any]:
+        resting = self.exchange.book(o.ticker).get(o.order_id)
+        return wire.order_json(o, None if resting is None else resting.remaining_centi)
+
+    async def _orders(self, request: Request, user: str) -> Response:
+        p = request.query_params
+        lo, hi = _ts_range(p)
+        ex = self.exchange
+        views = [self._order_view(o) for o in reversed(ex.history.orders.values())
+                 if o.user_id == user
+                 and (p.get("ticker") is None or o.ticker == p.get("ticker"))
+                 and (p.get("event_ticker") is None
+                      or ex.get_market(o.ticker).event_ticker == p.get("event_ticker"))
+                 and lo <= o.created_wall_ns < hi]
+        if p.get("status"):
+            if p["status"] not in ("resting", "canceled", "executed"):
+                raise SimError(400, "invalid_parameters",
+                               "status must be resting, canceled or executed")
+            views = [v for v in views if v["status"] == p["status"]]
+        page, cursor = _page(views, p, default=100, maximum=1000)
+        return JSONResponse({"orders": page, "cursor": cursor})
+
+    async def _order(self, request: Request, user: str) -> Response:
+        o = self.exchange.history.orders.get(request.path_params["order_id"])
+        if o is None or o.user_id != user:
+            raise SimError(404, "not_found", "order not found")
+        return JSONResponse({"order": self._order_view(o)})
+
     async def _settlements(self, request: Request, user: str) -> Response:
         rows = list(reversed(self.exchange.settlements(user)))
         page, cursor = _page(rows, request.query_params, default=100, maximum=1000)
@@ -637,6 +730,21 @@ class SimServer:
         if host not in _LOOPBACK:
             return _err(403, "forbidden", "the ledger is served to loopback clients only")
         return JSONResponse(self.exchange.ledger_snapshot())
+
+    async def _open_account(self, request: Request) -> Response:
+        # Not a Kalshi endpoint: accounts and keys are made on Kalshi's website (see
+        # quoter.sim.accounts_api). Loopback only, like the ledger.
+        host = request.client.host if request.client else ""
+        if host not in _LOOPBACK:
+            return _err(403, "forbidden", "accounts are opened by loopback clients only", "sim")
+        try:
+            req = parse_account_request(await _json_body(request))
+            acct = open_account(self.exchange, req.user_id, req.public_key,
+                                balance_micros=req.balance_micros)
+        except SimError as exc:
+            return _err(exc.status, exc.code, exc.message, "sim")
+        log.info("sim_account_opened", user_id=acct.user_id, key_id=acct.api_key_id)
+        return JSONResponse(acct.to_json(), status_code=201)
 
     # --- WebSocket -------------------------------------------------------------------------
 
@@ -1012,6 +1120,13 @@ def _page(rows: list[Any], params: Any, *, default: int, maximum: int) -> tuple[
     start = int(cursor)
     page = rows[start:start + limit]
     return page, str(start + limit) if start + limit < len(rows) else ""
+
+
+def _ts_range(params: Any) -> tuple[int, int]:
+    """``min_ts`` / ``max_ts`` (Unix seconds, inclusive) as a wall-ns half-open range."""
+    lo = int(params["min_ts"]) * 10**9 if params.get("min_ts") else 0
+    hi = (int(params["max_ts"]) + 1) * 10**9 if params.get("max_ts") else 2**63
+    return lo, hi
 
 
 def _colon_params(path: str) -> str:

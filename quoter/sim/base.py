@@ -19,6 +19,7 @@ from quoter.clock import Clock
 from quoter.domain.money import MoneyError
 from quoter.domain.types import MarketStatus, Side
 from quoter.sim.books import MarketBook, RestingOrder
+from quoter.sim.history import MarketHistory, OrderRecord
 from quoter.sim.models import (
     Account,
     ExchangeConfig,
@@ -56,11 +57,16 @@ class ExchangeBase(ABC):
         self._rfqs: dict[str, SimRfq] = {}
         # Indices so hot paths never scan history: open RFQs, and every quote by its RFQ.
         self._open_rfqs: dict[str, SimRfq] = {}
+        #: Open RFQs by creator then market (one per market per user): O(1) create checks
+        #: when a load world keeps tens of thousands open.
+        self._open_by_user: dict[str, dict[str, SimRfq]] = {}
         self._quotes_by_rfq: dict[str, list[SimQuote]] = {}
         self._quotes: dict[str, SimQuote] = {}
         self._timers: list[tuple[int, int, str, str]] = []
         self._seq = 0
         self.fees_collected_micros = 0
+        #: Trades, orders and minute candles for the history endpoints.
+        self.history = MarketHistory()
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -76,6 +82,13 @@ class ExchangeBase(ABC):
     def _emit(self, out: OutMessage) -> None:
         for fn in self._listeners:
             fn(out)
+
+    def _record_order(self, order_id: str, user_id: str, coid: str, m: SimMarket, side: Side,
+                      price_micros: int, qty_centi: int) -> None:
+        """Remember an order for ``GET /portfolio/orders`` before it trades or rests."""
+        self.history.orders[order_id] = OrderRecord(
+            order_id, user_id, coid, m.ticker, side, price_micros, qty_centi, self._wall(),
+            m.exchange_index, updated_wall_ns=self._wall())
 
     def _new_id(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))

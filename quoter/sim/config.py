@@ -208,8 +208,10 @@ class LiquidityConfig(_Strict):
 class RequestersConfig(_Strict):
     """Accounts that ask for quotes and accept the best one when it beats the book."""
 
-    uninformed: int = Field(default=3, ge=0, le=100)
-    informed: int = Field(default=1, ge=0, le=100)
+    #: Up to thousands of accounts, so load worlds can offer thousands of RFQs/s: each account
+    #: holds at most one open RFQ per market and ``max_open_rfqs`` (100) in all.
+    uninformed: int = Field(default=3, ge=0, le=10_000)
+    informed: int = Field(default=1, ge=0, le=10_000)
     rfq_rate_per_s: Rate = 0.5
     combo_fraction: Probability = 0.3
     target_cost_fraction: Probability = 0.2

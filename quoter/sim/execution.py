@@ -66,6 +66,9 @@ class ExecutionMixin(ExchangeBase):
         maker_coid = f"quote:{short_hash(q.id)}:{q.id}"
         req_coid = f"rfq:{short_hash(rfq.id)}:{rfq.id}"
         q.creator_order_id, q.rfq_creator_order_id = maker_order, req_order
+        self._record_order(maker_order, q.user_id, maker_coid, m, maker_side, bid, qty)
+        self._record_order(req_order, rfq.user_id, req_coid, m, maker_side.other,
+                           MAX_PRICE_MICROS - bid, qty)
         # Maker order first: it may trade with better third-party liquidity, then rests.
         left = self._take(m, q.user_id, maker_order, maker_coid, maker_side, bid, qty)
         maker_rest = RestingOrder(maker_order, q.user_id, maker_side, bid, left, maker_coid,

@@ -7,6 +7,7 @@ from quoter.domain.types import Side
 from quoter.sim import wire
 from quoter.sim.base import ExchangeBase
 from quoter.sim.books import MarketBook, RestingOrder
+from quoter.sim.history import TradeRecord
 from quoter.sim.models import OutMessage, SimError, SimMarket
 
 __all__ = ["OrdersMixin"]
@@ -35,6 +36,7 @@ class OrdersMixin(ExchangeBase):
             raise SimError(400, "post_only_cross", "post-only order would take liquidity")
         order_id = self._new_id()
         coid = client_order_id or f"sim:{order_id}"
+        self._record_order(order_id, user_id, coid, m, side, price, qty_centi)
         left = self._take(m, user_id, order_id, coid, side, price, qty_centi)
         if left > 0:
             self._rest(m, RestingOrder(order_id, user_id, side, price, left, coid,
@@ -81,6 +83,10 @@ class OrdersMixin(ExchangeBase):
         self._ticker(m)
 
     def _ticker(self, m: SimMarket) -> None:
+        book = self._books[m.ticker]
+        yes, no = book.best(Side.YES), book.best(Side.NO)
+        self.history.on_top(m.ticker, None if yes is None else yes[0],
+                            None if no is None else MAX_PRICE_MICROS - no[0], self._wall())
         self._emit(OutMessage("ticker", "ticker", wire.ticker_msg(
             m, self._books[m.ticker], self._stats[m.ticker], self._wall()), m.ticker, None))
 
@@ -126,5 +132,7 @@ class OrdersMixin(ExchangeBase):
         oi_after = sum(abs(a.positions[m.ticker].position_centi)
                        for a in self._accounts.values() if m.ticker in a.positions)
         stats.open_interest_centi += (oi_after - oi_before) // 2
+        self.history.on_trade(TradeRecord(trade_id, m.ticker, yes_price, qty, t_side, now),
+                              stats.open_interest_centi)
         self._emit(OutMessage("trade", "trade", wire.trade_msg(
             m, trade_id, yes_price, qty, t_side, now), m.ticker, None))

@@ -39,12 +39,11 @@ class RfqsMixin(ExchangeBase):
             raise SimError(400, "invalid_parameters", "contracts must be positive")
         if target_cost_micros is not None and target_cost_micros <= 0:
             raise SimError(400, "invalid_parameters", "target cost must be positive")
-        mine = [r for r in self._open_rfqs.values() if r.user_id == user_id]
+        mine = self._open_by_user.setdefault(user_id, {})
         if replace_existing:
-            for r in mine:
+            for r in list(mine.values()):
                 self._close_rfq(r, "replaced")
-            mine = []
-        if any(r.market_ticker == market_ticker for r in mine):
+        if market_ticker in mine:
             raise SimError(409, "conflict", "an open RFQ on this market already exists")
         if len(mine) >= self.config.max_open_rfqs:
             raise SimError(400, "too_many_open_rfqs",
@@ -61,8 +60,17 @@ class RfqsMixin(ExchangeBase):
         )
         self._rfqs[rfq.id] = rfq
         self._open_rfqs[rfq.id] = rfq
+        mine[m.ticker] = rfq
         self._rfq_broadcast(rfq, "rfq_created", lambda cid: wire.rfq_created_msg(rfq, cid))
         return rfq.id
+
+    def open_rfq_tickers(self, user_id: str) -> frozenset[str]:
+        """Markets on which ``user_id`` has an open RFQ (Kalshi allows one per market)."""
+        return frozenset(self._open_by_user.get(user_id, ()))
+
+    def open_rfq_count(self, user_id: str) -> int:
+        """How many RFQs ``user_id`` has open (at most ``max_open_rfqs``)."""
+        return len(self._open_by_user.get(user_id, ()))
 
     def rfq_creator_id_for(self, rfq: SimRfq, viewer: str | None) -> str:
         """The RFQ creator's communications id as ``viewer`` sees it (obscured or not)."""
@@ -96,6 +104,9 @@ class RfqsMixin(ExchangeBase):
         now = self._wall()
         rfq.status = RfqStatus.CLOSED
         self._open_rfqs.pop(rfq.id, None)
+        mine = self._open_by_user.get(rfq.user_id, {})
+        if mine.get(rfq.market_ticker) is rfq:
+            del mine[rfq.market_ticker]
         rfq.updated_wall_ns = now
         if reason != "executed":
             rfq.cancelled_wall_ns = now

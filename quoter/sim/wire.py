@@ -23,6 +23,7 @@ from quoter.domain.money import (
 )
 from quoter.domain.types import Side
 from quoter.sim.books import MarketBook
+from quoter.sim.history import Candle, OrderRecord, TradeRecord
 from quoter.sim.models import (
     Fill,
     MarketStats,
@@ -36,7 +37,9 @@ from quoter.sim.models import (
 )
 
 __all__ = [
+    "candle_json",
     "cash",
+    "collection_json",
     "dollars",
     "event_json",
     "event_position_json",
@@ -47,6 +50,7 @@ __all__ = [
     "lifecycle_msg",
     "market_json",
     "market_position_msg",
+    "order_json",
     "orderbook_delta_msg",
     "orderbook_json",
     "orderbook_snapshot_msg",
@@ -62,6 +66,7 @@ __all__ = [
     "series_json",
     "settlement_json",
     "ticker_msg",
+    "trade_json",
     "trade_msg",
 ]
 
@@ -617,3 +622,108 @@ def event_json(event_ticker: str, series_ticker: str, exchange_index: int,
     if markets is not None:
         out["markets"] = markets
     return out
+
+
+# --- history: trades, orders, candlesticks, multivariate collections ----------------------
+
+
+def trade_json(t: TradeRecord) -> dict[str, Any]:
+    """REST Trade object (``GET /markets/trades``)."""
+    return {
+        "trade_id": t.trade_id,
+        "ticker": t.ticker,
+        "count_fp": format_fp(t.qty_centi),
+        "yes_price_dollars": dollars(t.yes_price_micros),
+        "no_price_dollars": dollars(MAX_PRICE_MICROS - t.yes_price_micros),
+        "taker_side": t.taker_side.value,
+        "taker_outcome_side": t.taker_side.value,
+        "taker_book_side": "bid" if t.taker_side == Side.YES else "ask",
+        "created_time": rfc3339(t.wall_ns),
+        "is_block_trade": False,
+    }
+
+
+def order_json(o: OrderRecord, resting_centi: int | None) -> dict[str, Any]:
+    """REST Order object (``GET /portfolio/orders``); ``resting_centi`` is what still rests
+    on the book (None: off the book, so executed when fully filled, else canceled)."""
+    if resting_centi is not None:
+        status, remaining = "resting", resting_centi
+    else:
+        status, remaining = ("executed" if o.filled_centi >= o.initial_centi
+                             else "canceled"), 0
+    yes_price = o.price_micros if o.side == Side.YES else MAX_PRICE_MICROS - o.price_micros
+    return {
+        "order_id": o.order_id,
+        "user_id": o.user_id,
+        "client_order_id": o.client_order_id,
+        "ticker": o.ticker,
+        "side": o.side.value,
+        "action": "buy",
+        "outcome_side": o.side.value,
+        "book_side": "bid" if o.side == Side.YES else "ask",
+        "type": "limit",
+        "status": status,
+        "yes_price_dollars": dollars(yes_price),
+        "no_price_dollars": dollars(MAX_PRICE_MICROS - yes_price),
+        "fill_count_fp": format_fp(o.filled_centi),
+        "remaining_count_fp": format_fp(remaining),
+        "initial_count_fp": format_fp(o.initial_centi),
+        "taker_fill_cost_dollars": cash(o.taker_cost_micros),
+        "maker_fill_cost_dollars": cash(o.maker_cost_micros),
+        "taker_fees_dollars": cash(o.taker_fees_micros),
+        "maker_fees_dollars": cash(o.maker_fees_micros),
+        "created_time": rfc3339(o.created_wall_ns),
+        "last_update_time": rfc3339(o.updated_wall_ns),
+        "exchange_index": o.exchange_index,
+        "subaccount_number": 0,
+    }
+
+
+def _ohlc_json(o: Any, *, optional: bool = False) -> dict[str, Any]:
+    if o is None:
+        # A period without a price: Kalshi sends the price distribution with nulls.
+        return {} if optional else {"open_dollars": "0.0000", "low_dollars": "0.0000",
+                                    "high_dollars": "0.0000", "close_dollars": "0.0000"}
+    return {"open_dollars": dollars(o.open), "low_dollars": dollars(o.low),
+            "high_dollars": dollars(o.high), "close_dollars": dollars(o.close)}
+
+
+def candle_json(c: Candle) -> dict[str, Any]:
+    """REST MarketCandlestick object."""
+    return {
+        "end_period_ts": c.end_wall_ns // 10**9,
+        "yes_bid": _ohlc_json(c.yes_bid),
+        "yes_ask": _ohlc_json(c.yes_ask),
+        "price": _ohlc_json(c.price, optional=True),
+        "volume_fp": format_fp(c.volume_centi),
+        "open_interest_fp": format_fp(c.open_interest_centi),
+    }
+
+
+def collection_json(collection_ticker: str, combos: list[SimMarket], open_wall_ns: int,
+                    close_wall_ns: int) -> dict[str, Any]:
+    """REST MultivariateEventCollection: what a collection's combos are built from (the
+    events of their legs; combos pick one market per event, §6)."""
+    events = sorted({leg.event_ticker for m in combos for leg in m.legs})
+    sizes = [len(m.legs) for m in combos] or [2]
+    first = combos[0]
+    return {
+        "collection_ticker": collection_ticker,
+        "series_ticker": first.series_ticker,
+        "exchange_index": first.exchange_index,
+        "title": f"Simulated collection {collection_ticker}",
+        "description": "Combos of the simulated world's single markets",
+        "open_date": rfc3339(open_wall_ns),
+        "close_date": rfc3339(close_wall_ns),
+        "associated_events": [{"ticker": e, "is_yes_only": False, "active_quoters": []}
+                              for e in events],
+        "associated_event_tickers": events,
+        "is_ordered": False,
+        "is_single_market_per_event": True,
+        "is_all_yes": False,
+        "size_min": min(sizes),
+        "size_max": max(sizes),
+        "functional_description": "One market per associated event; each leg yes or no.",
+        "price_level_structure": first.price_level_structure,
+        "price_ranges": first.grid.to_price_ranges(),
+    }

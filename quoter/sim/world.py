@@ -36,6 +36,7 @@ from quoter.clock import Clock
 from quoter.domain.fees import FeeSchedule, FeeType
 from quoter.domain.grid import grid_for_structure
 from quoter.domain.types import ComboLeg, MarketStatus, Side
+from quoter.sim.accounts_api import RegisteredAccount, check_user_id, open_account
 from quoter.sim.agents import (
     Burst,
     LiquidityProvider,
@@ -144,6 +145,17 @@ class World:
                  key_path=str(key_path))
         return key_id
 
+    def open_keyed_account(self, user_id: str, key_path: Path) -> RegisteredAccount:
+        """Open another account (a requester, a second bot) with the demo bot's balance and a
+        fresh key written to ``key_path`` (0600); the world's agents never trade as it."""
+        if self.exchange.has_account(check_user_id(user_id)):
+            raise SimError(409, "conflict", f"account {user_id} already exists")
+        acct = open_account(self.exchange, user_id, write_demo_key(key_path),
+                            balance_micros=self.config.demo_balance_micros)
+        log.info("sim_account_opened", user_id=user_id, key_id=acct.api_key_id,
+                 key_path=str(key_path))
+        return acct
+
     # --- reads -------------------------------------------------------------------------------
 
     def _active_markets(self) -> tuple[list[WorldMarket], list[WorldMarket]]:
@@ -159,6 +171,7 @@ class World:
             "markets_active": len(self._singles) + len(self._combos),
             "markets_settled": self.settled,
             "rfqs_created": self.requesters.created,
+            "rfqs_capped": self.requesters.capped,
             "rfqs_accepted": self.requesters.accepted,
             "quotes_confirmed": self.makers.confirmed,
             "burst_rfqs_created": self.burst.created,

@@ -57,11 +57,15 @@ def test_bad_world_file_is_a_usage_error(tmp_path: Path,
 
 
 def _read_banner(proc: subprocess.Popen[str]) -> dict[str, str]:
-    """Read ``key: value`` lines up to ``ready`` (EOF if the process died)."""
+    """Read ``key: value`` lines up to ``ready`` (EOF if the process died); each ``account:``
+    line is kept as ``account USER_ID``."""
     assert proc.stdout is not None
     info: dict[str, str] = {}
     for line in proc.stdout:
         key, _, value = line.partition(": ")
+        if key == "account":
+            user, _, value = value.partition(" ")
+            key = f"account {user}"
         info[key.strip()] = value.strip()
         if line.startswith("ready"):
             break
@@ -71,7 +75,8 @@ def _read_banner(proc: subprocess.Popen[str]) -> dict[str, str]:
 def test_sim_runs_prints_how_to_connect_and_answers_a_signed_request(tmp_path: Path) -> None:
     with subprocess.Popen(
         [sys.executable, "-m", "quoter.cli", "sim", "--port", "0", "--seed", "3",
-         "--key-dir", str(tmp_path), "--log-level", "warning", "--rfq-rate", "1"],
+         "--key-dir", str(tmp_path), "--log-level", "warning", "--rfq-rate", "1",
+         "--requester-key", str(tmp_path / "req" / "requester.pem"), "--account", "bot-2"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     ) as proc:
         try:
@@ -116,6 +121,36 @@ def _exercise(proc: subprocess.Popen[str], tmp_path: Path) -> None:
     stats = json.loads(httpx.get(f"{origin}/sim/faults", timeout=10).text)["stats"]
     assert stats["rest_errors"] == 1
     assert asyncio.run(_first_rfq(info["ws_url"], signer))["type"] == "rfq_created"
+    _exercise_accounts(info, tmp_path)
+
+
+def _exercise_accounts(info: dict[str, str], tmp_path: Path) -> None:
+    """--requester-key and --account opened keyed accounts that sign their own requests."""
+    base = info["rest_base_url"]
+    fields = {user: dict(kv.split("=", 1) for kv in info[f"account {user}"].split())
+              for user in ("quoter-requester", "bot-2")}
+    req_key = Path(fields["quoter-requester"]["private_key_file"])
+    assert req_key == (tmp_path / "req" / "requester.pem").resolve()
+    assert Path(fields["bot-2"]["private_key_file"]) == (tmp_path / "bot-2.pem").resolve()
+    for user, f in fields.items():
+        key_file = Path(f["private_key_file"])
+        assert (key_file.stat().st_mode & 0o777) == 0o600
+        auth = KalshiAuth(Signer(f["api_key_id"], load_private_key(key_file)),
+                          lambda: time.time_ns() // 1_000_000)
+        with httpx.Client(auth=auth, timeout=10) as client:
+            ticker = client.get(f"{base}/markets", params={"mve_filter": "exclude"}).json()[
+                "markets"][0]["ticker"]
+            r = client.post(f"{base}/communications/rfqs", json={
+                "market_ticker": ticker, "contracts_fp": "1.00", "rest_remainder": False})
+            assert r.status_code == 201, (user, r.text)
+            mine = client.get(f"{base}/communications/rfqs",
+                              params={"user_filter": "self", "status": "open"}).json()["rfqs"]
+            assert r.json()["id"] in [x["id"] for x in mine]
+    origin = base.removesuffix("/trade-api/v2")
+    assert info["accounts"] == f"{origin}/sim/accounts"
+    ledger = httpx.get(f"{origin}/sim/ledger", timeout=10).json()["accounts"]
+    assert {"quoter-demo", "quoter-requester", "bot-2"} <= ledger.keys()
+    assert ledger["quoter-requester"]["balance_micros"] == 10_000_000_000
 
 
 async def _first_rfq(ws_url: str, signer: Signer) -> dict[str, Any]:
@@ -150,6 +185,17 @@ def test_flags_override_the_world_file_and_faults_file_loads(tmp_path: Path) -> 
     assert cfg.world.requesters.rfq_rate_per_s == 0.25
     assert cfg.faults.accept_notice_delay_ms == 700
     assert cfg.faults.rest.error_count == 3
+
+
+def test_account_that_exists_is_a_usage_error(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # Refused before anything starts (no logging set up, no port bound).
+    assert main(["sim", "--port", "0", "--key-dir", str(tmp_path),
+                 "--account", "quoter-demo"]) == 2
+    assert "['quoter-demo'] already exist" in capsys.readouterr().err
+    assert main(["sim", "--port", "0", "--account", "../etc"]) == 2
+    assert "--account '../etc': user_id must be" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 def test_bad_faults_file_is_a_usage_error(tmp_path: Path,

@@ -328,3 +328,52 @@ def test_config_parses_money_exactly_and_rejects_floats_and_unknown_keys() -> No
         parse_sim_config("world:\n  liquidity:\n    bogus: 1\n", "w.yaml")
     with pytest.raises(ConfigError, match="range minimum"):
         parse_sim_config("world:\n  makers:\n    quote_delay_ms: {min_ms: 5, max_ms: 1}\n")
+
+
+#: A load world (also in docs/simulator.md): 1,000 single markets, 400 requesters at 3 RFQs/s.
+LOAD_WORLD = """
+world:
+  markets: {series: 10, events_per_series: 10, markets_per_event: 10, combos: 20}
+  liquidity: {levels: 1}
+  requesters: {uninformed: 380, informed: 20, rfq_rate_per_s: 3.0,
+               rfq_lifetime_ms: {min_ms: 2000, max_ms: 6000}}
+  makers: {count: 1}
+"""
+
+
+def test_a_scaled_world_offers_over_a_thousand_rfqs_per_simulated_second() -> None:
+    clock = ReplayClock(start_ns=0, wall_offset_ns=WALL)
+    ex = SimExchange(clock, ExchangeConfig(id_seed=5))
+    created_ns: list[int] = []
+    ex.add_listener(lambda out: created_ns.append(clock.now_ns())
+                    if out.type == "rfq_created" else None)
+    world = World(ex, clock, parse_sim_config(LOAD_WORLD).world, seed=5)
+    assert world.stats()["markets_active"] == 1_020
+    run_for(world, clock, 3, step_ms=10)
+    per_second = [sum(k * S <= t < (k + 1) * S for t in created_ns) for k in range(3)]
+    assert min(per_second) >= 1_000, per_second
+    stats = world.stats()
+    assert stats["rfqs_created"] == len(created_ns)
+    assert stats["rfqs_capped"] == 0
+    # Many open at once per requester, each on its own market (Kalshi: one per market).
+    open_rfqs = ex.list_rfqs(status="open")
+    assert len(open_rfqs) > 2_000
+    pairs = [(r.user_id, r.market_ticker) for r in open_rfqs]
+    assert len(set(pairs)) == len(pairs)
+
+
+def test_a_requester_out_of_markets_is_capped_not_refused() -> None:
+    # 2 markets, 1 requester at a high rate with long lifetimes: after two RFQs it has no
+    # market left, so later arrivals are counted as capped instead of refused creates.
+    world, clock, _frames = build(3, {
+        "markets": {"series": 1, "events_per_series": 1, "markets_per_event": 2, "combos": 0},
+        "requesters": {"uninformed": 1, "informed": 0, "rfq_rate_per_s": 50.0,
+                       "rfq_lifetime_ms": {"min_ms": 60_000, "max_ms": 60_000}},
+        "makers": {"count": 0},
+    })
+    run_for(world, clock, 1)
+    stats = world.stats()
+    assert stats["rfqs_created"] == 2
+    assert stats["rfqs_capped"] > 20
+    assert sorted(r.market_ticker for r in world.exchange.list_rfqs(status="open")) == sorted(
+        world.markets)
