@@ -14,6 +14,7 @@ from typing import Any
 from quoter.domain.types import BookSide, ComboLeg, MarketInfo, Side
 
 __all__ = [
+    "BalanceReported",
     "BookDeltaReceived",
     "BookSnapshotReceived",
     "ConfigReloaded",
@@ -147,6 +148,15 @@ class FillReceived:
     #: False when the frame carried no fee (legacy fill frames): ``fee_micros`` is then 0 and
     #: the REST copy of the fill brings the fee (``PositionLedger.merge_fee``).
     fee_known: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceReported:
+    """The exchange's cash balance for us (``GET /portfolio/balance``): what quotes and
+    confirms may spend (collateral)."""
+
+    balance_micros: int
+    ts_recv_ns: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +386,7 @@ Event = (
     | QuoteExecuted
     | FillReceived
     | PositionReported
+    | BalanceReported
     | BookSnapshotReceived
     | BookDeltaReceived
     | TickerUpdated

@@ -168,10 +168,11 @@ class Engine:
             E.QuoteCancelFailed: tr.on_cancel_failed,
             E.QuoteAccepted: ll.on_accepted,
             E.QuoteConfirmed: ll.on_confirmed,
-            E.ConfirmFailed: ll.on_confirm_failed,
+            E.ConfirmFailed: self._on_confirm_failed,
             E.QuoteExecuted: ll.on_executed,
             E.FillReceived: self._on_fill,
             E.PositionReported: self._on_position,
+            E.BalanceReported: self.lastlook.on_balance,
             E.BookSnapshotReceived: mk.on_snapshot,
             E.BookDeltaReceived: mk.on_delta,
             E.SequenceGap: mk.on_gap,
@@ -279,6 +280,11 @@ class Engine:
     def _on_rejected(self, ev: E.QuoteRejected, now: int, out: list[C.Command]) -> None:
         self.tracker.on_rejected(ev, now, out)
         self.lastlook.drop_orphans(ev.rfq_id, out)
+        self.lastlook.on_cash_refused(ev.code, ev.message, out)
+
+    def _on_confirm_failed(self, ev: E.ConfirmFailed, now: int, out: list[C.Command]) -> None:
+        self.lastlook.on_confirm_failed(ev, now, out)
+        self.lastlook.on_cash_refused(ev.code, ev.message, out)
 
     def _on_fill(self, ev: E.FillReceived, now: int, out: list[C.Command]) -> None:
         reason = self.lastlook.on_fill(ev, now, out)

@@ -101,6 +101,10 @@ class ExposureBook:
         self.total_loss_micros = 0
         #: RFQs with at least one quote that could be hit (the ``max_open_quotes`` count).
         self.open_rfqs = 0
+        #: Cash the open quotes could take if hit (per RFQ its costliest side: one RFQ, one
+        #: trade) and the cost of confirmed trades not filled yet, in micro-dollars.
+        self.quote_cash_micros = 0
+        self.provisional_cash_micros = 0
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -197,13 +201,16 @@ class ExposureBook:
         m.provisional_centi += sign * signed_centi
         m.provisional_pnl_yes_micros += sign * pnl_yes_micros
         m.provisional_pnl_no_micros += sign * pnl_no_micros
+        # A trade's cost is what it loses if its side loses.
+        self.provisional_cash_micros += sign * max(0, -min(pnl_yes_micros, pnl_no_micros))
         self._link(m)
 
     def add_quotes(
         self, ticker: str, loss_if_yes: int, loss_if_no: int, n_quotes: int, sign: int,
-        yes_centi: int = 0, no_centi: int = 0,
+        yes_centi: int = 0, no_centi: int = 0, cash_micros: int = 0,
     ) -> None:
         """Add (``sign`` = 1) or remove (-1) one RFQ's live quotes on ``ticker``."""
+        self.quote_cash_micros += sign * cash_micros
         m = self._get(ticker)
         self._unlink(m)
         m.quote_loss_if_yes += sign * loss_if_yes

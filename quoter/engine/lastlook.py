@@ -7,7 +7,7 @@ from typing import Final
 
 from quoter.domain import commands as C
 from quoter.domain import events as E
-from quoter.domain.money import CENTI_PER_CONTRACT, MAX_PRICE_MICROS
+from quoter.domain.money import CENTI_PER_CONTRACT, MAX_PRICE_MICROS, notional_micros
 from quoter.domain.types import MarketInfo, MarketStatus, Side
 from quoter.engine.lifecycle import QuoteRecord, QuoteState, RfqRecord, RfqState
 from quoter.engine.pool import PoolRequests
@@ -16,12 +16,13 @@ from quoter.engine.retention import RECORD_RETENTION_NS, Retention
 from quoter.engine.risk import Trade
 from quoter.engine.routing import (
     HALTED,
+    INSUFFICIENT_BALANCE,
     risk,
 )
 from quoter.engine.strategy_set import Strategy
 from quoter.engine.totals import Totals
 from quoter.engine.tracker import QuoteTracker
-from quoter.engine.valuation import Valuation
+from quoter.engine.valuation import Valuation, trade_cash_micros
 from strategies.base import Decline, Pricing
 
 #: How long after ``quote_executed`` we wait for its fills before dropping what is left of the
@@ -256,6 +257,14 @@ class LastLook:
         )
         if reason:
             return (HALTED if reason == HALTED else risk(reason)), detail
+        free = self.totals.free_cash_micros()
+        if free is not None:
+            # Open quotes only might be hit; this trade will be: count it against the cash
+            # that confirmed trades and fills have not taken.
+            free += self.r.book.quote_cash_micros
+            need = trade_cash_micros(market, bid, q.size_centi)
+            if need > free:
+                return risk(INSUFFICIENT_BALANCE), f"{detail} need={need} free={free}"
         return None, detail
 
     def on_confirmed(self, ev: E.QuoteConfirmed, now: int, out: list[C.Command]) -> None:
@@ -320,7 +329,14 @@ class LastLook:
         Returns the reason to halt (the daily loss stop), which the engine applies.
         """
         self.valuation.note_day(now)  # a new day starts before this fill's PnL is booked
-        if not self.r.ledger.book_fill(ev):
+        booked = self.r.ledger.book_fill(ev)
+        if booked and self.r.cash_micros is not None:
+            # Cash it took until the next balance report (a closing buy's payout is not
+            # credited: never overstate what is free).
+            price = ev.yes_price_micros if ev.outcome_side is Side.YES else (
+                MAX_PRICE_MICROS - ev.yes_price_micros)
+            self.r.cash_spent_micros += notional_micros(price, ev.count_centi) + ev.fee_micros
+        if not booked:
             # A duplicate; if the first copy came without its fee (a legacy frame), this one
             # brings it.
             if self.r.ledger.merge_fee(ev):
@@ -385,6 +401,24 @@ class LastLook:
         if self.r.halted:
             return None
         return f"{kind} {ev.market_ticker}: {detail}"
+
+    def on_balance(self, ev: E.BalanceReported, now: int, out: list[C.Command]) -> None:
+        """The exchange's cash balance: what quotes and confirms may spend from now on."""
+        r = self.r
+        r.cash_micros, r.cash_spent_micros = ev.balance_micros, 0
+        if r.cash_paused:
+            r.cash_paused = False
+            out.append(C.RecordDecision("", "", "collateral_resumed", "balance_reported",
+                                        detail=f"balance={ev.balance_micros}"))
+
+    def on_cash_refused(self, code: str, message: str, out: list[C.Command]) -> None:
+        """The exchange refused a quote or confirm for want of cash: a state, not a surprise
+        per RFQ. Quoting pauses (recorded once) until the next balance report."""
+        if code != INSUFFICIENT_BALANCE or self.r.cash_paused:
+            return
+        self.r.cash_paused = True
+        out.append(C.RecordDecision("", "", "collateral_paused", INSUFFICIENT_BALANCE,
+                                    detail=message))
 
     # --- timers and pool answers --------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from quoter.engine.records import MS, PoolRequest, Records
 from quoter.engine.risk import QuoteExposure
 from quoter.engine.routing import (
     HALTED,
+    INSUFFICIENT_BALANCE,
     NO_BOOK,
     STALE_BOOK,
     filtered,
@@ -24,7 +25,7 @@ from quoter.engine.routing import (
 from quoter.engine.strategy_set import Strategy
 from quoter.engine.totals import Totals
 from quoter.engine.tracker import QuoteTracker
-from quoter.engine.valuation import Valuation
+from quoter.engine.valuation import Valuation, trade_cash_micros
 from strategies.base import Decline, Pricing
 
 #: The reason of a ``quoted`` decision that went out on one side only (a contract limit).
@@ -121,7 +122,8 @@ class Quoting:
         other side breaks a contract limit (the side that reduces the position stays
         quotable), with why in the third item; else ``(res, reason, "")``."""
         reason = self.check(rec, ticker, res)
-        if (reason is None or not reason.startswith("max_position")
+        if (reason is None
+                or not (reason.startswith("max_position") or reason == INSUFFICIENT_BALANCE)
                 or not (res.yes_bid_micros and res.no_bid_micros)):
             return res, reason, ""
         for side, one in (("yes", replace(res, no_bid_micros=0)),
@@ -133,7 +135,21 @@ class Quoting:
     def check(self, rec: RfqRecord, ticker: str, p: Pricing) -> str | None:
         size = self.valuation.est_size(rec.rfq, p.yes_bid_micros, p.no_bid_micros)
         return self.totals.check_quote(
-            rec, ticker, QuoteExposure(p.yes_bid_micros, p.no_bid_micros, size))
+            rec, ticker, QuoteExposure(p.yes_bid_micros, p.no_bid_micros, size)
+        ) or self.collateral(rec, ticker, p, size)
+
+    def collateral(self, rec: RfqRecord, ticker: str, p: Pricing, size: int) -> str | None:
+        """Can we pay for this quote if it is hit (its costlier side, with our fee) on top of
+        everything else that could be hit? Paused after the exchange refused us for cash."""
+        if self.r.cash_paused:
+            return INSUFFICIENT_BALANCE
+        free = self.totals.free_cash_micros(rec)
+        if free is None:
+            return None  # no balance reported yet: the exchange is the judge
+        market = self.r.md.markets[ticker]
+        need = max(trade_cash_micros(market, bid, size)
+                   for bid in (p.yes_bid_micros, p.no_bid_micros))
+        return INSUFFICIENT_BALANCE if need > free else None
 
     def submit(
         self, rec: RfqRecord, st: Strategy, p: Pricing, now: int, out: list[C.Command]

@@ -28,8 +28,9 @@ __all__ = ["MS", "Load", "PoolRequest", "Records"]
 MS: Final = 1_000_000
 
 #: What one RFQ's hittable quotes put into the risk totals: ``(ticker, loss if YES, loss if NO,
-#: quotes, centi a YES-side hit would buy, centi a NO-side hit would buy)``.
-Load = tuple[str, int, int, int, int, int]
+#: quotes, centi a YES-side hit would buy, centi a NO-side hit would buy, cash the costliest
+#: hit would take)``.
+Load = tuple[str, int, int, int, int, int, int]
 
 
 @dataclass(slots=True)
@@ -85,6 +86,12 @@ class Records:
         self.by_book: dict[str, dict[str, None]] = {}
         self.books_of: dict[str, tuple[str, ...]] = {}
         self.orders: dict[str, str] = {}
+        #: Collateral: the last reported cash balance (None until one arrives), what our fills
+        #: have spent since that report, and whether the exchange refused a quote for want of
+        #: cash since then (quoting pauses until the next report).
+        self.cash_micros: int | None = None
+        self.cash_spent_micros = 0
+        self.cash_paused = False
         #: Markets determined but not yet settled: their YES payout (positions stay meanwhile).
         self.determined: dict[str, int] = {}
         #: Accepts of quote ids not known yet (our create response is in flight), by quote id.

@@ -22,6 +22,7 @@ from quoter.domain.types import MarketInfo
 
 __all__ = [
     "HALTED",
+    "INSUFFICIENT_BALANCE",
     "NO_BOOK",
     "NO_MARKET",
     "NO_ROUTE",
@@ -44,6 +45,8 @@ NO_BOOK: Final = "no_book"
 STALE_BOOK: Final = "stale_book"
 HALTED: Final = "halted"
 RATE_BUDGET: Final = "rate_budget"
+#: A quote or confirm we could not pay for (also Kalshi's rejection code for it).
+INSUFFICIENT_BALANCE: Final = "insufficient_balance"
 PRICER_DECLINED: Final = "pricer_declined"
 
 #: Match-rule failures that mean "this strategy is not about this RFQ at all".

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from quoter.domain.money import notional_micros
 from quoter.engine.lifecycle import QuoteRecord, QuoteState, RfqRecord
 from quoter.engine.records import Load, Records
 from quoter.engine.risk import MarketExposure, QuoteExposure, Trade
@@ -88,7 +89,7 @@ class Totals:
         """What ``rec``'s hittable quotes put into the book (as in ``_risk_view``), or None."""
         if self.r.rfqs.get(rec.rfq_id) is not rec:
             return None
-        loss_yes = loss_no = n = yes_c = no_c = 0
+        loss_yes = loss_no = n = yes_c = no_c = cash = 0
         est = self.valuation.est_size
         bids = [(s.yes_bid_micros, s.no_bid_micros) for s in rec.in_flight]
         for qid in rec.quote_ids:
@@ -101,8 +102,9 @@ class Totals:
             loss_no += yes * sz
             yes_c += sz if yes > 0 else 0
             no_c += sz if no > 0 else 0
+            cash = max(cash, notional_micros(max(yes, no), sz))
             n += 1
-        return (rec.market_ticker, loss_yes, loss_no, n, yes_c, no_c) if n else None
+        return (rec.market_ticker, loss_yes, loss_no, n, yes_c, no_c, cash) if n else None
 
     def sync(self, rec: RfqRecord) -> None:
         """Bring the book in line with ``rec``'s hittable quotes."""
@@ -111,10 +113,10 @@ class Totals:
         if new == old:
             return
         if old is not None:
-            self.r.book.add_quotes(old[0], old[1], old[2], old[3], -1, old[4], old[5])
+            self.r.book.add_quotes(old[0], old[1], old[2], old[3], -1, old[4], old[5], old[6])
             del self.r.rfq_load[rec.rfq_id]
         if new is not None:
-            self.r.book.add_quotes(new[0], new[1], new[2], new[3], 1, new[4], new[5])
+            self.r.book.add_quotes(new[0], new[1], new[2], new[3], 1, new[4], new[5], new[6])
             self.r.rfq_load[rec.rfq_id] = new
 
     def sync_prov(self, q: QuoteRecord) -> None:
@@ -139,6 +141,17 @@ class Totals:
     def on_position_changed(self, ticker: str) -> None:
         pos = self.r.ledger.market(ticker)
         self.r.book.set_position(ticker, pos.position_centi, pos.cost_micros)
+
+    def free_cash_micros(self, rec: RfqRecord | None = None) -> int | None:
+        """Cash not spoken for: the last reported balance, less what fills spent since, less
+        what confirmed trades and every open quote could take (``rec``'s own quotes excluded,
+        as a new quote replaces them). None while no balance was reported."""
+        r = self.r
+        if r.cash_micros is None:
+            return None
+        mine = r.rfq_load.get(rec.rfq_id) if rec is not None else None
+        return (r.cash_micros - r.cash_spent_micros - r.book.provisional_cash_micros
+                - r.book.quote_cash_micros + (mine[6] if mine is not None else 0))
 
     def check_quote(self, rec: RfqRecord, ticker: str, quote: QuoteExposure) -> str | None:
         """Risk-check a new quote on ``rec`` (replacing its current ones) against the totals."""

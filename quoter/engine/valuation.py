@@ -10,7 +10,7 @@ from quoter.config import LifecycleParams
 from quoter.domain import commands as C
 from quoter.domain import events as E
 from quoter.domain.book import OrderBook
-from quoter.domain.money import MAX_PRICE_MICROS
+from quoter.domain.money import MAX_PRICE_MICROS, notional_micros
 from quoter.domain.types import MarketInfo
 from quoter.engine.lifecycle import RfqRecord
 from quoter.engine.pricing import SHELL_REASONS, finalize, run_pricing
@@ -165,3 +165,12 @@ class Valuation:
         if isinstance(fin, Decline):
             return Decline(f"{PRICER_DECLINED}:{fin.reason}", fin.detail)
         return fin
+
+
+def trade_cash_micros(market: MarketInfo, bid_micros: int, size_centi: int) -> int:
+    """Cash that buying ``size_centi`` at ``bid_micros`` takes: the price plus our maker fee
+    (0 for a side we do not bid on)."""
+    if bid_micros <= 0 or size_centi <= 0:
+        return 0
+    fee = market.fees.fee_micros(bid_micros, size_centi, is_taker=False)
+    return notional_micros(bid_micros, size_centi) + fee

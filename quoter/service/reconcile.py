@@ -13,7 +13,8 @@ against a moving target. The round yields, in this order:
    settlement whose lifecycle frame we missed settles our ledger instead of halting us;
 3. ``PositionReported`` for every stable market the exchange lists **and** every market the
    caller says we hold but the exchange does not list (reported as 0, so a position that
-   vanished on the exchange is caught too).
+   vanished on the exchange is caught too);
+4. ``BalanceReported``: our cash, read last (the engine's collateral check).
 
 The engine compares each ``PositionReported`` with its ledger after booking the fills before
 it, and halts on a mismatch unless fills are in flight on that market. :func:`diff_positions`
@@ -34,7 +35,7 @@ from quoter.domain import events as ev
 from quoter.domain.checks import check_fill
 from quoter.domain.money import MoneyError, format_fp
 from quoter.domain.types import BookSide, Side
-from quoter.errors import DecodeError, PagingLimitError, TransientError
+from quoter.errors import DecodeError, ExchangeRejectedError, PagingLimitError, TransientError
 from quoter.kalshi.rest import DEFAULT_MAX_PAGES, KalshiRest
 from quoter.kalshi.rest_models import Fill, MarketPosition
 
@@ -220,6 +221,11 @@ class Reconciler:
         for ticker, held in ours_now.items():
             if ticker not in second and ticker not in unstable and held != 0:
                 events.append(ev.PositionReported(ticker, 0, now_ns))
+        # Last, so the balance includes every fill listed above (a fill the feed delivers later
+        # is counted twice until the next round: never more cash than there is).
+        balance = await self._balance()
+        if balance is not None:
+            events.append(ev.BalanceReported(balance, now_ns))
         # A settlement explains a vanished position: we hold nothing there once it is booked.
         stable_ours = {t: 0 if t in settled else v for t, v in ours_now.items()
                        if t not in unstable}
@@ -233,6 +239,15 @@ class Reconciler:
             diffs=len(diffs),
         )
         return ReconcileReport(tuple(events), theirs, ours_now, unstable, len(fills), diffs)
+
+    async def _balance(self) -> int | None:
+        """Our cash (``GET /portfolio/balance``); None if the exchange will not say (the engine
+        then keeps its last figure). Transient errors fail the round like the other reads."""
+        try:
+            return (await self._rest.get_balance(subaccount=self._subaccount)).cash_micros
+        except (ExchangeRejectedError, DecodeError) as exc:
+            log.warning("reconcile_balance_unreadable", error=str(exc))
+            return None
 
     async def reconcile_into(
         self, post: Callable[[ev.Event], None], ours: Callable[[], Mapping[str, int]]

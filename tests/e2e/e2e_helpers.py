@@ -194,13 +194,14 @@ def _markets(exchange: SimExchange, clock: LiveClock) -> None:
 async def sim_env(
     workdir: Path, *, execution_timer_ms: int = 300, confirm_window_ms: int = 30_000,
     config_yaml: str = CONFIG_YAML, rate_limits: RateLimits | None = None,
+    bot_balance_micros: int = START_BALANCE_MICROS,
 ) -> AsyncIterator[SimEnv]:
     """Serve a fresh simulator (three KXE2E markets, bot + requester accounts) on loopback."""
     clock = LiveClock()
     exchange = SimExchange(clock, ExchangeConfig(
         execution_timer_ms=execution_timer_ms, confirm_window_ms=confirm_window_ms))
-    for user in (BOT, REQ):
-        exchange.register_account(user, balance_micros=START_BALANCE_MICROS)
+    exchange.register_account(BOT, balance_micros=bot_balance_micros)
+    exchange.register_account(REQ, balance_micros=START_BALANCE_MICROS)
     _markets(exchange, clock)
     key_path = workdir / "bot-key.pem"
     key_id = str(uuid.uuid4())
@@ -210,7 +211,8 @@ async def sim_env(
     faults = CountingFaults(FaultInjector(clock, exchange=exchange), clock)
     async with serve_sim(exchange, "127.0.0.1", 0, clock=clock, faults=faults,
                          heartbeat_s=None, rate_limits=rate_limits) as sim:
-        yield SimEnv(clock, exchange, faults, sim, key_id, key_path, workdir, config_path)
+        yield SimEnv(clock, exchange, faults, sim, key_id, key_path, workdir, config_path,
+                     start_balance_micros=bot_balance_micros)
 
 
 @contextlib.asynccontextmanager

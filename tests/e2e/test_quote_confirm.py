@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-from e2e_helpers import BOT, REQ, T1, bot_quotes, confirm_posts, running_service, sim_env, until
+from e2e_helpers import BOT, REQ, T1, T2, bot_quotes, confirm_posts, running_service, sim_env, until
 
 from quoter.domain.fees import FeeSchedule, FeeType
 from quoter.domain.grid import grid_for_structure
@@ -137,3 +137,20 @@ async def test_last_look_uses_each_series_fee_terms(tmp_path: Path) -> None:
             assert confirm_posts(env.faults, free) == 1
             assert confirm_posts(env.faults, fee) == 0
             assert env.exchange.get_quote(fee).status == QuoteStatus.ACCEPTED
+
+
+async def test_quotes_we_could_not_pay_for_are_not_sent(tmp_path: Path) -> None:
+    # $30 of cash: a 100-contract quote at $0.48 could take $48.44 if hit; 10 contracts fit.
+    async with sim_env(tmp_path, bot_balance_micros=30_000_000) as env:
+        svc = env.service()
+        async with running_service(svc):
+            await until(lambda: svc.engine.records.cash_micros == 30_000_000,
+                        what="the balance read by the first reconciliation")
+            big = env.rfq(T1, contracts_centi=10_000)
+            await until(lambda: any(d.rfq_id == big for d in svc.hooks.recent_decisions),
+                        what="the decision on the big RFQ")
+            [d] = [d for d in svc.hooks.recent_decisions if d.rfq_id == big]
+            assert (d.decision, d.reason) == ("not_quoted", "risk:insufficient_balance")
+            small = env.rfq(T2, contracts_centi=1_000)
+            await until(lambda: bool(bot_quotes(env.exchange, small)), what="the small quote")
+            assert bot_quotes(env.exchange, big) == []

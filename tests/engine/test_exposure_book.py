@@ -8,12 +8,14 @@ from hypothesis import strategies as st
 
 from quoter.domain import commands as C
 from quoter.domain import events as E
+from quoter.domain.money import notional_micros
 from quoter.domain.types import BookSide, Side
 from quoter.engine.engine import Engine
 from quoter.engine.exposure import ExposureBook
 from quoter.engine.lifecycle import LIVE_QUOTE_STATES, QuoteState, RfqState
 from quoter.engine.positions import PositionLedger
 from quoter.engine.risk import MarketExposure, QuoteExposure, Trade, worst_case_loss_micros
+from quoter.engine.totals import RISK_LIVE
 
 T3 = "KXOTHER-26JAN01-C"  # another event and series
 
@@ -55,6 +57,18 @@ def assert_book_matches(eng: Engine) -> None:
         n = sum(q.size_centi for q in e.quotes if q.no_bid_micros > 0)
         return max(abs(e.committed_centi + y), abs(e.committed_centi - n))
 
+    # Cash: per RFQ its costliest hittable quote; per confirmed trade what it could lose.
+    cash = 0
+    for rec in eng.rfqs.values():
+        bids = [(s.yes_bid_micros, s.no_bid_micros) for s in rec.in_flight] + [
+            (q.yes_bid_micros, q.no_bid_micros) for q in (eng.quotes[i] for i in rec.quote_ids)
+            if q.state in RISK_LIVE]
+        if bids:
+            cash += max(notional_micros(max(y, n), eng.valuation.est_size(rec.rfq, y, n))
+                        for y, n in bids)
+    assert book.quote_cash_micros == cash
+    assert book.provisional_cash_micros == sum(
+        -min(t.pnl()) for e in exps.values() for t in e.provisional)
     for t, e in exps.items():
         assert book.market(t).worst_gross_centi == worst(e), t
     assert book.total_worst_centi == sum(worst(e) for e in exps.values())

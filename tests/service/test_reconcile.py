@@ -202,8 +202,13 @@ async def test_missed_settlement_settles_the_ledger_instead_of_halting(
     traded.ex.settle_market(T, Side.YES)  # its lifecycle frames never reached us
     report = await rec.reconcile(ours)
     # The fill is listed again (the min_ts overlap) and is a duplicate for the ledger.
-    assert [(type(e).__name__, e.market_ticker) for e in report.events] == [
-        ("FillReceived", T), ("MarketLifecycleChanged", T), ("PositionReported", T)]
+    assert [(type(e).__name__, getattr(e, "market_ticker", "")) for e in report.events] == [
+        ("FillReceived", T), ("MarketLifecycleChanged", T), ("PositionReported", T),
+        ("BalanceReported", "")]
+    # The balance is read last, after the settlement paid out: $1 for the winning contract.
+    balance = report.events[-1]
+    assert isinstance(balance, E.BalanceReported)
+    assert balance.balance_micros == traded.ex.balance_micros("maker")
     assert report.diffs == ()
     out = [c for e in report.events for c in h.send(e)]
     assert of(out, C.Halt) == []
