@@ -227,7 +227,7 @@ def test_reload_is_all_or_nothing(tmp_path: Path) -> None:
     kept, why = reload(path, second)
     assert kept is second
     assert why is not None
-    assert "cannot read" in why
+    assert why.endswith("c.yaml: not found")
 
 
 def test_hash_is_stable_and_content_based() -> None:
@@ -366,3 +366,49 @@ def test_cli_validate_and_schema(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert len(out) == 10
     assert main(["config", "schema"]) == 0
     assert "PricerRef" in json.loads(capsys.readouterr().out)["$defs"]
+
+
+BAD_TEXTS = {
+    # (file bytes, the line the error must name, a fragment of the message)
+    "non-utf8": (GOOD.encode().replace(b"name: singles", b"name: singl\xffes"), 3, "not UTF-8"),
+    "list-name": (GOOD.replace("name: singles", "name: [x]").encode(), 3, "valid string"),
+    "deep": (("version: 1\nstrategies:\n  - name: " + "[" * 3000 + "]" * 3000 + "\n").encode(),
+             3, "nested more than"),
+    "deep-block": (("version: 1\nx-deep:\n" + "".join(
+        "  " * i + f"k{i}:\n" for i in range(1, 200)) + "  " * 200 + "v: 1\n").encode(),
+        66, "nested more than"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_TEXTS))
+def test_bad_config_text_is_a_config_error_with_file_and_line(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw, line, fragment = BAD_TEXTS[name]
+    path = tmp_path / "c.yaml"
+    path.write_bytes(raw)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    first = str(info.value).splitlines()[0]
+    assert first.startswith(f"{path}:{line}: "), first
+    assert fragment in str(info.value)
+    # Hot reload keeps the running config and says why.
+    path.write_text(GOOD, encoding="utf-8")
+    good = load_config(path)
+    path.write_bytes(raw)
+    kept, why = reload(path, good)
+    assert kept is good
+    assert why is not None
+    assert fragment in why
+    # The CLI prints the same, without a traceback, and exits 1.
+    assert main(["config", "validate", str(path)]) == 1
+    out = capsys.readouterr()
+    assert out.out.startswith(f"{path}:{line}: ")
+    assert "Traceback" not in out.out + out.err
+
+
+def test_missing_config_file_is_not_found_not_line_zero(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: not found"

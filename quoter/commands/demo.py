@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from quoter.clock import LiveClock
+from quoter.config.shipped import shipped_path
 from quoter.errors import QuoterError
 from quoter.observability.logging import configure_logging
 from quoter.service.summary import dump_summary_json, render_summary, summary_json
@@ -28,9 +29,10 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--seconds", type=float, default=60.0, help="how long to quote (default 60)")
-    p.add_argument("--config", type=Path, default=Path("config/demo.yaml"),
+    p.add_argument("--config", type=shipped_path, default="config/demo.yaml",
                    help="strategy config (default config/demo.yaml)")
-    p.add_argument("--world", type=Path, help="simulator world YAML (default: built-in world)")
+    p.add_argument("--world", type=shipped_path,
+                   help="simulator world YAML (default: built-in world)")
     p.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
     p.add_argument("--workdir", type=Path, default=Path("var/demo"),
                    help="where each run's database, recording and key go (default var/demo)")

@@ -22,6 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from quoter.clock import LiveClock
+from quoter.config.shipped import shipped_path
 from quoter.errors import ConfigError
 from quoter.observability.logging import configure_logging
 from quoter.sim.config import FaultConfig, SimConfig, load_sim_config
@@ -62,7 +63,7 @@ def register(subparsers: Any) -> None:
                    help="port; 0 picks a free one (default %(default)s)")
     p.add_argument("--seed", type=int, default=1,
                    help="world randomness seed (default %(default)s)")
-    p.add_argument("--world", type=Path, metavar="FILE", help="world + faults YAML")
+    p.add_argument("--world", type=shipped_path, metavar="FILE", help="world + faults YAML")
     p.add_argument("--faults", type=Path, metavar="FILE", help="initial fault config YAML")
     p.add_argument("--key-dir", type=Path, metavar="DIR",
                    help="where to write the demo key (default: a new temp dir)")

@@ -35,7 +35,9 @@ from quoter.domain.money import (
 from quoter.errors import ConfigError
 from strategies import registry
 
-__all__ = ["config_hash", "config_schema", "load_config", "parse_config", "reload"]
+__all__ = [
+    "config_hash", "config_schema", "load_config", "parse_config", "read_config_text", "reload",
+]
 
 
 # --- YAML with line numbers ---------------------------------------------------------------------
@@ -45,6 +47,24 @@ _FLOAT_TAG = "tag:yaml.org,2002:float"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAX_NODES = 200_000
+_MAX_DEPTH = 64
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Refuse nesting deeper than ``_MAX_DEPTH`` before composing (PyYAML composes recursively).
+
+    The event parser is iterative, so walking its events cannot overflow the stack; a config
+    is never nested more than a handful of levels, and 3,000 ``[`` would be a RecursionError.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > _MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark is not None else 1
+                raise ConfigError(f"{source}:{line}: nested more than {_MAX_DEPTH} levels deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 class _YamlDoc:
@@ -57,6 +77,7 @@ class _YamlDoc:
         self._constructor = yaml.SafeLoader("")
         self._nodes = 0
         try:
+            _check_depth(text, source)
             node = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
@@ -190,10 +211,12 @@ def _prevalidate_modules(
             return _FAILED
         return {**ref, "params": params}
 
-    names: set[Any] = set()
+    names: set[str] = set()
     for i, raw in enumerate(data["strategies"]):
         name = raw.get("name") if isinstance(raw, Mapping) else None
-        if isinstance(name, str) and name in names:
+        if not isinstance(name, str):
+            continue  # the model reports a missing or non-string name
+        if name in names:
             errors.append((("strategies", i, "name"), f"strategy name {name!r} is used twice"))
         names.add(name)
     strategies = []
@@ -249,14 +272,29 @@ def parse_config(
     return _validate(doc, base_dir if base_dir is not None else Path.cwd())
 
 
+def read_config_text(path: Path) -> str:
+    """Read a config file as UTF-8; a missing, unreadable or non-UTF-8 file is a ``ConfigError``."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        ) from None
+
+
 def load_config(path: Path) -> QuoterConfig:
     """Load and validate a YAML config file (all or nothing)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}:0: cannot read: {exc.strerror or exc}") from None
-    return parse_config(text, str(path), base_dir=path.parent)
+    return parse_config(read_config_text(path), str(path), base_dir=path.parent)
 
 
 def reload(path: Path, current: QuoterConfig) -> tuple[QuoterConfig, str | None]:

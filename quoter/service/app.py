@@ -34,7 +34,13 @@ from quoter.domain import events as ev
 from quoter.domain.types import BookSide, Side
 from quoter.engine.engine import Engine
 from quoter.engine.positions import PositionLedger
-from quoter.errors import ConfigError, FatalError, QuoterError
+from quoter.errors import (
+    ConfigError,
+    ControlRefusedError,
+    FatalError,
+    QuoterError,
+    TransportError,
+)
 from quoter.kalshi.adapter import KalshiExecution, KalshiMarketData
 from quoter.kalshi.auth import Signer
 from quoter.kalshi.decode import decode
@@ -261,7 +267,7 @@ class Service:
         counts["reconnects"] = sum(f.stats.reconnects for f in self.source.feeds)
         counts["shed_frames"] = self.runtime.stats.shed_frames
         return StatusSnapshot(
-            mode=self.settings.mode, env=self.settings.env,
+            mode=self.settings.mode, env=self.settings.env, venue=self._venue(),
             halted=self.runtime.halted or self.engine.halted,
             halt_reason=self.runtime.halt_reason or ("engine" if self.engine.halted else ""),
             uptime_ms=(now - self.started_ns) // 1_000_000, counts=counts,
@@ -304,7 +310,13 @@ class Service:
             limiter.set_write_reserve(self._write_reserve)
 
     def resume(self) -> dict[str, Any]:
-        """Resume quoting."""
+        """Resume quoting, unless a KILL file still says "do not quote"."""
+        kill = self._kill_path()
+        if kill.exists():
+            # The watcher would halt again within a poll: a "resumed" answer would be a lie.
+            raise ControlRefusedError(
+                f"the KILL file {kill} exists: remove it first, then resume"
+            )
         self.runtime.resume()
         self._on_halt_changed(False)
         self.store.record_halt(False, "resumed", "control", self.clock.wall_ns())
@@ -315,6 +327,23 @@ class Service:
         """Cancel every open quote we placed."""
         cancelled = self.runtime.cancel_all()
         return {"cancelling": len(cancelled)}
+
+    def _venue(self) -> str:
+        if self.settings.mode == "paper":
+            return f"sim {self.settings.sim_url.rstrip('/')}"
+        return httpx.URL(self.settings.rest_base_url).host
+
+    def _unreachable(self, exc: TransportError) -> TransportError:
+        """Name the URL that did not answer and what to do, instead of a bare ConnectError."""
+        if self.settings.mode == "paper":
+            return TransportError(
+                f"no simulator answering at {self.settings.sim_url} ({exc}); start one with "
+                "`quoter sim` in another terminal, or pass --sim-url / QUOTER_SIM_URL"
+            )
+        return TransportError(
+            f"cannot reach the exchange at {self.settings.rest_base_url} ({exc}); check the "
+            "network and --env (QUOTER_REST_BASE_URL overrides the URL)"
+        )
 
     def status(self) -> dict[str, Any]:
         """The status snapshot as JSON."""
@@ -333,7 +362,10 @@ class Service:
         # A KILL file left in place means "do not quote": halt before any feed connects.
         self._check_kill_file()
         try:
-            info = await self.resync.startup(require_trading=self.options.require_trading)
+            try:
+                info = await self.resync.startup(require_trading=self.options.require_trading)
+            except TransportError as exc:
+                raise self._unreachable(exc) from None
             log.info("service_started", mode=self.settings.mode, env=self.settings.env,
                      communications_id=info.communications_id)
             if self.settings.sends_orders:
@@ -465,9 +497,12 @@ class Service:
                 self._config_mtime_ns = mtime
                 self.reload_config()
 
+    def _kill_path(self) -> Path:
+        return self.options.kill_file or self.settings.db_path.parent / "KILL"
+
     def _check_kill_file(self) -> None:
         """Halt if the KILL file exists."""
-        kill = self.options.kill_file or self.settings.db_path.parent / "KILL"
+        kill = self._kill_path()
         if kill.exists() and not self.runtime.halted:
             self.halt(f"kill_file {kill}")
 

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from quoter.clock import LiveClock
+from quoter.config import load_config
 from quoter.domain.money import format_dollars, format_fp
 from quoter.service.app import Service, ServiceOptions, ViewMode
 from quoter.service.environment import Settings
@@ -93,6 +94,8 @@ async def run_demo(
     ``exchange_config`` overrides the simulator's timers (default: Kalshi's, kalshi-api.md §3.3).
     """
     clock = LiveClock()
+    # Check the inputs before anything is created on disk: a bad path leaves no empty run dir.
+    load_config(config_path)
     sim_config = load_sim_config(world_path) if world_path else SimConfig()
     exchange = SimExchange(clock, exchange_config or ExchangeConfig(id_seed=seed))
     world = World(exchange, clock, sim_config.world, seed)

@@ -26,7 +26,7 @@ import stat
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -38,9 +38,11 @@ __all__ = [
     "ControlSettings",
     "Settings",
     "add_settings_arguments",
+    "build_settings",
     "is_loopback",
     "load_or_create_token",
     "read_token",
+    "settings_error_text",
     "settings_from_args",
 ]
 
@@ -310,7 +312,22 @@ def settings_from_args(args: argparse.Namespace, **overrides: Any) -> Settings:
         name: getattr(args, name) for name in names if getattr(args, name, None) is not None
     }
     values.update(overrides)
+    return build_settings(**values)
+
+
+def build_settings(**values: Any) -> Settings:
+    """Build ``Settings``; a bad value raises ``ConfigError`` with one line per problem."""
     try:
         return Settings(**values)
-    except ValueError as exc:
-        raise ConfigError(f"invalid settings: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(settings_error_text(exc)) from None
+
+
+def settings_error_text(exc: ValidationError) -> str:
+    """Describe settings errors for people: ``invalid settings: field: message`` per line."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err.get("loc", ()))
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        lines.append(f"invalid settings: {loc}: {msg}" if loc else f"invalid settings: {msg}")
+    return "\n".join(lines) or "invalid settings"

@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from quoter.errors import ControlRefusedError
 from quoter.observability.metrics import CONTENT_TYPE_LATEST, Metrics
 from quoter.service.environment import is_loopback
 
@@ -150,6 +151,9 @@ def create_app(
                 result = await run(request)
             except _BadRequest as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
+            except ControlRefusedError as exc:
+                _log.warning("control_refused", action=name, why=str(exc))
+                return JSONResponse({"error": str(exc)}, status_code=409)
             except Exception as exc:
                 _log.error("control_handler_failed", action=name, error=type(exc).__name__)
                 return JSONResponse({"error": "handler failed"}, status_code=500)

@@ -41,6 +41,7 @@ __all__ = [
     "format_fill",
     "is_tty",
     "render",
+    "venue_text",
 ]
 
 #: How many recent decisions the live view shows.
@@ -65,11 +66,18 @@ def _reasons_line(title: str, reasons: Mapping[str, int]) -> Text | None:
     return Text(f"{title}: " + ", ".join(f"{k} {v}" for k, v in items))
 
 
+def venue_text(s: StatusSnapshot) -> str:
+    """Say where orders go: the simulator's URL in paper mode, else the environment and host."""
+    if s.venue.startswith("sim "):
+        return s.venue
+    return f"env {s.env}" + (f" ({s.venue})" if s.venue else "")
+
+
 def _header(s: StatusSnapshot) -> Text:
     state = Text(f"HALTED ({s.halt_reason})" if s.halted else "QUOTING",
                  style="bold red" if s.halted else "bold green")
     text = Text.assemble(
-        ("quoter", "bold"), f"  mode {s.mode}  env {s.env}  ", state,
+        ("quoter", "bold"), f"  mode {s.mode}  {venue_text(s)}  ", state,
         f"  uptime {format_duration_ms(s.uptime_ms)}",
     )
     counts = "  ".join(f"{k} {v}" for k, v in ordered_counts(s.counts))

@@ -138,6 +138,9 @@ class StatusSnapshot:
     recording_path: str | None = None
     db_path: str | None = None
     recent_fills: tuple[FillView, ...] = ()
+    #: Where orders go, for people: ``sim http://127.0.0.1:8765`` in paper mode, else the
+    #: exchange's host (``env`` alone would say "demo" for a simulator run).
+    venue: str = ""
 
 
 # -- money formatting ----------------------------------------------------------------------
@@ -241,7 +244,7 @@ def latency_json(v: LatencyView) -> dict[str, Any]:
 def to_json_dict(s: StatusSnapshot) -> dict[str, Any]:
     """Convert a snapshot to JSON-ready data: raw integers plus exact ``*_dollars``/``*_fp``.
 
-    Keys: ``mode env halted halt_reason uptime_ms counts decline_reasons no_quote_reasons
+    Keys: ``mode env venue halted halt_reason uptime_ms counts decline_reasons no_quote_reasons
     open_quotes recent_decisions recent_fills positions pnl_realized_micros
     pnl_realized_dollars exposure_worst_case_micros exposure_worst_case_dollars latencies
     recording_path db_path``. :func:`from_json_dict` reads it back from the integer fields.
@@ -249,6 +252,7 @@ def to_json_dict(s: StatusSnapshot) -> dict[str, Any]:
     return {
         "mode": s.mode,
         "env": s.env,
+        "venue": s.venue,
         "halted": s.halted,
         "halt_reason": s.halt_reason,
         "uptime_ms": s.uptime_ms,
@@ -307,6 +311,7 @@ def from_json_dict(d: Mapping[str, Any]) -> StatusSnapshot:
         ),
         recording_path=d.get("recording_path"),
         db_path=d.get("db_path"),
+        venue=d.get("venue", ""),
         recent_fills=tuple(
             FillView(
                 f["wall_ns"], f["trade_id"], f["market_ticker"], f["side"], f["price_micros"],

@@ -366,3 +366,14 @@ def test_render_caps_open_quote_rows() -> None:
     assert "quote-14" in out
     assert "quote-15" not in out
     assert "... and 5 more" in out
+
+
+def test_paper_header_names_the_simulator_not_the_env() -> None:
+    paper = text_of(render(snapshot(mode="paper", env="demo",
+                                    venue="sim http://127.0.0.1:8765")))
+    assert "mode paper  sim http://127.0.0.1:8765" in paper
+    assert "env demo" not in paper
+    shadow = text_of(render(snapshot(mode="shadow", env="demo",
+                                     venue="external-api.demo.kalshi.co")))
+    assert "env demo (external-api.demo.kalshi.co)" in shadow
+    assert from_json_dict(to_json_dict(snapshot(venue="sim x"))).venue == "sim x"
