@@ -412,3 +412,62 @@ def test_missing_config_file_is_not_found_not_line_zero(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert str(info.value) == f"{path}: not found"
+
+
+def test_validate_reports_field_and_cross_field_errors_at_once() -> None:
+    text = (
+        "version: 1\n"
+        "strategies:\n"
+        "  - name: a\n"
+        "    pricer: {name: book_mid}\n"
+        "    lifecycle:\n"
+        "      min_replace_interval_ms: -5\n"
+        "      hvm_confirm_window_ms: 40000\n"
+        "      confirm_window_ms: 30000\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "c.yaml")
+    assert str(info.value).splitlines() == [
+        "c.yaml:5: strategies[0].lifecycle: hvm_confirm_window_ms must be <= confirm_window_ms",
+        "c.yaml:6: strategies[0].lifecycle.min_replace_interval_ms: "
+        "Input should be greater than or equal to 0",
+    ]
+
+
+def test_unknown_names_get_the_nearest_suggestion() -> None:
+    text = (
+        "version: 1\n"
+        "strategies:\n"
+        "  - name: a\n"
+        "    pricer: {name: book_midd}\n"
+        "    overlays: [fee_edgee]\n"
+        "    quotign: {}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "c.yaml")
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith(
+        "c.yaml:4: strategies[0].pricer.name: unknown strategy module 'book_midd'; "
+        "did you mean 'book_mid'? available: ")
+    assert lines[1].startswith(
+        "c.yaml:5: strategies[0].overlays[0].name: unknown strategy module 'fee_edgee'; "
+        "did you mean 'fee_edge'?")
+    assert lines[2] == (
+        "c.yaml:6: strategies[0].quotign: Extra inputs are not permitted; did you mean 'quoting'?")
+    assert len(lines) == 3
+
+
+def test_the_test_pricer_is_not_in_a_users_schema(tmp_path: Path) -> None:
+    # A fresh process with the installed package only (not the test suite's sys.path).
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUOTER_", "PYTHONPATH"))}
+    out = subprocess.run([sys.executable, "-m", "quoter.cli", "config", "schema"], cwd=tmp_path,
+                         env=env, capture_output=True, check=True, timeout=60).stdout
+    schema = json.loads(out)
+    assert "book_mid.params" in schema["$defs"]
+    assert "my_pricer.params" not in schema["$defs"]
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert "thirdparty_pricer" not in makefile

@@ -32,7 +32,8 @@ def register(subparsers: Any) -> None:
         "validate", help="validate config files (exit 1 on any error)",
         description="Validate each FILE; print OK or every error as FILE:LINE: path: message.",
     )
-    validate.add_argument("files", nargs="+", type=shipped_path, metavar="FILE")
+    validate.add_argument("files", nargs="+", type=shipped_path, metavar="FILE",
+                          help="strategy config YAML (config/... also finds the shipped ones)")
     actions.add_parser("schema", help="print the JSON Schema of a config file")
     parser.set_defaults(func=run)
 

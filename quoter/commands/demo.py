@@ -40,7 +40,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--view", choices=["auto", "live", "activity", "none"], default="auto",
                    help="live terminal view, activity lines, or nothing (default: auto)")
     p.add_argument("--log-level", default="warning",
-                   choices=["debug", "info", "warning", "error"])
+                   choices=["debug", "info", "warning", "error"],
+                   help="least severe log lines shown (on stderr)")
     p.set_defaults(func=run)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import shlex
 import signal
 import sys
 import tempfile
@@ -84,8 +85,10 @@ def register(subparsers: Any) -> None:
                    help="confirm -> execution delay (default %(default)s)")
     p.add_argument("--hvm-execution-timer-ms", type=int, default=1_000, metavar="MS",
                    help="the same for HVM markets and all combos (default %(default)s)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--log-format", default="auto", choices=["auto", "json", "console"])
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="least severe log lines shown")
+    p.add_argument("--log-format", default="auto", choices=["auto", "json", "console"],
+                   help="auto = console on a terminal, JSON otherwise")
     p.set_defaults(func=run)
 
 
@@ -180,6 +183,12 @@ async def _serve(args: argparse.Namespace, cfg: SimConfig, clock: LiveClock) -> 
             f"private_key_file: {key_path}\n"
             f"fault_control: {origin}/sim/faults\n"
             f"ledger: {origin}/sim/ledger\n"
+            "# paper trading against this simulator: paste these lines in another terminal,\n"
+            "# then run:  quoter run --config config/demo.yaml\n"
+            f"export QUOTER_MODE=paper\n"
+            f"export QUOTER_SIM_URL={shlex.quote(origin)}\n"
+            f"export QUOTER_API_KEY_ID={shlex.quote(key_id)}\n"
+            f"export QUOTER_PRIVATE_KEY_PATH={shlex.quote(str(key_path))}\n"
             "ready (Ctrl-C to stop)",
             flush=True,
         )

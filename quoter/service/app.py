@@ -19,10 +19,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import httpx
 import structlog
@@ -33,6 +33,7 @@ from quoter.config import QuoterConfig, config_hash, load_config, reload
 from quoter.domain import events as ev
 from quoter.domain.types import BookSide, Side
 from quoter.engine.engine import Engine
+from quoter.engine.lifecycle import QuoteRecord, QuoteState, RfqRecord
 from quoter.engine.positions import PositionLedger
 from quoter.errors import (
     ConfigError,
@@ -190,7 +191,7 @@ class Service:
         self._restore_positions()
         self.hooks = ServiceHooks(clock=self.clock, engine=self.engine, store=self.store,
                                   metrics=self.metrics, recorder=self.recorder,
-                                  perf=self.perf)
+                                  perf=self.perf, shadow=not self.settings.sends_orders)
         # What a replay needs to rebuild this engine (backtests.replay).
         self._record_config(self.config)
         self.hooks.record_engine_start(config_hash(self.config), wall_offset_ns)
@@ -223,6 +224,7 @@ class Service:
         self.http: HttpServer | None = None
         self.started_ns = self.clock.now_ns()
         self.fatal: BaseException | None = None
+        self.metrics_http: HttpServer | None = None
         self._stop: asyncio.Event | None = None
         self._reconnects_exported = 0
 
@@ -249,16 +251,14 @@ class Service:
     def snapshot(self) -> StatusSnapshot:
         """The service state for status, the live view and the summary."""
         now = self.clock.now_ns()
-        quotes = tuple(
-            QuoteView(q.rfq_id, q.quote_id, q.market_ticker, q.yes_bid_micros, q.no_bid_micros,
-                      str(q.state), max(0, now - q.placed_ns) // 1_000_000,
-                      self.engine.rfqs[q.rfq_id].strategy if q.rfq_id in self.engine.rfqs else "")
-            for q in self.engine.quotes.values() if q.is_live
-        )
+        quotes = resting_quote_views(self.engine.quotes.values(), self.engine.rfqs, now)
         ledger = self.engine.ledger
+        theirs = self.reconciler.last_positions_centi
+        read_ns = self.reconciler.last_read_wall_ns
         positions = tuple(
-            PositionView(t, m.position_centi, m.cost_micros, m.realized_pnl_micros, m.fees_micros)
-            for t in ledger.tickers() for m in (ledger.market(t),)
+            PositionView(t, ledger.position_centi(t), m.cost_micros, m.realized_pnl_micros,
+                         m.fees_micros, theirs.get(t), read_ns if t in theirs else None)
+            for t in sorted(set(ledger.tickers()) | set(theirs)) for m in (ledger.market(t),)
         )
         hooks = self.hooks
         counts = dict(hooks.counts)
@@ -279,6 +279,7 @@ class Service:
             latencies=hooks.latency.views(),
             recording_path=str(self.settings.record_dir) if self.recorder else None,
             db_path=str(self.settings.db_path), recent_fills=tuple(hooks.recent_fills),
+            shadow_quotes=tuple(hooks.recent_shadow),
         )
 
     def health(self) -> HealthStatus:
@@ -389,16 +390,26 @@ class Service:
                 self.http.bind()
                 side.append(("http", self.http.serve()))
                 log.info("control_listening", url=self.http.url)
+            if self.options.http and self.settings.metrics_port is not None:
+                # Metrics and health only: control stays on loopback whatever this binds.
+                self.metrics_http = HttpServer(
+                    create_app(self.metrics, self.health), host=self.settings.metrics_host,
+                    port=self.settings.metrics_port, allow_remote=True,
+                )
+                self.metrics_http.bind()
+                side.append(("metrics-http", self.metrics_http.serve()))
+                log.info("metrics_listening", url=self.metrics_http.url)
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(self._guard(name, coro), name=name) for name, coro in side]
                 view = self._view_task(stop)
                 if view is not None:
                     tasks.append(tg.create_task(self._guard("view", view), name="view"))
                 await self.runtime.run([self.source], until=stop)
-                if self.http is not None:
-                    self.http.shutdown()
+                for server in (self.http, self.metrics_http):
+                    if server is not None:
+                        server.shutdown()
                 for task in tasks:
-                    if task.get_name() != "http":
+                    if task.get_name() not in ("http", "metrics-http"):
                         task.cancel()
         finally:
             await self._close()
@@ -472,7 +483,8 @@ class Service:
 
     def _export_gauges(self) -> None:
         m = self.metrics
-        m.open_quotes.set(len(self.engine.live_quote_ids()))
+        m.open_quotes.set(sum(1 for q in self.engine.quotes.values()
+                              if q.state in RESTING_STATES))
         for ticker, pos in self.positions_centi().items():
             m.set_position_centi(ticker, pos)
         m.set_pnl_realized_micros(self.engine.ledger.realized_pnl_micros())
@@ -554,6 +566,23 @@ class Service:
         while not stop.is_set():
             printer.update(self.snapshot())
             await asyncio.sleep(0.5)
+
+
+#: Quote states in which a quote still rests on the exchange. A replaced quote is not one of
+#: them: on Kalshi a new quote on the same RFQ replaces the old one, which is then gone.
+RESTING_STATES: Final = frozenset({QuoteState.OPEN, QuoteState.CANCELLING})
+
+
+def resting_quote_views(
+    quotes: Iterable[QuoteRecord], rfqs: Mapping[str, RfqRecord], now_ns: int
+) -> tuple[QuoteView, ...]:
+    """Describe our quotes that are live at the exchange (what the view and status list)."""
+    return tuple(
+        QuoteView(q.rfq_id, q.quote_id, q.market_ticker, q.yes_bid_micros, q.no_bid_micros,
+                  str(q.state), max(0, now_ns - q.placed_ns) // 1_000_000,
+                  rfqs[q.rfq_id].strategy if q.rfq_id in rfqs else "")
+        for q in quotes if q.state in RESTING_STATES
+    )
 
 
 def _mtime_ns(path: Path) -> int:

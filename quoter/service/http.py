@@ -225,8 +225,12 @@ class _Server(uvicorn.Server):
 class HttpServer:
     """uvicorn serving ``app`` on a loopback socket; ``port=0`` lets the OS pick."""
 
-    def __init__(self, app: Starlette, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        if not is_loopback(host):
+    def __init__(
+        self, app: Starlette, *, host: str = "127.0.0.1", port: int = 0,
+        allow_remote: bool = False,
+    ) -> None:
+        """``allow_remote``: only for an app without control routes (metrics for a scraper)."""
+        if not allow_remote and not is_loopback(host):
             raise ValueError(f"refusing to serve the control API on non-loopback {host!r}")
         self._app = app
         self._host = "127.0.0.1" if host == "localhost" else host

@@ -101,6 +101,24 @@ def _quotes_table(s: StatusSnapshot) -> Table:
     return t
 
 
+def _shadow_table(s: StatusSnapshot) -> Table:
+    """The quotes shadow mode would have sent, newest first."""
+    shown = s.shadow_quotes[-MAX_QUOTE_ROWS:]
+    t = Table(title=f"would-be quotes (shadow: nothing sent; {len(s.shadow_quotes)} recent)",
+              title_justify="left")
+    for col in ("market", "rfq", "yes bid", "no bid", "fair yes", "edge yes", "edge no",
+                "strategy"):
+        t.add_column(col, justify="left" if col in ("market", "rfq", "strategy") else "right")
+    for q in reversed(shown):
+        ey, en = q.edge_yes_micros, q.edge_no_micros
+        t.add_row(
+            q.market_ticker, q.rfq_id, dollars(q.yes_bid_micros), dollars(q.no_bid_micros),
+            "-" if q.fair_yes_micros is None else dollars(q.fair_yes_micros),
+            "-" if ey is None else dollars(ey), "-" if en is None else dollars(en), q.strategy,
+        )
+    return t
+
+
 def _decisions_table(s: StatusSnapshot) -> Table:
     recent = s.recent_decisions[-RECENT_DECISIONS:]
     t = Table(title="recent decisions", title_justify="left")
@@ -108,8 +126,8 @@ def _decisions_table(s: StatusSnapshot) -> Table:
         t.add_column(col)
     for d in reversed(recent):  # newest at the top
         t.add_row(
-            format_wall_ns(d.wall_ns)[11:23], d.market_ticker, d.rfq_id, d.decision, d.reason,
-            d.strategy,
+            format_wall_ns(d.wall_ns)[11:23], d.market_ticker, d.rfq_id, d.decision,
+            d.detail or d.reason, d.strategy,
         )
     return t
 
@@ -122,15 +140,17 @@ def _positions_table(s: StatusSnapshot) -> Table:
         ),
         title_justify="left",
     )
-    for col in ("market", "position", "exchange", "cost", "realized PnL", "fees"):
+    for col in ("market", "position", "exchange", "read (UTC)", "cost", "realized PnL", "fees"):
         t.add_column(col, justify="left" if col == "market" else "right")
     for p in s.positions:
         exch = p.exchange_position_centi
         mismatch = exch is not None and exch != p.position_centi
+        read = p.exchange_read_wall_ns
         t.add_row(
             p.market_ticker,
             format_fp(p.position_centi),
             Text("-" if exch is None else format_fp(exch), style="bold red" if mismatch else ""),
+            "-" if read is None else format_wall_ns(read)[11:19],
             usd(p.cost_micros),
             usd(p.realized_pnl_micros),
             usd(p.fees_micros),
@@ -159,7 +179,7 @@ def render(snapshot: StatusSnapshot) -> RenderableType:
         if line is not None:
             parts.append(line)
     parts += [
-        _quotes_table(snapshot),
+        _shadow_table(snapshot) if snapshot.mode == "shadow" else _quotes_table(snapshot),
         _decisions_table(snapshot),
         _positions_table(snapshot),
         _latency_table(snapshot),
@@ -254,6 +274,8 @@ def format_decision(d: DecisionView) -> str:
              f"rfq={d.rfq_id or '-'}", f"reason={d.reason}"]
     if d.strategy:
         parts.append(f"strategy={d.strategy}")
+    if d.detail:
+        parts.append(d.detail)
     return " ".join(parts)
 
 

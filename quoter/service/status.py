@@ -28,6 +28,7 @@ __all__ = [
     "LatencyView",
     "PositionView",
     "QuoteView",
+    "ShadowQuoteView",
     "StatusSnapshot",
     "dollars",
     "from_json_dict",
@@ -43,7 +44,7 @@ __all__ = [
 _NS_PER_US: Final = 1_000
 #: The count keys shown first, in pipeline order; any other counts follow alphabetically.
 COUNT_ORDER: Final = (
-    "rfqs_seen", "routed", "quoted", "accepted", "confirmed", "declined", "fills",
+    "rfqs_seen", "routed", "quoted", "shadow_quoted", "accepted", "confirmed", "declined", "fills",
     "decode_errors", "reconnects",
 )
 
@@ -72,6 +73,42 @@ class DecisionView:
     decision: str
     reason: str
     strategy: str = ""
+    #: Extra facts for people (e.g. the would-be prices of a shadow quote).
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowQuoteView:
+    """A quote shadow mode would have sent: its bids, the fair value, and the edge per side."""
+
+    wall_ns: int
+    rfq_id: str
+    market_ticker: str
+    yes_bid_micros: int
+    no_bid_micros: int
+    fair_yes_micros: int | None
+    strategy: str = ""
+
+    @property
+    def edge_yes_micros(self) -> int | None:
+        """What a YES fill at our bid would earn against the fair value (None: no fair)."""
+        return None if self.fair_yes_micros is None else self.fair_yes_micros - self.yes_bid_micros
+
+    @property
+    def edge_no_micros(self) -> int | None:
+        """The same for NO, whose fair value is $1 minus the YES fair value."""
+        if self.fair_yes_micros is None:
+            return None
+        return (ONE_DOLLAR_MICROS - self.fair_yes_micros) - self.no_bid_micros
+
+    def describe(self) -> str:
+        """``yes 0.4800 no 0.4800 fair 0.5000 edge 0.0200/0.0200``, exact."""
+        text = f"yes {dollars(self.yes_bid_micros)} no {dollars(self.no_bid_micros)}"
+        if self.fair_yes_micros is not None:
+            fair = self.fair_yes_micros
+            ey, en = fair - self.yes_bid_micros, ONE_DOLLAR_MICROS - fair - self.no_bid_micros
+            text += f" fair {dollars(fair)} edge {dollars(ey)}/{dollars(en)}"
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +135,8 @@ class PositionView:
     realized_pnl_micros: int
     fees_micros: int
     exchange_position_centi: int | None = None
+    #: When the exchange's figure was read (wall ns; None: not reconciled yet).
+    exchange_read_wall_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +180,11 @@ class StatusSnapshot:
     #: Where orders go, for people: ``sim http://127.0.0.1:8765`` in paper mode, else the
     #: exchange's host (``env`` alone would say "demo" for a simulator run).
     venue: str = ""
+    #: Shadow mode: the quotes it would have sent, newest last.
+    shadow_quotes: tuple[ShadowQuoteView, ...] = ()
+
+
+ONE_DOLLAR_MICROS: Final = 1_000_000
 
 
 # -- money formatting ----------------------------------------------------------------------
@@ -197,6 +241,23 @@ def _decision_json(d: DecisionView) -> dict[str, Any]:
         "decision": d.decision,
         "reason": d.reason,
         "strategy": d.strategy,
+        "detail": d.detail,
+    }
+
+
+def _shadow_json(q: ShadowQuoteView) -> dict[str, Any]:
+    fair = q.fair_yes_micros
+    return {
+        "wall_ns": q.wall_ns,
+        "rfq_id": q.rfq_id,
+        "market_ticker": q.market_ticker,
+        **_money("yes_bid", q.yes_bid_micros),
+        **_money("no_bid", q.no_bid_micros),
+        "fair_yes_micros": fair,
+        "fair_yes_dollars": None if fair is None else dollars(fair),
+        "edge_yes_micros": q.edge_yes_micros,
+        "edge_no_micros": q.edge_no_micros,
+        "strategy": q.strategy,
     }
 
 
@@ -226,6 +287,7 @@ def position_json(p: PositionView) -> dict[str, Any]:
         **_money("fees", p.fees_micros),
         "exchange_position_centi": exch,
         "exchange_position_fp": None if exch is None else format_fp(exch),
+        "exchange_read_wall_ns": p.exchange_read_wall_ns,
     }
 
 
@@ -268,6 +330,7 @@ def to_json_dict(s: StatusSnapshot) -> dict[str, Any]:
         "latencies": [latency_json(v) for v in s.latencies],
         "recording_path": s.recording_path,
         "db_path": s.db_path,
+        "shadow_quotes": [_shadow_json(q) for q in s.shadow_quotes],
     }
 
 
@@ -292,7 +355,7 @@ def from_json_dict(d: Mapping[str, Any]) -> StatusSnapshot:
         recent_decisions=tuple(
             DecisionView(
                 x["wall_ns"], x["rfq_id"], x["market_ticker"], x["decision"], x["reason"],
-                x["strategy"],
+                x["strategy"], x.get("detail", ""),
             )
             for x in d["recent_decisions"]
         ),
@@ -300,6 +363,7 @@ def from_json_dict(d: Mapping[str, Any]) -> StatusSnapshot:
             PositionView(
                 p["market_ticker"], p["position_centi"], p["cost_micros"],
                 p["realized_pnl_micros"], p["fees_micros"], p["exchange_position_centi"],
+                p.get("exchange_read_wall_ns"),
             )
             for p in d["positions"]
         ),
@@ -312,6 +376,13 @@ def from_json_dict(d: Mapping[str, Any]) -> StatusSnapshot:
         recording_path=d.get("recording_path"),
         db_path=d.get("db_path"),
         venue=d.get("venue", ""),
+        shadow_quotes=tuple(
+            ShadowQuoteView(
+                q["wall_ns"], q["rfq_id"], q["market_ticker"], q["yes_bid_micros"],
+                q["no_bid_micros"], q["fair_yes_micros"], q["strategy"],
+            )
+            for q in d.get("shadow_quotes", ())
+        ),
         recent_fills=tuple(
             FillView(
                 f["wall_ns"], f["trade_id"], f["market_ticker"], f["side"], f["price_micros"],

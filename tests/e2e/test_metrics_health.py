@@ -69,3 +69,22 @@ async def test_metrics_and_health_follow_the_service(tmp_path: Path) -> None:
             assert stale.status_code == 503
             assert stale.json()["reasons"] == ["feed_stale"]
             assert stale.json()["feed_age_ms"] > 1_000
+
+
+async def test_metrics_on_a_second_address_without_control_routes(tmp_path: Path) -> None:
+    async with sim_env(tmp_path) as env:
+        svc = env.service(env.settings(metrics_port=0))
+        async with running_service(svc), httpx.AsyncClient() as client:
+            assert svc.metrics_http is not None
+            assert svc.http is not None
+            assert svc.metrics_http.url != svc.http.url
+            metrics = await client.get(f"{svc.metrics_http.url}/metrics")
+            assert metrics.status_code == 200
+            assert "rfq_decisions_total" in metrics.text
+            assert (await client.get(f"{svc.metrics_http.url}/healthz")).status_code in (200, 503)
+            # Control is not served there, token or not.
+            token = (env.workdir / "control.token").read_text().strip()
+            refused = await client.post(f"{svc.metrics_http.url}/control/halt",
+                                        headers={"Authorization": f"Bearer {token}"})
+            assert refused.status_code == 404
+            assert not svc.runtime.halted

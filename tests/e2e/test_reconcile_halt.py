@@ -16,9 +16,12 @@ from e2e_helpers import (
     sim_env,
     until,
 )
+from rich.console import Console
 
 from quoter.domain.types import Side
+from quoter.observability.logging import format_wall_ns
 from quoter.service.app import Service
+from quoter.service.live_view import render
 from quoter.service.store import Store
 from quoter.sim.exchange import Position, QuoteStatus
 
@@ -90,3 +93,27 @@ async def test_position_appearing_in_an_untraded_market_halts(tmp_path: Path) ->
             await until(lambda: svc.runtime.halted, what="the halt")
             assert svc.runtime.halt_reason == (
                 f"position_mismatch {T3}: ours=0 exchange=-250 (hundredths of a contract)")
+
+
+async def test_the_view_shows_the_exchange_position_and_when_it_was_read(
+    tmp_path: Path,
+) -> None:
+    async with sim_env(tmp_path) as env:
+        svc = env.service()
+        async with running_service(svc):
+            await _trade(env, svc, T1, Side.NO)
+            [before] = svc.snapshot().positions
+            assert (before.exchange_position_centi, before.exchange_read_wall_ns) == (None, None)
+            t0 = env.clock.wall_ns()
+            await svc.notices.reconcile()
+            [pos] = svc.snapshot().positions
+            assert pos.market_ticker == T1
+            assert pos.exchange_position_centi == pos.position_centi == -100
+            assert pos.exchange_read_wall_ns is not None
+            assert t0 <= pos.exchange_read_wall_ns <= env.clock.wall_ns()
+            console = Console(record=True, width=160, color_system=None)
+            console.print(render(svc.snapshot()))
+            row = next(line for line in console.export_text().splitlines()
+                       if line.lstrip("│ ").startswith(T1) and "-1.00" in line)
+            assert row.count("-1.00") == 2  # ours and the exchange's
+            assert format_wall_ns(pos.exchange_read_wall_ns)[11:19] in row

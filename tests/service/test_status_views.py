@@ -377,3 +377,19 @@ def test_paper_header_names_the_simulator_not_the_env() -> None:
                                      venue="external-api.demo.kalshi.co")))
     assert "env demo (external-api.demo.kalshi.co)" in shadow
     assert from_json_dict(to_json_dict(snapshot(venue="sim x"))).venue == "sim x"
+
+
+def test_only_quotes_resting_at_the_exchange_are_listed() -> None:
+    from quoter.engine.lifecycle import QuoteRecord, QuoteState
+    from quoter.service.app import resting_quote_views
+
+    def quote(qid: str, state: QuoteState) -> QuoteRecord:
+        return QuoteRecord(qid, "r1", "KX-A", 480_000, 480_000, 500_000, placed_ns=0,
+                           state=state)
+
+    quotes = [quote("open", QuoteState.OPEN), quote("replaced", QuoteState.REPLACED),
+              quote("cancelling", QuoteState.CANCELLING),
+              quote("cancelled", QuoteState.CANCELLED), quote("accepted", QuoteState.ACCEPTED)]
+    views = resting_quote_views(quotes, {}, now_ns=2_000_000)
+    assert [(v.quote_id, v.state, v.age_ms) for v in views] == [
+        ("open", "open", 2), ("cancelling", "cancelling", 2)]

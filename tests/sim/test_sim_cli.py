@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -61,6 +62,11 @@ def _read_banner(proc: subprocess.Popen[str]) -> dict[str, str]:
     assert proc.stdout is not None
     info: dict[str, str] = {}
     for line in proc.stdout:
+        if line.startswith("export "):
+            # `export NAME=VALUE` (shell-quoted): collected as "$NAME".
+            name, _, value = shlex.split(line)[1].partition("=")
+            info["$" + name] = value
+            continue
         key, _, value = line.partition(": ")
         info[key.strip()] = value.strip()
         if line.startswith("ready"):
@@ -93,6 +99,11 @@ def _exercise(proc: subprocess.Popen[str], tmp_path: Path) -> None:
     assert info["ws_url"].startswith("ws://127.0.0.1:")
     assert info["ws_url"].endswith("/trade-api/ws/v2")
     key_file = Path(info["private_key_file"])
+    # The export lines set up a second terminal for `quoter run` in paper mode.
+    assert info["$QUOTER_MODE"] == "paper"
+    assert info["$QUOTER_SIM_URL"] == info["rest_base_url"].removesuffix("/trade-api/v2")
+    assert info["$QUOTER_API_KEY_ID"] == info["api_key_id"]
+    assert info["$QUOTER_PRIVATE_KEY_PATH"] == info["private_key_file"]
     assert key_file.parent == tmp_path.resolve()
     assert (key_file.stat().st_mode & 0o777) == 0o600
     signer = Signer(info["api_key_id"], load_private_key(key_file))
