@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml requirements.lock
 	# it is used only by the conformance tests.
 	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python -c requirements.lock \
 		'kalshi-python-sync>=3.34'
+	# Older checkouts installed the test suite's fixture pricer (my_pricer) here; it is test-only.
+	-$(BIN)/python -m pip uninstall -q -y thirdparty-pricer 2>/dev/null
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -470,4 +470,4 @@ def test_the_test_pricer_is_not_in_a_users_schema(tmp_path: Path) -> None:
     assert "book_mid.params" in schema["$defs"]
     assert "my_pricer.params" not in schema["$defs"]
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
-    assert "thirdparty_pricer" not in makefile
+    assert "install -q -e tests/thirdparty_pricer" not in makefile

@@ -257,7 +257,8 @@ class Service:
         read_ns = self.reconciler.last_read_wall_ns
         positions = tuple(
             PositionView(t, ledger.position_centi(t), m.cost_micros, m.realized_pnl_micros,
-                         m.fees_micros, theirs.get(t), read_ns if t in theirs else None)
+                         m.fees_micros, theirs.get(t), read_ns if t in theirs else None,
+                         self._yes_mid(t))
             for t in sorted(set(ledger.tickers()) | set(theirs)) for m in (ledger.market(t),)
         )
         hooks = self.hooks
@@ -279,7 +280,7 @@ class Service:
             latencies=hooks.latency.views(),
             recording_path=str(self.settings.record_dir) if self.recorder else None,
             db_path=str(self.settings.db_path), recent_fills=tuple(hooks.recent_fills),
-            shadow_quotes=tuple(hooks.recent_shadow),
+            shadow_quotes=tuple(hooks.recent_shadow), markouts=hooks.markouts.views(),
         )
 
     def health(self) -> HealthStatus:
@@ -328,6 +329,11 @@ class Service:
         """Cancel every open quote we placed."""
         cancelled = self.runtime.cancel_all()
         return {"cancelling": len(cancelled)}
+
+    def _yes_mid(self, ticker: str) -> int | None:
+        """The YES mid of a market's book, if we hold a two-sided book for it."""
+        book = self.engine.md.books.get(ticker)
+        return None if book is None else book.mid_micros()
 
     def _venue(self) -> str:
         if self.settings.mode == "paper":
@@ -475,6 +481,7 @@ class Service:
             await asyncio.sleep(every)
             tick += 1
             self.store.flush()
+            self.hooks.markouts.poll(self.clock.now_ns(), self._yes_mid)
             if self.recorder is not None:
                 self.recorder.poll()
             if tick % snapshot_every == 0:

@@ -17,6 +17,7 @@ import structlog
 from quoter.clock import Clock
 from quoter.domain import commands as cmd
 from quoter.domain import events as ev
+from quoter.domain.types import Side
 from quoter.engine.engine import Engine
 from quoter.errors import DecodeError
 from quoter.kalshi.schemas import peek_type
@@ -32,6 +33,7 @@ from quoter.recording.format import (
 )
 from quoter.recording.recorder import Recorder
 from quoter.runtime.driver import RuntimeHooks
+from quoter.service.markouts import ONE_DOLLAR_MICROS, MarkoutTracker
 from quoter.service.status import DecisionView, FillView, LatencyRecorder, ShadowQuoteView
 from quoter.service.store import ConfirmState, Store
 
@@ -64,6 +66,7 @@ class ServiceHooks(RuntimeHooks):
         #: shown with its prices; the kernel's "rejected/shadow" for it is not news.
         self.shadow = shadow
         self.recent_shadow: deque[ShadowQuoteView] = deque(maxlen=recent)
+        self.markouts = MarkoutTracker()
         self._would_send: dict[str, cmd.SubmitQuote] = {}
         #: The engine's pricer clock, if it is a tape: its readings are recorded per step.
         self.perf = perf
@@ -257,11 +260,16 @@ class ServiceHooks(RuntimeHooks):
             case ev.FillReceived():
                 if self.store.record_fill(event, wall):
                     self.counts["fills"] += 1
+                    side = str(event.outcome_side)
+                    # The price of the side bought (a NO fill pays $1 - the YES price).
+                    price = (event.yes_price_micros if event.outcome_side is Side.YES
+                             else ONE_DOLLAR_MICROS - event.yes_price_micros)
                     self.recent_fills.append(FillView(
-                        wall, event.trade_id, event.market_ticker, str(event.outcome_side),
-                        event.yes_price_micros, event.count_centi, event.fee_micros,
-                        event.is_taker,
+                        wall, event.trade_id, event.market_ticker, side, price,
+                        event.count_centi, event.fee_micros, event.is_taker,
                     ))
+                    self.markouts.add_fill(now_ns, event.market_ticker, side, price,
+                                           event.count_centi)
             case _:
                 pass
 

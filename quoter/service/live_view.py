@@ -28,9 +28,12 @@ from quoter.service.status import (
     FillView,
     StatusSnapshot,
     dollars,
+    markouts_line,
     ordered_counts,
     ordered_reasons,
+    pnl_line,
     usd,
+    venue_text,
 )
 
 __all__ = [
@@ -64,13 +67,6 @@ def _reasons_line(title: str, reasons: Mapping[str, int]) -> Text | None:
     if not items:
         return None
     return Text(f"{title}: " + ", ".join(f"{k} {v}" for k, v in items))
-
-
-def venue_text(s: StatusSnapshot) -> str:
-    """Say where orders go: the simulator's URL in paper mode, else the environment and host."""
-    if s.venue.startswith("sim "):
-        return s.venue
-    return f"env {s.env}" + (f" ({s.venue})" if s.venue else "")
 
 
 def _header(s: StatusSnapshot) -> Text:
@@ -135,13 +131,17 @@ def _decisions_table(s: StatusSnapshot) -> Table:
 def _positions_table(s: StatusSnapshot) -> Table:
     t = Table(
         title=(
-            f"positions  realized PnL {usd(s.pnl_realized_micros)}"
+            f"positions  {pnl_line(s)}"
             f"  worst-case exposure {usd(s.exposure_worst_case_micros)}"
         ),
         title_justify="left",
     )
-    for col in ("market", "position", "exchange", "read (UTC)", "cost", "realized PnL", "fees"):
+    for col in ("market", "position", "exchange", "read (UTC)", "cost", "mid", "unrealized",
+                "realized PnL", "fees"):
         t.add_column(col, justify="left" if col == "market" else "right")
+    markouts = markouts_line(s)
+    if markouts:
+        t.caption = markouts
     for p in s.positions:
         exch = p.exchange_position_centi
         mismatch = exch is not None and exch != p.position_centi
@@ -152,6 +152,8 @@ def _positions_table(s: StatusSnapshot) -> Table:
             Text("-" if exch is None else format_fp(exch), style="bold red" if mismatch else ""),
             "-" if read is None else format_wall_ns(read)[11:19],
             usd(p.cost_micros),
+            "-" if p.mark_yes_micros is None else dollars(p.mark_yes_micros),
+            "-" if p.unrealized_pnl_micros is None else usd(p.unrealized_pnl_micros),
             usd(p.realized_pnl_micros),
             usd(p.fees_micros),
         )
@@ -283,7 +285,7 @@ def format_fill(f: FillView) -> str:
     """Format one fill as a compact log line."""
     return (
         f"{format_wall_ns(f.wall_ns)[11:23]} fill {f.market_ticker} {f.side}"
-        f" {format_fp(f.count_centi)} @ {dollars(f.price_micros)} fee {dollars(f.fee_micros)}"
+        f" {format_fp(f.count_centi)} @ {dollars(f.price_micros)} fee {usd(f.fee_micros)}"
         f" trade={f.trade_id}{' taker' if f.is_taker else ''}"
     )
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from quoter.domain.money import format_dollars, format_fp
+from quoter.service.markouts import MarkoutView, marked_value_micros
 
 __all__ = [
     "COUNT_ORDER",
@@ -33,12 +34,16 @@ __all__ = [
     "dollars",
     "from_json_dict",
     "latency_json",
+    "markout_json",
+    "markouts_line",
     "nearest_rank",
     "ordered_counts",
     "ordered_reasons",
+    "pnl_line",
     "position_json",
     "to_json_dict",
     "usd",
+    "venue_text",
 ]
 
 _NS_PER_US: Final = 1_000
@@ -137,6 +142,21 @@ class PositionView:
     exchange_position_centi: int | None = None
     #: When the exchange's figure was read (wall ns; None: not reconciled yet).
     exchange_read_wall_ns: int | None = None
+    #: The YES mid the position is marked at (None: no two-sided book known).
+    mark_yes_micros: int | None = None
+
+    @property
+    def marked_value_micros(self) -> int | None:
+        """What the position is worth at the mid (None without a mid)."""
+        if self.mark_yes_micros is None:
+            return None
+        return marked_value_micros(self.position_centi, self.mark_yes_micros)
+
+    @property
+    def unrealized_pnl_micros(self) -> int | None:
+        """Marked value minus cost basis (None without a mid)."""
+        value = self.marked_value_micros
+        return None if value is None else value - self.cost_micros
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +202,20 @@ class StatusSnapshot:
     venue: str = ""
     #: Shadow mode: the quotes it would have sent, newest last.
     shadow_quotes: tuple[ShadowQuoteView, ...] = ()
+    #: Our fills against the mid 1 s / 10 s / 60 s later.
+    markouts: tuple[MarkoutView, ...] = ()
+
+    @property
+    def pnl_marked_micros(self) -> int:
+        """Realised PnL plus every position marked to its mid (unmarked ones at cost)."""
+        return self.pnl_realized_micros + sum(p.unrealized_pnl_micros or 0
+                                              for p in self.positions)
+
+    @property
+    def unmarked_positions(self) -> int:
+        """Open positions with no mid to mark them at."""
+        return sum(1 for p in self.positions
+                   if p.position_centi != 0 and p.mark_yes_micros is None)
 
 
 ONE_DOLLAR_MICROS: Final = 1_000_000
@@ -199,6 +233,31 @@ def usd(micros: int) -> str:
     """Format micro-dollars for people: ``$1.2345`` / ``-$0.0070``, exact."""
     text = dollars(micros)
     return f"-${text[1:]}" if text.startswith("-") else f"${text}"
+
+
+def venue_text(s: StatusSnapshot) -> str:
+    """Say where orders go: the simulator's URL in paper mode, else the environment and host."""
+    if s.venue.startswith("sim "):
+        return s.venue
+    return f"env {s.env}" + (f" ({s.venue})" if s.venue else "")
+
+
+def pnl_line(s: StatusSnapshot) -> str:
+    """``realized PnL $x  marked to mid $y`` (+ how many positions have no mid), for people."""
+    text = f"realized PnL {usd(s.pnl_realized_micros)}  marked to mid {usd(s.pnl_marked_micros)}"
+    if s.unmarked_positions:
+        text += f" ({s.unmarked_positions} at cost: no mid)"
+    return text
+
+
+def markouts_line(s: StatusSnapshot) -> str:
+    """``markouts 1s $0.0040/contract (n 3)  10s ...`` for people; empty without fills."""
+    parts = []
+    for m in s.markouts:
+        per = m.per_contract_micros
+        if per is not None:
+            parts.append(f"{m.horizon_s}s {usd(per)}/contract (n {m.fills})")
+    return ("markouts " + "  ".join(parts)) if parts else ""
 
 
 def ordered_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
@@ -288,6 +347,21 @@ def position_json(p: PositionView) -> dict[str, Any]:
         "exchange_position_centi": exch,
         "exchange_position_fp": None if exch is None else format_fp(exch),
         "exchange_read_wall_ns": p.exchange_read_wall_ns,
+        "mark_yes_micros": p.mark_yes_micros,
+        "unrealized_pnl_micros": p.unrealized_pnl_micros,
+    }
+
+
+def markout_json(m: MarkoutView) -> dict[str, Any]:
+    """Describe the markouts at one horizon as JSON-ready data."""
+    per = m.per_contract_micros
+    return {
+        "horizon_s": m.horizon_s,
+        "fills": m.fills,
+        "count_centi": m.count_centi,
+        **_money("total", m.total_micros),
+        "per_contract_micros": per,
+        "per_contract_dollars": None if per is None else dollars(per),
     }
 
 
@@ -326,6 +400,9 @@ def to_json_dict(s: StatusSnapshot) -> dict[str, Any]:
         "recent_fills": [_fill_json(f) for f in s.recent_fills],
         "positions": [position_json(p) for p in s.positions],
         **_money("pnl_realized", s.pnl_realized_micros),
+        **_money("pnl_marked", s.pnl_marked_micros),
+        "unmarked_positions": s.unmarked_positions,
+        "markouts": [markout_json(m) for m in s.markouts],
         **_money("exposure_worst_case", s.exposure_worst_case_micros),
         "latencies": [latency_json(v) for v in s.latencies],
         "recording_path": s.recording_path,
@@ -363,7 +440,7 @@ def from_json_dict(d: Mapping[str, Any]) -> StatusSnapshot:
             PositionView(
                 p["market_ticker"], p["position_centi"], p["cost_micros"],
                 p["realized_pnl_micros"], p["fees_micros"], p["exchange_position_centi"],
-                p.get("exchange_read_wall_ns"),
+                p.get("exchange_read_wall_ns"), p.get("mark_yes_micros"),
             )
             for p in d["positions"]
         ),
@@ -376,6 +453,10 @@ def from_json_dict(d: Mapping[str, Any]) -> StatusSnapshot:
         recording_path=d.get("recording_path"),
         db_path=d.get("db_path"),
         venue=d.get("venue", ""),
+        markouts=tuple(
+            MarkoutView(m["horizon_s"], m["fills"], m["count_centi"], m["total_micros"])
+            for m in d.get("markouts", ())
+        ),
         shadow_quotes=tuple(
             ShadowQuoteView(
                 q["wall_ns"], q["rfq_id"], q["market_ticker"], q["yes_bid_micros"],

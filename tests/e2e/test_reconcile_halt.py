@@ -117,3 +117,11 @@ async def test_the_view_shows_the_exchange_position_and_when_it_was_read(
                        if line.lstrip("│ ").startswith(T1) and "-1.00" in line)
             assert row.count("-1.00") == 2  # ours and the exchange's
             assert format_wall_ns(pos.exchange_read_wall_ns)[11:19] in row
+            # The fill is shown at the price of the side bought (NO at our 0.48 bid) ...
+            [fill] = svc.snapshot().recent_fills
+            assert (fill.side, fill.price_micros) == ("no", 480_000)
+            # ... and measured 1 s later; these markets have no resting book, so no mid:
+            # the markout is counted as unmarked, not guessed.
+            await until(lambda: svc.hooks.markouts.unmarked >= 1, what="the 1 s markout")
+            assert svc.snapshot().markouts[0].fills == 0
+            assert svc.snapshot().unmarked_positions == 1
