@@ -30,6 +30,7 @@ COMMANDS: tuple[str, ...] = (
     "sim",
     "demo",
     "record",
+    "explain",
 )
 
 

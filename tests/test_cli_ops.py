@@ -129,6 +129,7 @@ def test_demo_runs_from_any_directory(tmp_path: Path) -> None:
     result = quoter("demo", "--seconds", "1", "--view", "none", cwd=tmp_path)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert b"positions match the simulator's ledger: yes" in result.stdout
+    assert b"quoter demo: winding down: quoting stopped" in result.stdout
     assert quoter("config", "validate", "config/examples/combo-maker.yaml",
                   cwd=tmp_path).returncode == 0
 

@@ -11,7 +11,8 @@ from typing import Any
 from quoter.clock import LiveClock
 from quoter.config.shipped import shipped_path
 from quoter.errors import QuoterError
-from quoter.observability.logging import configure_logging
+from quoter.observability.logging import LogTail, configure_logging
+from quoter.service.live_view import wants_live_view
 from quoter.service.summary import dump_summary_json, render_summary, summary_json
 
 __all__ = ["register", "run"]
@@ -52,15 +53,22 @@ def run(args: argparse.Namespace) -> int:
     if args.seconds <= 0:
         print("quoter demo: --seconds must be positive", file=sys.stderr)
         return 2
-    configure_logging(LiveClock(), fmt="console", level=args.log_level, stream=sys.stderr)
+    # While the full-screen view is up, logs show below it (and go to a file), never over it.
+    tail = LogTail(path=args.workdir / "demo.log") if wants_live_view(args.view) else None
+    configure_logging(LiveClock(), fmt="console", level=args.log_level,
+                      stream=tail if tail is not None else sys.stderr)
     try:
         result = asyncio.run(run_demo(
             seconds=args.seconds, config_path=args.config, workdir=args.workdir,
             seed=args.seed, world_path=args.world, view=args.view,
+            log_lines=(lambda: list(tail.lines)) if tail is not None else None,
         ))
     except QuoterError as exc:
         print(f"quoter demo: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if tail is not None:
+            tail.close()
     print(render_summary(result.snapshot, ledger_match=result.ledger_match,
                          ledger_diff=result.ledger_diff), end="")
     if args.summary_json is not None:

@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -62,7 +62,7 @@ from quoter.service.http import (
     create_app,
     evaluate_health,
 )
-from quoter.service.live_view import ActivityPrinter, LiveView, is_tty
+from quoter.service.live_view import ActivityPrinter, LiveView, wants_live_view
 from quoter.service.reconcile import Reconciler
 from quoter.service.resync import NoticeHandler, Resync
 from quoter.service.status import PositionView, QuoteView, StatusSnapshot, to_json_dict
@@ -141,6 +141,10 @@ class ServiceOptions:
     require_trading: bool = True
     # Worker processes for strategies with ``quoting.isolation: process`` (started on first use).
     pricing_workers: int = 2
+    #: The live view draws these log lines below itself (logs must not write to the terminal
+    #: while it redraws) and this banner above (e.g. the demo's countdown).
+    log_lines: Callable[[], Sequence[str]] | None = None
+    banner: Callable[[], str] | None = None
 
 
 class Service:
@@ -560,12 +564,13 @@ class Service:
         mode = self.options.view
         if mode == "none":
             return None
-        if mode == "live" or (mode == "auto" and is_tty(sys.stdout)):
+        if wants_live_view(mode, sys.stdout):
             return self._live_view(stop)
         return self._activity(stop)
 
     async def _live_view(self, stop: asyncio.Event) -> None:
-        with LiveView(self.snapshot) as view:
+        with LiveView(self.snapshot, log_lines=self.options.log_lines,
+                      banner=self.options.banner) as view:
             await view.run(stop)
 
     async def _activity(self, stop: asyncio.Event) -> None:

@@ -12,12 +12,15 @@ import asyncio
 import contextlib
 import sys
 from collections import deque
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from types import TracebackType
 from typing import Final, TextIO
 
-from rich.console import Console, Group, RenderableType
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.layout import Layout
 from rich.live import Live
+from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
@@ -44,7 +47,9 @@ __all__ = [
     "format_fill",
     "is_tty",
     "render",
+    "render_screen",
     "venue_text",
+    "wants_live_view",
 ]
 
 #: How many recent decisions the live view shows.
@@ -171,6 +176,87 @@ def _latency_table(s: StatusSnapshot) -> Table:
     return t
 
 
+def _log_panel(lines: list[str], height: int) -> RenderableType:
+    body = Text("\n".join(line[-500:] for line in lines[-max(1, height - 2):]),
+                no_wrap=True, overflow="ellipsis")
+    return Panel(body, title="log", title_align="left", border_style="dim")
+
+
+def render_screen(
+    snapshot: StatusSnapshot, *, width: int, height: int, log_lines: Sequence[str] = (),
+    banner: str = "",
+) -> RenderableType:
+    """Lay the view out to fit ``width`` x ``height``: header, tables, and the log's last lines.
+
+    Each region is cropped to its share of the screen, so a small terminal (80 x 24) still
+    shows the header, the counts and the top of every table; wide terminals put positions and
+    latency beside quotes and decisions.
+    """
+    head = Text()
+    if banner:
+        head.append(banner + "\n", style="bold yellow")
+    head.append_text(_header(snapshot))
+    for line in (
+        _reasons_line("declined", snapshot.decline_reasons),
+        _reasons_line("not quoted", snapshot.no_quote_reasons),
+    ):
+        if line is not None:
+            head.append("\n")
+            head.append_text(line)
+    head_lines = min(len(head.wrap(Console(width=width), width)), max(2, height // 3))
+    layout = Layout()
+    parts = [Layout(head, name="header", size=head_lines)]
+    logs = list(log_lines)
+    log_rows = min(len(logs) + 2, max(3, height // 4)) if logs else 0
+    compact = height < 40
+    quotes = _compact(
+        _shadow_table(snapshot) if snapshot.mode == "shadow" else _quotes_table(snapshot),
+        compact)
+    positions = _compact(_positions_table(snapshot), compact)
+    decisions = _compact(_decisions_table(snapshot), compact)
+    body = Layout(name="body")
+    if width >= 140:
+        left, right = Layout(name="left"), Layout(name="right")
+        left.split_column(Layout(quotes), Layout(decisions))
+        right.split_column(Layout(positions),
+                           Layout(_compact(_latency_table(snapshot), compact),
+                                  size=len(snapshot.latencies) + (3 if compact else 5)))
+        body.split_row(left, right)
+    elif height < 30:
+        # Small terminal: what is at stake first; the log panel shows the activity.
+        body.split_column(Layout(quotes), Layout(positions))
+    else:
+        body.split_column(Layout(quotes), Layout(positions), Layout(decisions))
+    parts.append(body)
+    if log_rows:
+        parts.append(Layout(_log_panel(logs, log_rows), name="log", size=log_rows))
+    layout.split_column(*parts)
+    return _Sized(layout, width, height)
+
+
+def _compact(table: Table, compact: bool) -> Table:
+    """Fewer rules on small screens: the title, a header line and the rows."""
+    if compact:
+        table.box = box.SIMPLE_HEAD
+        table.show_edge = False
+        table.pad_edge = False
+    return table
+
+
+class _Sized:
+    """Render ``inner`` at exactly ``width`` x ``height`` (a Layout fills what it is given)."""
+
+    def __init__(self, inner: RenderableType, width: int, height: int) -> None:
+        self.inner, self.width, self.height = inner, width, height
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> RenderResult:
+        yield from console.render(
+            self.inner, options.update(width=self.width, height=self.height)
+        )
+
+
 def render(snapshot: StatusSnapshot) -> RenderableType:
     """Render a snapshot as a group: header and counts, quotes, decisions, positions, latency."""
     parts: list[RenderableType] = [_header(snapshot)]
@@ -187,6 +273,11 @@ def render(snapshot: StatusSnapshot) -> RenderableType:
         _latency_table(snapshot),
     ]
     return Group(*parts)
+
+
+def wants_live_view(mode: str, stream: TextIO | None = None) -> bool:
+    """True if view ``mode`` means the full-screen view here (``auto``: on a terminal)."""
+    return mode == "live" or (mode == "auto" and is_tty(stream))
 
 
 def is_tty(stream: TextIO | None = None) -> bool:
@@ -210,16 +301,22 @@ class LiveView:
         *,
         console: Console | None = None,
         refresh_per_second: float = 4.0,
+        log_lines: Callable[[], Sequence[str]] | None = None,
+        banner: Callable[[], str] | None = None,
     ) -> None:
         if refresh_per_second <= 0:
             raise ValueError(f"refresh_per_second must be positive, got {refresh_per_second}")
         self._snapshot_fn = snapshot_fn
+        self._log_lines = log_lines
+        self._banner = banner
         self.refresh_per_second = refresh_per_second
+        self._console = console or Console()
         self._live = Live(
-            console=console,
+            console=self._console,
             auto_refresh=False,
             refresh_per_second=refresh_per_second,
             transient=False,
+            vertical_overflow="crop",
         )
 
     def __enter__(self) -> LiveView:
@@ -237,9 +334,18 @@ class LiveView:
             self.refresh()  # leave the final state on screen
         self._live.stop()
 
+    def screen(self) -> RenderableType:
+        """What one redraw shows, sized to the console (one line spare: no scroll)."""
+        width, height = self._console.size
+        return render_screen(
+            self._snapshot_fn(), width=width, height=max(10, height - 1),
+            log_lines=self._log_lines() if self._log_lines is not None else (),
+            banner=self._banner() if self._banner is not None else "",
+        )
+
     def refresh(self) -> None:
         """Take a snapshot and redraw now."""
-        self._live.update(render(self._snapshot_fn()), refresh=True)
+        self._live.update(self.screen(), refresh=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Redraw every ``1 / refresh_per_second`` seconds until ``stop`` is set."""
