@@ -63,6 +63,7 @@ from quoter.service.http import (
     evaluate_health,
 )
 from quoter.service.live_view import ActivityPrinter, LiveView, wants_live_view
+from quoter.service.markouts import marked_value_micros
 from quoter.service.reconcile import Reconciler
 from quoter.service.resync import NoticeHandler, Resync
 from quoter.service.status import PositionView, QuoteView, StatusSnapshot, to_json_dict
@@ -247,6 +248,16 @@ class Service:
         """Our authoritative positions (from fills), by market."""
         ledger = self.engine.ledger
         return {t: ledger.position_centi(t) for t in ledger.tickers()}
+
+    def marked_pnl_micros(self) -> int:
+        """Realised PnL plus every open position marked to its mid (at cost without one)."""
+        ledger = self.engine.ledger
+        total = ledger.realized_pnl_micros()
+        for t in ledger.tickers():
+            m, mid = ledger.market(t), self._yes_mid(t)
+            if mid is not None and m.position_centi:
+                total += marked_value_micros(m.position_centi, mid) - m.cost_micros
+        return total
 
     def worst_case_exposure_micros(self) -> int:
         """Worst-case loss over all markets if every live quote were accepted at once."""
@@ -499,6 +510,7 @@ class Service:
         for ticker, pos in self.positions_centi().items():
             m.set_position_centi(ticker, pos)
         m.set_pnl_realized_micros(self.engine.ledger.realized_pnl_micros())
+        m.set_pnl_marked_micros(self.marked_pnl_micros())
         m.set_exposure_micros(self.worst_case_exposure_micros())
         m.set_halted(self.runtime.halted or self.engine.halted)
         for name, value in self.rest.limiter.levels().items():

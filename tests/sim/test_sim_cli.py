@@ -77,7 +77,8 @@ def _read_banner(proc: subprocess.Popen[str]) -> dict[str, str]:
 def test_sim_runs_prints_how_to_connect_and_answers_a_signed_request(tmp_path: Path) -> None:
     with subprocess.Popen(
         [sys.executable, "-m", "quoter.cli", "sim", "--port", "0", "--seed", "3",
-         "--key-dir", str(tmp_path), "--log-level", "warning", "--rfq-rate", "1"],
+         "--key-dir", str(tmp_path), "--log-level", "warning", "--rfq-rate", "1",
+         "--env-file", str(tmp_path / "sim.env")],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     ) as proc:
         try:
@@ -104,6 +105,12 @@ def _exercise(proc: subprocess.Popen[str], tmp_path: Path) -> None:
     assert info["$QUOTER_SIM_URL"] == info["rest_base_url"].removesuffix("/trade-api/v2")
     assert info["$QUOTER_API_KEY_ID"] == info["api_key_id"]
     assert info["$QUOTER_PRIVATE_KEY_PATH"] == info["private_key_file"]
+    # ... and the same lines are in --env-file, private, for `. sim.env` in a container.
+    env_file = tmp_path / "sim.env"
+    assert (env_file.stat().st_mode & 0o777) == 0o600
+    sourced = dict(shlex.split(line)[1].partition("=")[::2]
+                   for line in env_file.read_text().splitlines())
+    assert sourced == {k[1:]: v for k, v in info.items() if k.startswith("$")}
     assert key_file.parent == tmp_path.resolve()
     assert (key_file.stat().st_mode & 0o777) == 0o600
     signer = Signer(info["api_key_id"], load_private_key(key_file))

@@ -3,14 +3,17 @@
 It is never installed (``make install`` / ``make demo`` leave a user's environment without
 it): its source and a ``.dist-info`` with its ``quoter.strategies`` entry point sit in
 ``tests/thirdparty_pricer/src``, and ``importlib.metadata`` finds distributions on
-``sys.path``, exactly as it finds an installed one.
+``sys.path``, exactly as it finds an installed one. This is the root conftest so that the path
+is in place before any test module is imported (some build the registry at import time).
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
-_SRC = str(Path(__file__).resolve().parents[1] / "thirdparty_pricer" / "src")
+_SRC = str(Path(__file__).resolve().parent / "thirdparty_pricer" / "src")
 if _SRC not in sys.path:
     sys.path.insert(0, _SRC)
+    importlib.invalidate_caches()
