@@ -232,7 +232,7 @@ async def test_metrics_and_healthz_over_a_real_socket() -> None:
         r = await client.get("/metrics")
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/plain")
-        assert 'frames_total{type="rfq_created"} 3.0' in r.text
+        assert '\nquoter_frames_total{type="rfq_created"} 3.0' in r.text
         r = await client.get("/healthz")
         assert (r.status_code, r.json()["status"]) == (200, "ok")
         state["health"] = HealthStatus(False, ("feed_stale", "halted"), {"stale_for_s": 12})
