@@ -5,22 +5,26 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_SECONDS ?= 60
 
-.PHONY: install test lint typecheck unit demo bench clean
+.PHONY: install test lint typecheck unit demo bench clean lock
 
-$(STAMP): pyproject.toml Makefile
+# requirements.lock pins every third-party package (regenerate with `make lock`); pip uses it
+# as a constraints file, so an install is reproducible and pyproject.toml keeps lower bounds.
+$(STAMP): pyproject.toml requirements.lock Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
 	# The official SDK declares Python>=3.13 but its generated models import on 3.11;
 	# it is used only by the conformance tests.
-	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python 'kalshi-python-sync>=3.34'
+	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python -c requirements.lock \
+		'kalshi-python-sync>=3.34'
 	# The conformance suite's other clients (tests/conformance/). The official async SDK and
 	# kalshi-sdk declare Python>=3.13 / >=3.12 but import on 3.11: installed like the sync
 	# SDK, their runtime deps in the dev extra. kyro installs normally.
 	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python \
 		'kalshi-python-async>=3.34' 'kalshi-sdk>=22.4'
-	$(BIN)/python -m pip install -q 'kyro>=0.1.2'
-	$(BIN)/python -m pip install -q -e tests/thirdparty_pricer
+	$(BIN)/python -m pip install -q -c requirements.lock 'kyro>=0.1.2'
+	# Older checkouts installed the test suite's fixture pricer (my_pricer) here; it is test-only.
+	-$(BIN)/python -m pip uninstall -q -y thirdparty-pricer 2>/dev/null
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -44,3 +48,16 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Re-resolve the newest allowed versions in a scratch venv and pin them (review the diff).
+lock:
+	rm -rf .lock-venv
+	$(PY) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip
+	.lock-venv/bin/python -m pip install -q -e '.[dev]'
+	.lock-venv/bin/python -m pip install -q --no-deps --ignore-requires-python \
+		'kalshi-python-sync>=3.34'
+	{ echo "# pip constraints: every third-party package make install takes (make lock)"; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e '; } \
+		> requirements.lock
+	rm -rf .lock-venv

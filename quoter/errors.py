@@ -15,6 +15,8 @@
     │                         record it and carry on
     ├── DecodeError           a malformed frame or response: count it, skip it, keep the raw bytes
     ├── PagingLimitError      a REST listing exceeded its max_pages bound: raise the bound
+    ├── ControlRefusedError   an operator action cannot be done now (e.g. resume with a KILL
+    │                         file present): answer why, change nothing
     └── StrategyError         a pricer raised or overran its budget: pull that market's quotes
 
 Money errors (``quoter.domain.money.MoneyError``) are ``ValueError``s raised by the domain and
@@ -26,6 +28,7 @@ from __future__ import annotations
 __all__ = [
     "AuthError",
     "ConfigError",
+    "ControlRefusedError",
     "DecodeError",
     "ExchangeRejectedError",
     "FatalError",
@@ -126,3 +129,7 @@ class StrategyError(QuoterError):
 
 class PagingLimitError(QuoterError):
     """A paged listing had more pages than the caller's ``max_pages`` bound."""
+
+
+class ControlRefusedError(QuoterError):
+    """An operator action was refused; the message says what to do first."""

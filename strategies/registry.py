@@ -8,6 +8,7 @@ the ``quoter.strategies`` entry-point group and are loaded by :func:`load_entry_
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,8 +99,10 @@ def get_spec(name: str) -> ModuleSpec:
     try:
         return _specs[name]
     except KeyError:
+        near = difflib.get_close_matches(name, available(), n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
         raise UnknownModuleError(
-            f"unknown strategy module {name!r}; available: {', '.join(available())}"
+            f"unknown strategy module {name!r}; {hint}available: {', '.join(available())}"
         ) from None
 
 

@@ -227,7 +227,7 @@ def test_reload_is_all_or_nothing(tmp_path: Path) -> None:
     kept, why = reload(path, second)
     assert kept is second
     assert why is not None
-    assert "cannot read" in why
+    assert why.endswith("c.yaml: not found")
 
 
 def test_hash_is_stable_and_content_based() -> None:
@@ -366,3 +366,108 @@ def test_cli_validate_and_schema(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert len(out) == 10
     assert main(["config", "schema"]) == 0
     assert "PricerRef" in json.loads(capsys.readouterr().out)["$defs"]
+
+
+BAD_TEXTS = {
+    # (file bytes, the line the error must name, a fragment of the message)
+    "non-utf8": (GOOD.encode().replace(b"name: singles", b"name: singl\xffes"), 3, "not UTF-8"),
+    "list-name": (GOOD.replace("name: singles", "name: [x]").encode(), 3, "valid string"),
+    "deep": (("version: 1\nstrategies:\n  - name: " + "[" * 3000 + "]" * 3000 + "\n").encode(),
+             3, "nested more than"),
+    "deep-block": (("version: 1\nx-deep:\n" + "".join(
+        "  " * i + f"k{i}:\n" for i in range(1, 200)) + "  " * 200 + "v: 1\n").encode(),
+        66, "nested more than"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_TEXTS))
+def test_bad_config_text_is_a_config_error_with_file_and_line(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw, line, fragment = BAD_TEXTS[name]
+    path = tmp_path / "c.yaml"
+    path.write_bytes(raw)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    first = str(info.value).splitlines()[0]
+    assert first.startswith(f"{path}:{line}: "), first
+    assert fragment in str(info.value)
+    # Hot reload keeps the running config and says why.
+    path.write_text(GOOD, encoding="utf-8")
+    good = load_config(path)
+    path.write_bytes(raw)
+    kept, why = reload(path, good)
+    assert kept is good
+    assert why is not None
+    assert fragment in why
+    # The CLI prints the same, without a traceback, and exits 1.
+    assert main(["config", "validate", str(path)]) == 1
+    out = capsys.readouterr()
+    assert out.out.startswith(f"{path}:{line}: ")
+    assert "Traceback" not in out.out + out.err
+
+
+def test_missing_config_file_is_not_found_not_line_zero(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: not found"
+
+
+def test_validate_reports_field_and_cross_field_errors_at_once() -> None:
+    text = (
+        "version: 1\n"
+        "strategies:\n"
+        "  - name: a\n"
+        "    pricer: {name: book_mid}\n"
+        "    lifecycle:\n"
+        "      min_replace_interval_ms: -5\n"
+        "      hvm_confirm_window_ms: 40000\n"
+        "      confirm_window_ms: 30000\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "c.yaml")
+    assert str(info.value).splitlines() == [
+        "c.yaml:5: strategies[0].lifecycle: hvm_confirm_window_ms must be <= confirm_window_ms",
+        "c.yaml:6: strategies[0].lifecycle.min_replace_interval_ms: "
+        "Input should be greater than or equal to 0",
+    ]
+
+
+def test_unknown_names_get_the_nearest_suggestion() -> None:
+    text = (
+        "version: 1\n"
+        "strategies:\n"
+        "  - name: a\n"
+        "    pricer: {name: book_midd}\n"
+        "    overlays: [fee_edgee]\n"
+        "    quotign: {}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "c.yaml")
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith(
+        "c.yaml:4: strategies[0].pricer.name: unknown strategy module 'book_midd'; "
+        "did you mean 'book_mid'? available: ")
+    assert lines[1].startswith(
+        "c.yaml:5: strategies[0].overlays[0].name: unknown strategy module 'fee_edgee'; "
+        "did you mean 'fee_edge'?")
+    assert lines[2] == (
+        "c.yaml:6: strategies[0].quotign: Extra inputs are not permitted; did you mean 'quoting'?")
+    assert len(lines) == 3
+
+
+def test_the_test_pricer_is_not_in_a_users_schema(tmp_path: Path) -> None:
+    # A fresh process with the installed package only (not the test suite's sys.path).
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUOTER_", "PYTHONPATH"))}
+    out = subprocess.run([sys.executable, "-m", "quoter.cli", "config", "schema"], cwd=tmp_path,
+                         env=env, capture_output=True, check=True, timeout=60).stdout
+    schema = json.loads(out)
+    assert "book_mid.params" in schema["$defs"]
+    assert "my_pricer.params" not in schema["$defs"]
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert "install -q -e tests/thirdparty_pricer" not in makefile

@@ -122,7 +122,7 @@ def test_malformed_lines_are_listed_and_exit_one(capsys: pytest.CaptureFixture[s
 
 def test_missing_file_exits_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["decode", str(tmp_path / "nope.jsonl")]) == 1
-    assert "cannot read" in capsys.readouterr().out
+    assert f"{tmp_path / 'nope.jsonl'}: not found" in capsys.readouterr().out
 
 
 def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:

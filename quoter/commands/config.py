@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from quoter.config import config_hash, config_schema, load_config
+from quoter.config.shipped import shipped_path
 from quoter.errors import ConfigError
 
 __all__ = ["register", "run"]
@@ -32,7 +32,8 @@ def register(subparsers: Any) -> None:
         "validate", help="validate config files (exit 1 on any error)",
         description="Validate each FILE; print OK or every error as FILE:LINE: path: message.",
     )
-    validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    validate.add_argument("files", nargs="+", type=shipped_path, metavar="FILE",
+                          help="strategy config YAML (config/... also finds the shipped ones)")
     actions.add_parser("schema", help="print the JSON Schema of a config file")
     parser.set_defaults(func=run)
 

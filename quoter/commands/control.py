@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ _HELP = {
     "halt": "stop quoting and pull open quotes",
     "resume": "resume quoting after a halt",
     "cancel-all": "cancel every open quote (quoting continues unless halted)",
-    "status": "print the service's status as JSON",
+    "status": "print the service's status (--json for machines)",
 }
 
 
@@ -42,6 +43,9 @@ def register(subparsers: Any) -> None:
         )
         if name == "halt":
             parser.add_argument("--reason", default="operator", help="why (logged and stored)")
+        if name == "status":
+            parser.add_argument("--json", action="store_true",
+                                help="print the status document as JSON (stable keys)")
         parser.set_defaults(func=run, control_action=name)
 
 
@@ -67,5 +71,19 @@ def run(args: argparse.Namespace) -> int:
     except (QuoterError, ValidationError, ValueError) as exc:
         print(f"quoter {args.control_action}: {exc}", file=sys.stderr)
         return 1
+    if action == "status" and not args.json:
+        print_status(result)
+        return 0
     print(json.dumps(result, indent=2, sort_keys=True))
     return 0
+
+
+def print_status(document: dict[str, Any]) -> None:
+    """Print the status as the live view draws it, once, at the terminal's width."""
+    from rich.console import Console
+
+    from quoter.service.live_view import render
+    from quoter.service.status import from_json_dict
+
+    width = shutil.get_terminal_size((120, 40)).columns
+    Console(width=width, highlight=False, soft_wrap=False).print(render(from_json_dict(document)))

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import zlib
 from collections import Counter
+from pathlib import Path
 from typing import Any, TextIO
 
 import msgspec
@@ -24,8 +26,9 @@ from quoter.errors import DecodeError
 from quoter.kalshi.frames import iter_frames
 from quoter.kalshi.schemas import UnknownMessage, decode_frame, frame_type
 from quoter.kalshi.translate import to_events
+from quoter.recording.format import SUFFIX, recording_files
 
-__all__ = ["register", "run"]
+__all__ = ["expand_paths", "register", "run"]
 
 _MAX_REASON_CHARS = 300
 
@@ -37,10 +40,13 @@ def register(subparsers: Any) -> None:
         help="decode recorded WebSocket frames and report counts and errors",
         description=(
             "Decode frame files (one Kalshi frame per line, bare or wrapped as "
-            '{"ts_recv_ns": N, "frame": ...}; "-" is stdin; .gz accepted).'
+            '{"ts_recv_ns": N, "frame": ...}; "-" is stdin; .gz accepted; a directory means '
+            "its recording files, in order)."
         ),
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="frame file, or - for stdin")
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="frame file, recording directory (its files in order), or - for "
+                        "stdin")
     parser.add_argument(
         "--json", action="store_true", help="print each decoded frame as one JSON line"
     )
@@ -51,13 +57,27 @@ def _short(text: str) -> str:
     return text if len(text) <= _MAX_REASON_CHARS else text[:_MAX_REASON_CHARS] + "..."
 
 
+def expand_paths(paths: list[str], errors: list[str]) -> list[str]:
+    """Replace each directory by its recording files, in recording order (``rec-*.jsonl.gz``)."""
+    out: list[str] = []
+    for path in paths:
+        if path != "-" and Path(path).is_dir():
+            files = recording_files(path)
+            if not files:
+                errors.append(f"{path}: no recording files (rec-*{SUFFIX}) in this directory")
+            out += [str(f) for f in files]
+        else:
+            out.append(path)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     """Decode every line of every file; return 0 only if none was malformed."""
     out: TextIO = sys.stdout
     report: TextIO = sys.stderr if args.json else sys.stdout
     counts: Counter[str] = Counter()
     errors: list[str] = []
-    for path in args.files:
+    for path in expand_paths(args.files, errors):
         name = "<stdin>" if path == "-" else path
         try:
             for line in iter_frames(path):
@@ -75,7 +95,12 @@ def run(args: argparse.Namespace) -> int:
                         out.write(msg.raw.decode("utf-8", "replace") + "\n")
                     else:
                         out.write(msgspec.json.encode(msg).decode("utf-8") + "\n")
-        except (OSError, EOFError) as exc:
+        except BrokenPipeError:
+            raise  # our stdout was closed (`| head`): not the input's fault; cli.main handles it
+        except FileNotFoundError:
+            errors.append(f"{name}: not found")
+        except (OSError, EOFError, zlib.error) as exc:
+            # A corrupt .gz raises zlib.error (bad data) or BadGzipFile / EOFError (bad framing).
             errors.append(f"{name}: cannot read: {exc}")
     for msg_type, count in sorted(counts.items()):
         report.write(f"{count:8d}  {msg_type}\n")

@@ -27,14 +27,14 @@ import structlog
 
 from quoter import __version__
 from quoter.clock import Clock, LiveClock
-from quoter.errors import FatalError, QuoterError
+from quoter.errors import FatalError, QuoterError, TransportError
 from quoter.kalshi.auth import Signer
 from quoter.kalshi.source import BOOK_CHANNEL
 from quoter.kalshi.ws import KalshiFeed, sharded_feeds
 from quoter.kalshi.ws_types import FeedNotice, RawFrame
 from quoter.observability.logging import configure_logging
 from quoter.recording.recorder import Recorder
-from quoter.service.environment import Settings, add_settings_arguments, settings_from_args
+from quoter.service.environment import ENDPOINTS, Settings, build_settings
 
 __all__ = ["RecordResult", "record", "register", "run"]
 
@@ -46,6 +46,9 @@ DEFAULT_MARKET_CHANNELS: Final = (BOOK_CHANNEL, "ticker", "trade", "market_lifec
 _UNFILTERED: Final = frozenset({"market_lifecycle_v2", "multivariate_market_lifecycle"})
 _KNOWN: Final = frozenset({*DEFAULT_MARKET_CHANNELS, *_UNFILTERED})
 _POLL_S: Final = 0.5
+#: Failed connection attempts, before any connect succeeded, after which a capture gives up:
+#: a recorder that never reached the exchange has recorded nothing and must say so.
+MAX_CONNECT_FAILURES_BEFORE_FIRST: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +84,31 @@ def register(subparsers: Any) -> None:
     p.add_argument("--key-id", dest="api_key_id", help="API key id (or QUOTER_API_KEY_ID)")
     p.add_argument("--key-file", dest="private_key_path", type=Path,
                    help="private key PEM (or QUOTER_PRIVATE_KEY_PATH)")
-    p.add_argument("--sim-url", dest="sim_url", help="simulator URL for --mode paper "
-                   "(or QUOTER_SIM_URL)")
-    add_settings_arguments(p)
+    p.add_argument("--target", default="demo", type=_target, metavar="demo|prod|URL",
+                   help="what to record: Kalshi's demo or production exchange, or a "
+                   "simulator's URL such as http://127.0.0.1:8765 (default: %(default)s)")
     p.set_defaults(func=run)
+
+
+def _target(text: str) -> str:
+    """Accept ``demo``, ``prod`` or an http(s) URL (a simulator); argparse reports the rest."""
+    if text in ENDPOINTS or text.startswith(("http://", "https://")):
+        return text.rstrip("/")
+    raise argparse.ArgumentTypeError(f"expected demo, prod or an http(s) URL, not {text!r}")
+
+
+def settings_for_target(target: str, **values: Any) -> Settings:
+    """Return the settings a capture of ``target`` uses (no trading mode: nothing is sent).
+
+    A recorder sends nothing but subscriptions, so recording production needs no
+    confirmation flag: the flag guards orders, and this process cannot place one.
+    """
+    if target in ENDPOINTS:
+        values |= {"env": target, "mode": "shadow",
+                   "i_understand_this_is_production": target == "prod"}
+    else:
+        values |= {"env": "demo", "mode": "paper", "sim_url": target}
+    return build_settings(**values)
 
 
 def _split(text: str) -> list[str]:
@@ -169,6 +193,7 @@ async def record(
     control: asyncio.Queue[FeedNotice] = asyncio.Queue()
     recorder = Recorder(out_dir, clock=clock, header={
         "subscriptions": plan, "config_hash": None, "mode": "record", "env": settings.env,
+        "ws_url": settings.ws_url,
         "shards": shards, "recorder": f"quoter record {__version__}",
     })
     feeds = build_feeds(plan, settings, signer, clock, recorder, out=out, control=control)
@@ -191,6 +216,7 @@ async def record(
         while True:
             await asyncio.sleep(_POLL_S)
             recorder.poll()
+            _check_reachable(feeds, settings.ws_url, MAX_CONNECT_FAILURES_BEFORE_FIRST)
 
     try:
         async with asyncio.TaskGroup() as tg:
@@ -206,8 +232,20 @@ async def record(
                 task.cancel()
     finally:
         recorder.close()
+    # Stopped (by --seconds or a signal) before any connection came up: nothing was recorded.
+    _check_reachable(feeds, settings.ws_url, 1)
     log.info("record_stopped", frames=frames, files=len(recorder.files))
     return RecordResult(frames, tuple(recorder.files), recorder.dropped_lines)
+
+
+def _check_reachable(feeds: Sequence[KalshiFeed], ws_url: str, max_failures: int) -> None:
+    """Raise ``TransportError`` if no feed ever connected and ``max_failures`` attempts failed."""
+    if any(f.stats.connects for f in feeds):
+        return
+    failures = sum(f.stats.connect_failures for f in feeds)
+    if failures >= max_failures:
+        raise TransportError(f"cannot connect to {ws_url} ({failures} attempts failed); "
+                             "is the exchange or simulator reachable?")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -224,11 +262,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"quoter record: unknown channel(s) {', '.join(unknown)}; known: "
               f"{', '.join(sorted(_KNOWN))}", file=sys.stderr)
         return 2
-    overrides = {k: getattr(args, k) for k in ("api_key_id", "private_key_path", "sim_url")
+    overrides = {k: getattr(args, k) for k in ("api_key_id", "private_key_path")
                  if getattr(args, k) is not None}
     clock = LiveClock()
     try:
-        settings = settings_from_args(args, **overrides)
+        settings = settings_for_target(args.target, **overrides)
         out_dir = args.out or settings.record_dir
         if out_dir is None:
             print("quoter record: --out is required (record_dir is unset)", file=sys.stderr)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import os
+import shlex
 import signal
 import sys
 import tempfile
@@ -22,6 +24,7 @@ import yaml
 from pydantic import ValidationError
 
 from quoter.clock import LiveClock
+from quoter.config.shipped import shipped_path
 from quoter.errors import ConfigError
 from quoter.observability.logging import configure_logging
 from quoter.sim.accounts_api import check_user_id
@@ -53,6 +56,16 @@ Only loopback hosts are accepted: the simulator is a test tool, not a service.
 """
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 (it names a key), replacing it atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def register(subparsers: Any) -> None:
     """Add the ``sim`` subcommand."""
     p = subparsers.add_parser(
@@ -68,7 +81,7 @@ def register(subparsers: Any) -> None:
                    help="port; 0 picks a free one (default %(default)s)")
     p.add_argument("--seed", type=int, default=1,
                    help="world randomness seed (default %(default)s)")
-    p.add_argument("--world", type=Path, metavar="FILE", help="world + faults YAML")
+    p.add_argument("--world", type=shipped_path, metavar="FILE", help="world + faults YAML")
     p.add_argument("--faults", type=Path, metavar="FILE", help="initial fault config YAML")
     p.add_argument("--key-dir", type=Path, metavar="DIR",
                    help="where to write the demo key (default: a new temp dir)")
@@ -78,6 +91,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--account", action="append", default=[], metavar="USER_ID",
                    help="open another account with a key in --key-dir (repeatable); "
                         "at run time: POST /sim/accounts")
+    p.add_argument("--env-file", type=Path, metavar="PATH",
+                   help="also write the export lines to this file (mode 0600), once serving: "
+                   "`. PATH` sets up a shell or container for `quoter run`")
     p.add_argument("--rfq-rate", type=float, metavar="PER_S", help="RFQs/s per requester")
     p.add_argument("--requesters", type=int, metavar="N", help="uninformed requester accounts")
     p.add_argument("--informed", type=int, metavar="N", help="informed (toxic) requester accounts")
@@ -95,8 +111,10 @@ def register(subparsers: Any) -> None:
                    help="confirm -> execution delay (default %(default)s)")
     p.add_argument("--hvm-execution-timer-ms", type=int, default=1_000, metavar="MS",
                    help="the same for HVM markets and all combos (default %(default)s)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--log-format", default="auto", choices=["auto", "json", "console"])
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="least severe log lines shown")
+    p.add_argument("--log-format", default="auto", choices=["auto", "json", "console"],
+                   help="auto = console on a terminal, JSON otherwise")
     p.set_defaults(func=run)
 
 
@@ -205,6 +223,14 @@ async def _serve(args: argparse.Namespace, cfg: SimConfig, clock: LiveClock) -> 
         exchange, args.host, args.port, faults=faults, extra_routes=fault_routes(faults)
     ) as sim:
         origin = sim.base_url
+        exports = (
+            "export QUOTER_MODE=paper\n"
+            f"export QUOTER_SIM_URL={shlex.quote(origin)}\n"
+            f"export QUOTER_API_KEY_ID={shlex.quote(key_id)}\n"
+            f"export QUOTER_PRIVATE_KEY_PATH={shlex.quote(str(key_path.resolve()))}\n"
+        )
+        if args.env_file is not None:
+            _write_private(args.env_file, exports)
         print(
             f"quoter sim: seed {args.seed}, {len(world.markets)} markets\n"
             f"rest_base_url: {sim.url}\n"
@@ -217,6 +243,9 @@ async def _serve(args: argparse.Namespace, cfg: SimConfig, clock: LiveClock) -> 
             + f"accounts: {origin}/sim/accounts\n"
             f"fault_control: {origin}/sim/faults\n"
             f"ledger: {origin}/sim/ledger\n"
+            "# paper trading against this simulator: paste these lines in another terminal,\n"
+            "# then run:  quoter run --config config/demo.yaml\n"
+            f"{exports}"
             "ready (Ctrl-C to stop)",
             flush=True,
         )

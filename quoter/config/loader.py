@@ -10,6 +10,9 @@ ignored so they can hold the anchored fragments.
 
 from __future__ import annotations
 
+import copy
+import difflib
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -35,7 +38,9 @@ from quoter.domain.money import (
 from quoter.errors import ConfigError
 from strategies import registry
 
-__all__ = ["config_hash", "config_schema", "load_config", "parse_config", "reload"]
+__all__ = [
+    "config_hash", "config_schema", "load_config", "parse_config", "read_config_text", "reload",
+]
 
 
 # --- YAML with line numbers ---------------------------------------------------------------------
@@ -45,6 +50,24 @@ _FLOAT_TAG = "tag:yaml.org,2002:float"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAX_NODES = 200_000
+_MAX_DEPTH = 64
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Refuse nesting deeper than ``_MAX_DEPTH`` before composing (PyYAML composes recursively).
+
+    The event parser is iterative, so walking its events cannot overflow the stack; a config
+    is never nested more than a handful of levels, and 3,000 ``[`` would be a RecursionError.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > _MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark is not None else 1
+                raise ConfigError(f"{source}:{line}: nested more than {_MAX_DEPTH} levels deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 class _YamlDoc:
@@ -57,6 +80,7 @@ class _YamlDoc:
         self._constructor = yaml.SafeLoader("")
         self._nodes = 0
         try:
+            _check_depth(text, source)
             node = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
@@ -190,10 +214,12 @@ def _prevalidate_modules(
             return _FAILED
         return {**ref, "params": params}
 
-    names: set[Any] = set()
+    names: set[str] = set()
     for i, raw in enumerate(data["strategies"]):
         name = raw.get("name") if isinstance(raw, Mapping) else None
-        if isinstance(name, str) and name in names:
+        if not isinstance(name, str):
+            continue  # the model reports a missing or non-string name
+        if name in names:
             errors.append((("strategies", i, "name"), f"strategy name {name!r} is used twice"))
         names.add(name)
     strategies = []
@@ -213,6 +239,62 @@ def _prevalidate_modules(
     return {**data, "strategies": strategies}, errors
 
 
+_MAX_ROUNDS = 4
+
+
+def _without(
+    data: Any, locs: Sequence[tuple[str | int, ...]]
+) -> tuple[Any, list[tuple[str | int, ...]]]:
+    """Return a copy of ``data`` without the mapping keys at ``locs`` (and which were dropped)."""
+    dropped: list[tuple[str | int, ...]] = []
+    out = copy.deepcopy(data, {id(_FAILED): _FAILED})  # the placeholder is compared by identity
+    for loc in locs:
+        node = out
+        for part in loc[:-1]:
+            in_dict = isinstance(node, dict) and part in node
+            in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+            if in_dict or in_list:
+                node = node[part]
+            else:
+                node = None
+                break
+        if loc and isinstance(node, dict) and loc[-1] in node:
+            del node[loc[-1]]
+            dropped.append(loc)
+    return out, dropped
+
+
+def _explain(err: Mapping[str, Any]) -> str:
+    """The error message, with the nearest known key for an unknown one."""
+    msg = _message(err)
+    loc = err.get("loc", ())
+    if err.get("type") == "extra_forbidden" and loc and isinstance(loc[-1], str):
+        near = difflib.get_close_matches(loc[-1], sorted(_known_keys()), n=1)
+        if near:
+            msg += f"; did you mean {near[0]!r}?"
+    return msg
+
+
+@functools.cache
+def _known_keys() -> frozenset[str]:
+    """Every key a config file may use, at any level (from the JSON Schema)."""
+    keys: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                keys.update(k for k in props if isinstance(k, str))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config_schema())
+    return frozenset(keys)
+
+
 def _validate(doc: _YamlDoc, config_dir: Path) -> QuoterConfig:
     context = {"config_dir": config_dir}
     data = doc.data
@@ -225,15 +307,39 @@ def _validate(doc: _YamlDoc, config_dir: Path) -> QuoterConfig:
         *((doc.line_of(loc), f"{_fmt(loc)}: {msg}") for loc, msg in module_errors),
     ]
     config: QuoterConfig | None = None
-    try:
-        config = QuoterConfig.model_validate(data, context=context)
-    except ValidationError as exc:
-        for err in exc.errors():
-            if err["type"] in (_FAILED_TYPE, _DUPLICATE_TYPE):
-                continue  # reported by the pre-pass, with a better location
-            located.append((doc.line_of(err["loc"]), f"{_fmt(err['loc'])}: {_message(err)}"))
-    except ConfigError as exc:  # e.g. an unknown module name reached a model validator
-        located.append((1, str(exc)))
+    seen: set[tuple[tuple[str | int, ...], str]] = set()
+    removed: set[tuple[str | int, ...]] = set()
+    # Cross-field rules run only once a model's own fields are valid. To report them in the
+    # same pass, drop the keys already in error and validate again (a few rounds at most);
+    # a "missing" error for a dropped key is not news.
+    for _round in range(_MAX_ROUNDS):
+        try:
+            config = QuoterConfig.model_validate(data, context=context)
+            break
+        except ValidationError as exc:
+            fresh = []
+            for err in exc.errors():
+                loc = tuple(err["loc"])
+                if err["type"] in (_FAILED_TYPE, _DUPLICATE_TYPE):
+                    continue  # reported by the pre-pass, with a better location
+                if err["type"] == "missing" and loc in removed:
+                    continue
+                key = (loc, _message(err))
+                if key in seen:
+                    continue
+                seen.add(key)
+                fresh.append(err)
+                located.append((doc.line_of(loc), f"{_fmt(loc)}: {_explain(err)}"))
+            drops = [tuple(e["loc"]) for e in fresh if e["type"] != "missing"]
+            data, dropped = _without(data, drops)
+            if not dropped:
+                break
+            removed.update(dropped)
+        except ConfigError as exc:  # e.g. an unknown module name reached a model validator
+            located.append((1, str(exc)))
+            break
+    if located:
+        config = None
     lines = [f"{doc.source}:{line}: {text}" for line, text in sorted(located, key=lambda t: t[0])]
     if lines or config is None:
         raise ConfigError("\n".join(lines or [f"{doc.source}:1: invalid configuration"]))
@@ -249,14 +355,29 @@ def parse_config(
     return _validate(doc, base_dir if base_dir is not None else Path.cwd())
 
 
+def read_config_text(path: Path) -> str:
+    """Read a config file as UTF-8; a missing, unreadable or non-UTF-8 file is a ``ConfigError``."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        ) from None
+
+
 def load_config(path: Path) -> QuoterConfig:
     """Load and validate a YAML config file (all or nothing)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}:0: cannot read: {exc.strerror or exc}") from None
-    return parse_config(text, str(path), base_dir=path.parent)
+    return parse_config(read_config_text(path), str(path), base_dir=path.parent)
 
 
 def reload(path: Path, current: QuoterConfig) -> tuple[QuoterConfig, str | None]:

@@ -17,8 +17,10 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Final, Literal, TextIO
 
 import structlog
@@ -28,6 +30,7 @@ from quoter.clock import Clock
 
 __all__ = [
     "REDACTED",
+    "LogTail",
     "Redactor",
     "configure_logging",
     "format_wall_ns",
@@ -126,16 +129,57 @@ class _ClockStamper:
         return event_dict
 
 
+class LogTail:
+    """A log stream for while a full-screen view is live: keeps the last lines for the view
+    to draw below itself, and appends every line to ``path`` (if given) so none is lost.
+
+    Writing to the terminal while the view redraws would interleave and scroll it away.
+    """
+
+    def __init__(self, capacity: int = 200, path: Path | None = None) -> None:
+        self.lines: deque[str] = deque(maxlen=capacity)
+        self.path = path
+        self._file: TextIO | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("a", encoding="utf-8", buffering=1)
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        """Take rendered log text (one or more lines)."""
+        if self._file is not None:
+            self._file.write(text)
+        parts = (self._partial + text).split("\n")
+        self._partial = parts.pop()
+        self.lines.extend(parts)
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush the file copy."""
+        if self._file is not None:
+            self._file.flush()
+
+    def isatty(self) -> bool:
+        """Not a terminal: the view draws these lines, without colours."""
+        return False
+
+    def close(self) -> None:
+        """Close the file copy."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 def configure_logging(
     clock: Clock,
     *,
     fmt: Literal["auto", "json", "console"] = "auto",
     level: str = "info",
-    stream: TextIO | None = None,
+    stream: TextIO | LogTail | None = None,
     redactor: Redactor | None = None,
 ) -> Redactor:
     """Configure structlog for the whole process; returns the redactor (add secrets to it)."""
-    out = stream if stream is not None else sys.stderr
+    out: Any = stream if stream is not None else sys.stderr
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
     redactor = redactor if redactor is not None else Redactor()

@@ -1,5 +1,9 @@
 """Prometheus metrics on a dedicated registry (no global state: each service owns one).
 
+Every name carries the ``quoter_`` prefix (:data:`NAMESPACE`), so a shared Prometheus can
+tell them apart; ``quoter/deploy`` dashboards refer to these names (a test checks each panel's
+query against what :meth:`Metrics.render` exports).
+
 Latency histograms are in seconds (Prometheus convention); money gauges are exported in
 dollars. That is the one place money becomes a float: at the export boundary, for display.
 Inside quoter money stays integer micro-dollars (use the ``set_*_micros`` helpers).
@@ -14,7 +18,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from quoter.domain.money import CENTI_PER_CONTRACT, MICROS_PER_DOLLAR
 
-__all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS_S", "Metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS_S", "NAMESPACE", "Metrics"]
+
+#: The prefix of every exported metric name.
+NAMESPACE: Final = "quoter"
 
 #: 50 us .. 10 s: the hot path is sub-millisecond, confirms round-trip in ~0.1 s (§0a).
 LATENCY_BUCKETS_S: Final = (
@@ -32,7 +39,14 @@ class Metrics:
         r = self.registry
 
         def hist(name: str, doc: str) -> Histogram:
-            return Histogram(name, doc, registry=r, buckets=LATENCY_BUCKETS_S)
+            return Histogram(name, doc, registry=r, buckets=LATENCY_BUCKETS_S,
+                             namespace=NAMESPACE)
+
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+            return Counter(name, doc, labels, registry=r, namespace=NAMESPACE)
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(name, doc, labels, registry=r, namespace=NAMESPACE)
 
         self.frame_to_decision_seconds = hist(
             "frame_to_decision_seconds", "Frame receipt to engine decision."
@@ -50,43 +64,40 @@ class Metrics:
             "pipe_lag_seconds", "Exchange created_ts to our receipt (wall clocks)."
         )
 
-        self.rfq_decisions_total = Counter(
-            "rfq_decisions_total", "RFQ decisions.", ["decision", "reason"], registry=r
+        self.rfq_decisions_total = counter(
+            "rfq_decisions_total", "RFQ decisions.", ("decision", "reason")
         )
-        self.frames_total = Counter("frames_total", "Inbound frames.", ["type"], registry=r)
-        self.decode_errors_total = Counter(
+        self.frames_total = counter("frames_total", "Inbound frames.", ("type",))
+        self.decode_errors_total = counter(
             "decode_errors_total", "Frames that failed to decode (dropped, raw kept).",
-            ["type", "reason"], registry=r
+            ("type", "reason")
         )
-        self.unknown_messages_total = Counter(
-            "unknown_messages_total", "Frames of an unknown type.", ["type"], registry=r
+        self.unknown_messages_total = counter(
+            "unknown_messages_total", "Frames of an unknown type.", ("type",)
         )
-        self.reconnects_total = Counter("reconnects_total", "WebSocket reconnects.", registry=r)
-        self.config_reloads_total = Counter(
-            "config_reloads_total", "Strategy config reloads.", ["result"], registry=r
+        self.reconnects_total = counter("reconnects_total", "WebSocket reconnects.")
+        self.config_reloads_total = counter(
+            "config_reloads_total", "Strategy config reloads.", ("result",)
         )
-        self.engine_errors_total = Counter(
-            "engine_errors_total", "Events the engine failed on (each halts quoting).", registry=r
+        self.engine_errors_total = counter(
+            "engine_errors_total", "Events the engine failed on (each halts quoting)."
         )
-        self.rest_errors_total = Counter(
-            "rest_errors_total", "REST errors by code.", ["code"], registry=r
-        )
+        self.rest_errors_total = counter("rest_errors_total", "REST errors by code.", ("code",))
 
-        self.positions = Gauge(
-            "positions", "Position in contracts (YES positive).", ["market"], registry=r
+        self.positions = gauge("positions", "Position in contracts (YES positive).", ("market",))
+        self.exposure_worst_case_dollars = gauge(
+            "exposure_worst_case_dollars", "Worst-case loss over all positions."
         )
-        self.exposure_worst_case_dollars = Gauge(
-            "exposure_worst_case_dollars", "Worst-case loss over all positions.", registry=r
+        self.pnl_realized_dollars = gauge("pnl_realized_dollars", "Realized PnL net of fees.")
+        self.pnl_marked_dollars = gauge(
+            "pnl_marked_dollars", "Realized PnL plus open positions marked to the mid."
         )
-        self.pnl_realized_dollars = Gauge(
-            "pnl_realized_dollars", "Realized PnL net of fees.", registry=r
+        self.open_quotes = gauge("open_quotes", "Quotes resting on the exchange.")
+        self.rate_bucket_tokens = gauge(
+            "rate_bucket_tokens", "Rate-limit tokens left.", ("bucket",)
         )
-        self.open_quotes = Gauge("open_quotes", "Quotes resting on the exchange.", registry=r)
-        self.rate_bucket_tokens = Gauge(
-            "rate_bucket_tokens", "Rate-limit tokens left.", ["bucket"], registry=r
-        )
-        self.queue_depth = Gauge("queue_depth", "Items waiting in a queue.", ["queue"], registry=r)
-        self.halted = Gauge("halted", "1 when quoting is halted.", registry=r)
+        self.queue_depth = gauge("queue_depth", "Items waiting in a queue.", ("queue",))
+        self.halted = gauge("halted", "1 when quoting is halted.")
 
     # --- helpers that keep units straight ---------------------------------------------
 
@@ -113,6 +124,10 @@ class Metrics:
     def set_pnl_realized_micros(self, pnl_micros: int) -> None:
         """Export realized PnL given in micro-dollars."""
         self.pnl_realized_dollars.set(pnl_micros / MICROS_PER_DOLLAR)
+
+    def set_pnl_marked_micros(self, pnl_micros: int) -> None:
+        """Export marked-to-mid PnL given in micro-dollars."""
+        self.pnl_marked_dollars.set(pnl_micros / MICROS_PER_DOLLAR)
 
     def set_halted(self, halted: bool) -> None:
         """Export the halt state."""

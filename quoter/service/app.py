@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -34,8 +34,17 @@ from quoter.domain import events as ev
 from quoter.domain.money import MoneyError
 from quoter.domain.types import BookSide, Side
 from quoter.engine.engine import Engine
+from quoter.engine.lifecycle import QuoteRecord, QuoteState, RfqRecord
 from quoter.engine.positions import PositionLedger
-from quoter.errors import ConfigError, FatalError, QuoterError
+from quoter.errors import (
+    ConfigError,
+    ControlRefusedError,
+    DecodeError,
+    FatalError,
+    QuoterError,
+    TransientError,
+    TransportError,
+)
 from quoter.kalshi.adapter import KalshiExecution, KalshiMarketData
 from quoter.kalshi.auth import Signer
 from quoter.kalshi.decode import decode
@@ -61,9 +70,10 @@ from quoter.service.http import (
     create_app,
     evaluate_health,
 )
-from quoter.service.live_view import ActivityPrinter, LiveView, is_tty
+from quoter.service.live_view import ActivityPrinter, LiveView, wants_live_view
+from quoter.service.markouts import marked_value_micros
 from quoter.service.reconcile import Reconciler
-from quoter.service.resync import NoticeHandler, Resync
+from quoter.service.resync import NoticeHandler, Resync, StartupInfo
 from quoter.service.status import PositionView, QuoteView, StatusSnapshot, to_json_dict
 from quoter.service.store import FillRow, Store
 
@@ -144,6 +154,10 @@ class ServiceOptions:
     pricing_workers: int = 2
     # How long transient failures of the startup reads are retried before giving up.
     startup_retry_s: float = 60.0
+    #: The live view draws these log lines below itself (logs must not write to the terminal
+    #: while it redraws) and this banner above (e.g. the demo's countdown).
+    log_lines: Callable[[], Sequence[str]] | None = None
+    banner: Callable[[], str] | None = None
 
 
 class Service:
@@ -196,7 +210,7 @@ class Service:
         restore_requesters(self.engine, self.store)
         self.hooks = ServiceHooks(clock=self.clock, engine=self.engine, store=self.store,
                                   metrics=self.metrics, recorder=self.recorder,
-                                  perf=self.perf)
+                                  perf=self.perf, shadow=not self.settings.sends_orders)
         # What a replay needs to rebuild this engine (backtests.replay).
         self._record_config(self.config)
         self.hooks.record_engine_start(config_hash(self.config), wall_offset_ns)
@@ -231,6 +245,7 @@ class Service:
         self.http: HttpServer | None = None
         self.started_ns = self.clock.now_ns()
         self.fatal: BaseException | None = None
+        self.metrics_http: HttpServer | None = None
         self._stop: asyncio.Event | None = None
         self._reconnects_exported = 0
 
@@ -259,6 +274,16 @@ class Service:
         ledger = self.engine.ledger
         return {t: ledger.position_centi(t) for t in ledger.tickers()}
 
+    def marked_pnl_micros(self) -> int:
+        """Realised PnL plus every open position marked to its mid (at cost without one)."""
+        ledger = self.engine.ledger
+        total = ledger.realized_pnl_micros()
+        for t in ledger.tickers():
+            m, mid = ledger.market(t), self._yes_mid(t)
+            if mid is not None and m.position_centi:
+                total += marked_value_micros(m.position_centi, mid) - m.cost_micros
+        return total
+
     def worst_case_exposure_micros(self) -> int:
         """Worst-case loss over all markets if every live quote were accepted at once."""
         return self.engine.book.total_loss_micros
@@ -266,16 +291,15 @@ class Service:
     def snapshot(self) -> StatusSnapshot:
         """The service state for status, the live view and the summary."""
         now = self.clock.now_ns()
-        quotes = tuple(
-            QuoteView(q.rfq_id, q.quote_id, q.market_ticker, q.yes_bid_micros, q.no_bid_micros,
-                      str(q.state), max(0, now - q.placed_ns) // 1_000_000,
-                      self.engine.rfqs[q.rfq_id].strategy if q.rfq_id in self.engine.rfqs else "")
-            for q in self.engine.quotes.values() if q.is_live
-        )
+        quotes = resting_quote_views(self.engine.quotes.values(), self.engine.rfqs, now)
         ledger = self.engine.ledger
+        theirs = self.reconciler.last_positions_centi
+        read_ns = self.reconciler.last_read_wall_ns
         positions = tuple(
-            PositionView(t, m.position_centi, m.cost_micros, m.realized_pnl_micros, m.fees_micros)
-            for t in ledger.tickers() for m in (ledger.market(t),)
+            PositionView(t, ledger.position_centi(t), m.cost_micros, m.realized_pnl_micros,
+                         m.fees_micros, theirs.get(t), read_ns if t in theirs else None,
+                         self._yes_mid(t))
+            for t in sorted(set(ledger.tickers()) | set(theirs)) for m in (ledger.market(t),)
         )
         hooks = self.hooks
         counts = dict(hooks.counts)
@@ -285,7 +309,7 @@ class Service:
         counts["shed_frames"] = self.runtime.stats.shed_frames
         counts["shed_submits"] = self.runtime.stats.shed_submits
         return StatusSnapshot(
-            mode=self.settings.mode, env=self.settings.env,
+            mode=self.settings.mode, env=self.settings.env, venue=self._venue(),
             halted=self.runtime.halted or self.engine.halted,
             halt_reason=self.runtime.halt_reason or ("engine" if self.engine.halted else ""),
             uptime_ms=(now - self.started_ns) // 1_000_000, counts=counts,
@@ -297,6 +321,7 @@ class Service:
             latencies=hooks.latency.views(),
             recording_path=str(self.settings.record_dir) if self.recorder else None,
             db_path=str(self.settings.db_path), recent_fills=tuple(hooks.recent_fills),
+            shadow_quotes=tuple(hooks.recent_shadow), markouts=hooks.markouts.views(),
         )
 
     def health(self) -> HealthStatus:
@@ -328,7 +353,13 @@ class Service:
             limiter.set_write_reserve(self._write_reserve)
 
     def resume(self) -> dict[str, Any]:
-        """Resume quoting."""
+        """Resume quoting, unless a KILL file still says "do not quote"."""
+        kill = self._kill_path()
+        if kill.exists():
+            # The watcher would halt again within a poll: a "resumed" answer would be a lie.
+            raise ControlRefusedError(
+                f"the KILL file {kill} exists: remove it first, then resume"
+            )
         self.runtime.resume()
         self._on_halt_changed(False)
         self.store.record_halt(False, "resumed", "control", self.clock.wall_ns())
@@ -339,6 +370,37 @@ class Service:
         """Cancel every open quote we placed."""
         cancelled = self.runtime.cancel_all()
         return {"cancelling": len(cancelled)}
+
+    def _yes_mid(self, ticker: str) -> int | None:
+        """What a YES contract is worth: its settlement value once the market is determined
+        (PnL at settlement, paid when it settles), else the YES mid of its book if we hold a
+        two-sided one."""
+        determined = self.engine.records.determined.get(ticker)
+        if determined is not None:
+            return determined
+        book = self.engine.md.books.get(ticker)
+        return None if book is None else book.mid_micros()
+
+    def _venue(self) -> str:
+        if self.settings.mode == "paper":
+            return f"sim {self.settings.sim_url.rstrip('/')}"
+        return httpx.URL(self.settings.rest_base_url).host
+
+    async def _startup_retrying(self) -> StartupInfo:
+        return await self.resync.startup_retrying(
+            require_trading=self.options.require_trading, retry_for_s=self.options.startup_retry_s)
+
+    def _unreachable(self, exc: TransportError) -> TransportError:
+        """Name the URL that did not answer and what to do, instead of a bare ConnectError."""
+        if self.settings.mode == "paper":
+            return TransportError(
+                f"no simulator answering at {self.settings.sim_url} ({exc}); start one with "
+                "`quoter sim` in another terminal, or pass --sim-url / QUOTER_SIM_URL"
+            )
+        return TransportError(
+            f"cannot reach the exchange at {self.settings.rest_base_url} ({exc}); check the "
+            "network and --env (QUOTER_REST_BASE_URL overrides the URL)"
+        )
 
     def status(self) -> dict[str, Any]:
         """The status snapshot as JSON."""
@@ -359,9 +421,15 @@ class Service:
         # A KILL file left in place means "do not quote": halt before any feed connects.
         self._check_kill_file()
         try:
-            info = await self.resync.startup_retrying(
-                require_trading=self.options.require_trading,
-                retry_for_s=self.options.startup_retry_s)
+            try:
+                info = await self.resync.startup(require_trading=self.options.require_trading)
+            except TransportError as exc:
+                if self.settings.mode == "paper":
+                    # No simulator there: a setup mistake, not a blip worth a minute of retries.
+                    raise self._unreachable(exc) from None
+                info = await self._startup_retrying()
+            except (TransientError, DecodeError):
+                info = await self._startup_retrying()
             log.info("service_started", mode=self.settings.mode, env=self.settings.env,
                      communications_id=info.communications_id)
             if self.settings.sends_orders:
@@ -386,6 +454,15 @@ class Service:
                 self.http.bind()
                 side.append(("http", self.http.serve()))
                 log.info("control_listening", url=self.http.url)
+            if self.options.http and self.settings.metrics_port is not None:
+                # Metrics and health only: control stays on loopback whatever this binds.
+                self.metrics_http = HttpServer(
+                    create_app(self.metrics, self.health), host=self.settings.metrics_host,
+                    port=self.settings.metrics_port, allow_remote=True,
+                )
+                self.metrics_http.bind()
+                side.append(("metrics-http", self.metrics_http.serve()))
+                log.info("metrics_listening", url=self.metrics_http.url)
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(self._guard(name, coro), name=name) for name, coro in side]
                 view = self._view_task(stop)
@@ -398,10 +475,11 @@ class Service:
                     # The exchange's truth, last: a quote whose 201 we could not read (or
                     # any we lost track of) is live there and unknown here.
                     await self._cancel_orphans(when="exit")
-                if self.http is not None:
-                    self.http.shutdown()
+                for server in (self.http, self.metrics_http):
+                    if server is not None:
+                        server.shutdown()
                 for task in tasks:
-                    if task.get_name() != "http":
+                    if task.get_name() not in ("http", "metrics-http"):
                         task.cancel()
         finally:
             await self._close()
@@ -472,6 +550,7 @@ class Service:
             await asyncio.sleep(every)
             tick += 1
             self.store.flush()
+            self.hooks.markouts.poll(self.clock.now_ns(), self._yes_mid)
             if self.recorder is not None:
                 self.recorder.poll()
             if tick % snapshot_every == 0:
@@ -480,10 +559,12 @@ class Service:
 
     def _export_gauges(self) -> None:
         m = self.metrics
-        m.open_quotes.set(len(self.engine.live_quote_ids()))
+        m.open_quotes.set(sum(1 for q in self.engine.quotes.values()
+                              if q.state in RESTING_STATES))
         for ticker, pos in self.positions_centi().items():
             m.set_position_centi(ticker, pos)
         m.set_pnl_realized_micros(self.engine.ledger.realized_pnl_micros())
+        m.set_pnl_marked_micros(self.marked_pnl_micros())
         m.set_exposure_micros(self.worst_case_exposure_micros())
         m.set_halted(self.runtime.halted or self.engine.halted)
         for name, value in self.rest.limiter.levels().items():
@@ -505,9 +586,12 @@ class Service:
                 self._config_mtime_ns = mtime
                 self.reload_config()
 
+    def _kill_path(self) -> Path:
+        return self.options.kill_file or self.settings.db_path.parent / "KILL"
+
     def _check_kill_file(self) -> None:
         """Halt if the KILL file exists."""
-        kill = self.options.kill_file or self.settings.db_path.parent / "KILL"
+        kill = self._kill_path()
         if kill.exists() and not self.runtime.halted:
             self.halt(f"kill_file {kill}", source="kill_file")
 
@@ -556,12 +640,13 @@ class Service:
         mode = self.options.view
         if mode == "none":
             return None
-        if mode == "live" or (mode == "auto" and is_tty(sys.stdout)):
+        if wants_live_view(mode, sys.stdout):
             return self._live_view(stop)
         return self._activity(stop)
 
     async def _live_view(self, stop: asyncio.Event) -> None:
-        with LiveView(self.snapshot) as view:
+        with LiveView(self.snapshot, log_lines=self.options.log_lines,
+                      banner=self.options.banner) as view:
             await view.run(stop)
 
     async def _activity(self, stop: asyncio.Event) -> None:
@@ -569,6 +654,23 @@ class Service:
         while not stop.is_set():
             printer.update(self.snapshot())
             await asyncio.sleep(0.5)
+
+
+#: Quote states in which a quote still rests on the exchange. A replaced quote is not one of
+#: them: on Kalshi a new quote on the same RFQ replaces the old one, which is then gone.
+RESTING_STATES: Final = frozenset({QuoteState.OPEN, QuoteState.CANCELLING})
+
+
+def resting_quote_views(
+    quotes: Iterable[QuoteRecord], rfqs: Mapping[str, RfqRecord], now_ns: int
+) -> tuple[QuoteView, ...]:
+    """Describe our quotes that are live at the exchange (what the view and status list)."""
+    return tuple(
+        QuoteView(q.rfq_id, q.quote_id, q.market_ticker, q.yes_bid_micros, q.no_bid_micros,
+                  str(q.state), max(0, now_ns - q.placed_ns) // 1_000_000,
+                  rfqs[q.rfq_id].strategy if q.rfq_id in rfqs else "")
+        for q in quotes if q.state in RESTING_STATES
+    )
 
 
 def _mtime_ns(path: Path) -> int:

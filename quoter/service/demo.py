@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,11 @@ from typing import Any
 import structlog
 
 from quoter.clock import LiveClock
+from quoter.config import load_config
 from quoter.domain.money import format_dollars, format_fp
 from quoter.service.app import Service, ServiceOptions, ViewMode
 from quoter.service.environment import Settings
+from quoter.service.live_view import wants_live_view
 from quoter.service.status import StatusSnapshot
 from quoter.sim.config import SimConfig, load_sim_config
 from quoter.sim.exchange import ExchangeConfig, SimExchange
@@ -87,12 +90,15 @@ async def run_demo(
     view: ViewMode = "auto",
     install_signals: bool = True,
     exchange_config: ExchangeConfig | None = None,
+    log_lines: Callable[[], Sequence[str]] | None = None,
 ) -> DemoResult:
     """Run the simulator and the service for ``seconds``; return the summary inputs.
 
     ``exchange_config`` overrides the simulator's timers (default: Kalshi's, kalshi-api.md §3.3).
     """
     clock = LiveClock()
+    # Check the inputs before anything is created on disk: a bad path leaves no empty run dir.
+    load_config(config_path)
     sim_config = load_sim_config(world_path) if world_path else SimConfig()
     exchange = SimExchange(clock, exchange_config or ExchangeConfig(id_seed=seed))
     world = World(exchange, clock, sim_config.world, seed)
@@ -110,15 +116,21 @@ async def run_demo(
             record_dir=run_dir / "recordings", control_port=0,
             control_token_file=run_dir / "control.token",
         )
+        stage = DemoStage(seconds, clock.now_ns())
         service = Service(settings, ServiceOptions(
             config_path=config_path, view=view, reconcile_interval_s=10.0,
-            kill_file=run_dir / "KILL",
+            kill_file=run_dir / "KILL", log_lines=log_lines,
+            banner=lambda: stage.banner(clock.now_ns()),
         ), clock=clock)
         print(f"quoter demo: simulator on {sim.base_url} (seed {seed}); "
               f"service in paper mode for {seconds:g}s; workdir {run_dir}", flush=True)
         async with asyncio.TaskGroup() as tg:
             world_task = tg.create_task(world.run(asyncio.sleep), name="sim-world")
             service_task = tg.create_task(service.run(stop), name="service")
+            ticker = None
+            if view != "none" and not wants_live_view(view):
+                # Activity lines (no full-screen view): say how long is left now and then.
+                ticker = tg.create_task(_countdown(stage, clock), name="demo-countdown")
             interrupted = asyncio.Event()
             if install_signals:
                 loop = asyncio.get_running_loop()
@@ -126,12 +138,45 @@ async def run_demo(
                     loop.add_signal_handler(sig, interrupted.set)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(interrupted.wait(), timeout=seconds)
+            stage.winding_down = True
+            if ticker is not None:
+                ticker.cancel()
+            if not wants_live_view(view):
+                print("quoter demo: winding down: quoting stopped; waiting for confirmed quotes "
+                      "to execute, then a last reconciliation", flush=True)
             await _wind_down(service, service_task)
             stop.set()
             await service_task
             world_task.cancel()
     diffs = compare_with_exchange(service, exchange, user_id, start_balance)
     return DemoResult(service.snapshot(), not diffs, diffs, run_dir)
+
+
+class DemoStage:
+    """Where the demo is: quoting (with the time left) or winding down; the view's banner."""
+
+    def __init__(self, seconds: float, start_ns: int) -> None:
+        self.end_ns = start_ns + int(seconds * 1_000_000_000)
+        self.winding_down = False
+
+    def remaining_s(self, now_ns: int) -> int:
+        """Whole seconds of quoting left (rounded up)."""
+        return max(0, -(-(self.end_ns - now_ns) // 1_000_000_000))
+
+    def banner(self, now_ns: int) -> str:
+        """``demo: quoting, 42 s left (Ctrl-C stops early)`` or the winding-down line."""
+        if self.winding_down:
+            return ("demo: winding down: quoting stopped, waiting for confirmed quotes to "
+                    "execute, then a last reconciliation")
+        return f"demo: quoting, {self.remaining_s(now_ns)} s left (Ctrl-C stops early)"
+
+
+async def _countdown(stage: DemoStage, clock: LiveClock, every_s: float = 15.0) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        left = stage.remaining_s(clock.now_ns())
+        if left > 0:
+            print(f"quoter demo: {left} s of quoting left", flush=True)
 
 
 async def _wind_down(service: Service, service_task: asyncio.Task[Any]) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -39,10 +39,12 @@ __all__ = [
     "ControlSettings",
     "Settings",
     "add_settings_arguments",
+    "build_settings",
     "is_loopback",
     "is_production_host",
     "load_or_create_token",
     "read_token",
+    "settings_error_text",
     "settings_from_args",
 ]
 
@@ -135,8 +137,10 @@ class Settings(BaseSettings):
     control_token_file: Path = DEFAULT_TOKEN_FILE
     #: When set, /metrics needs ``Authorization: Bearer <metrics_token>`` (QUOTER_METRICS_TOKEN).
     metrics_token: SecretStr | None = None
-    #: A second port for /metrics and /healthz only; None serves them on the control port.
+    #: A second address for /metrics and /healthz only (no control routes), e.g. 0.0.0.0 for
+    #: a Prometheus in another container; None serves them on the control port only.
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -316,8 +320,11 @@ def load_or_create_token(path: Path) -> SecretStr:
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the CLI flags that override settings (``--env``, ``--mode``, the prod flag...)."""
-    parser.add_argument("--env", choices=["demo", "prod"], help="exchange environment")
-    parser.add_argument("--mode", choices=["shadow", "paper", "live"], help="run mode")
+    parser.add_argument("--env", choices=["demo", "prod"],
+                        help="exchange environment (default: demo, or QUOTER_ENV)")
+    parser.add_argument("--mode", choices=["shadow", "paper", "live"],
+                        help="shadow = price, send nothing; paper = trade the simulator; "
+                        "live = real quotes (default: shadow, or QUOTER_MODE)")
     parser.add_argument(
         PROD_CONFIRM_FLAG,
         dest=_CONFIRM_FIELD,
@@ -325,11 +332,18 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="required with --env prod: you mean to trade real money",
     )
-    parser.add_argument("--db", dest="db_path", type=Path, help="SQLite store path")
-    parser.add_argument("--record-dir", dest="record_dir", type=Path, help="recording directory")
-    parser.add_argument("--control-port", dest="control_port", type=int, help="control port")
+    parser.add_argument("--db", dest="db_path", type=Path,
+                        help="SQLite store path (default: var/quoter.db, or QUOTER_DB_PATH)")
+    parser.add_argument("--record-dir", dest="record_dir", type=Path,
+                        help="recording directory (default: var/recordings, or "
+                        "QUOTER_RECORD_DIR)")
+    parser.add_argument("--control-port", dest="control_port", type=int,
+                        help=f"control API port on 127.0.0.1; 0 picks a free one (default: "
+                        f"{DEFAULT_CONTROL_PORT}, or QUOTER_CONTROL_PORT)")
     parser.add_argument(
-        "--token-file", dest="control_token_file", type=Path, help="control token file"
+        "--token-file", dest="control_token_file", type=Path,
+        help=f"control token file (default: {DEFAULT_TOKEN_FILE}, or "
+        "QUOTER_CONTROL_TOKEN_FILE)",
     )
 
 
@@ -343,7 +357,22 @@ def settings_from_args(args: argparse.Namespace, **overrides: Any) -> Settings:
         name: getattr(args, name) for name in names if getattr(args, name, None) is not None
     }
     values.update(overrides)
+    return build_settings(**values)
+
+
+def build_settings(**values: Any) -> Settings:
+    """Build ``Settings``; a bad value raises ``ConfigError`` with one line per problem."""
     try:
         return Settings(**values)
-    except ValueError as exc:
-        raise ConfigError(f"invalid settings: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(settings_error_text(exc)) from None
+
+
+def settings_error_text(exc: ValidationError) -> str:
+    """Describe settings errors for people: ``invalid settings: field: message`` per line."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err.get("loc", ()))
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        lines.append(f"invalid settings: {loc}: {msg}" if loc else f"invalid settings: {msg}")
+    return "\n".join(lines) or "invalid settings"

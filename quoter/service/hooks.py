@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 
 import structlog
 
@@ -33,7 +34,8 @@ from quoter.recording.format import (
 )
 from quoter.recording.recorder import Recorder
 from quoter.runtime.driver import RuntimeHooks
-from quoter.service.status import DecisionView, FillView, LatencyRecorder
+from quoter.service.markouts import ONE_DOLLAR_MICROS, MarkoutTracker
+from quoter.service.status import DecisionView, FillView, LatencyRecorder, ShadowQuoteView
 from quoter.service.store import ConfirmState, Store
 
 __all__ = ["ServiceHooks", "StoreConfirmJournal"]
@@ -60,8 +62,15 @@ class ServiceHooks(RuntimeHooks):
         recorder: Recorder | None = None,
         recent: int = 200,
         perf: PerfTape | None = None,
+        shadow: bool = False,
     ) -> None:
         self.clock = clock
+        #: Shadow mode: a "quoted" decision is a quote we would have sent (``shadow_quoted``),
+        #: shown with its prices; the kernel's "rejected/shadow" for it is not news.
+        self.shadow = shadow
+        self.recent_shadow: deque[ShadowQuoteView] = deque(maxlen=recent)
+        self.markouts = MarkoutTracker()
+        self._would_send: dict[str, cmd.SubmitQuote] = {}
         #: The engine's pricer clock, if it is a tape: its readings are recorded per step.
         self.perf = perf
         self.engine = engine
@@ -144,6 +153,10 @@ class ServiceHooks(RuntimeHooks):
 
     def on_decision(self, decision: cmd.RecordDecision, now_ns: int) -> None:
         """Persist and count one decision."""
+        if self.shadow:
+            if decision.decision == "rejected" and decision.reason == "shadow":
+                return  # every shadow quote is "rejected" at the wire: that is the mode
+            decision = self._shadow_decision(decision)
         if self.recorder is not None and decision.reason == "pricer_timeout":
             # Timing-dependent: reproduced from the perf tape, or listed by a replay run
             # without it (backtests.replay, budgets=False).
@@ -159,11 +172,13 @@ class ServiceHooks(RuntimeHooks):
         self.metrics.record_decision(decision.decision, decision.reason)
         self.recent_decisions.append(DecisionView(
             wall, decision.rfq_id, decision.market_ticker, decision.decision, decision.reason,
-            decision.strategy,
+            decision.strategy, decision.detail if decision.decision.startswith("shadow_") else "",
         ))
         if decision.decision == "quoted":
             # The engine says "quoted" once per RFQ; replacements are "requoted".
             self.counts["quoted"] += 1
+        elif decision.decision == "shadow_quoted":
+            self.counts["shadow_quoted"] = self.counts.get("shadow_quoted", 0) + 1
         elif decision.decision == "declined":
             self.counts["declined"] += 1
             self.decline_reasons[decision.reason] = self.decline_reasons.get(decision.reason, 0) + 1
@@ -173,6 +188,22 @@ class ServiceHooks(RuntimeHooks):
             )
             if decision.reason == "no_route" or decision.reason.startswith("filtered"):
                 self._unrouted += 1
+
+    def _shadow_decision(self, decision: cmd.RecordDecision) -> cmd.RecordDecision:
+        """Rename a (re)quote to ``shadow_(re)quoted``, carrying the would-be prices."""
+        if decision.decision not in ("quoted", "requoted"):
+            return decision
+        submit = self._would_send.pop(decision.rfq_id, None)
+        detail = decision.detail
+        if submit is not None:
+            view = ShadowQuoteView(
+                self.clock.wall_ns(), submit.rfq_id, submit.market_ticker,
+                submit.yes_bid_micros, submit.no_bid_micros, submit.fair_yes_micros,
+                submit.strategy,
+            )
+            self.recent_shadow.append(view)
+            detail = view.describe()
+        return replace(decision, decision=f"shadow_{decision.decision}", detail=detail)
 
     @property
     def routed(self) -> int:
@@ -191,6 +222,13 @@ class ServiceHooks(RuntimeHooks):
             self.recorder.record_perf(self.perf.readings)
         wall = self.clock.wall_ns()
         self._time_first_quotes(event, commands, now_ns)
+        if self.shadow:
+            # The step's decisions follow (on_decision): they take these prices along.
+            for c in commands:
+                if isinstance(c, cmd.SubmitQuote):
+                    self._would_send[c.rfq_id] = c
+            if len(self._would_send) > _MAX_TRACKED:
+                del self._would_send[next(iter(self._would_send))]
         match event:
             case ev.RfqReceived():
                 if event.rfq_id not in self._seen_rfqs:
@@ -234,11 +272,16 @@ class ServiceHooks(RuntimeHooks):
             case ev.FillReceived():
                 if self.store.record_fill(event, wall):
                     self.counts["fills"] += 1
+                    side = str(event.outcome_side)
+                    # The price of the side bought (a NO fill pays $1 - the YES price).
+                    price = (event.yes_price_micros if event.outcome_side is Side.YES
+                             else ONE_DOLLAR_MICROS - event.yes_price_micros)
                     self.recent_fills.append(FillView(
-                        wall, event.trade_id, event.market_ticker, str(event.outcome_side),
-                        event.yes_price_micros, event.count_centi, event.fee_micros,
-                        event.is_taker,
+                        wall, event.trade_id, event.market_ticker, side, price,
+                        event.count_centi, event.fee_micros, event.is_taker,
                     ))
+                    self.markouts.add_fill(now_ns, event.market_ticker, side, price,
+                                           event.count_centi)
             case _:
                 pass
 

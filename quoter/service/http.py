@@ -39,6 +39,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from quoter.errors import ControlRefusedError
 from quoter.observability.metrics import CONTENT_TYPE_LATEST, Metrics
 from quoter.service.environment import is_loopback
 
@@ -174,6 +175,9 @@ def create_app(
                 result = await run(request)
             except _BadRequest as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
+            except ControlRefusedError as exc:
+                _log.warning("control_refused", action=name, why=str(exc))
+                return JSONResponse({"error": str(exc)}, status_code=409)
             except Exception as exc:
                 _log.error("control_handler_failed", action=name, error=type(exc).__name__)
                 return JSONResponse({"error": "handler failed"}, status_code=500)
@@ -273,8 +277,12 @@ class _Server(uvicorn.Server):
 class HttpServer:
     """uvicorn serving ``app`` on a loopback socket; ``port=0`` lets the OS pick."""
 
-    def __init__(self, app: Starlette, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        if not is_loopback(host):
+    def __init__(
+        self, app: Starlette, *, host: str = "127.0.0.1", port: int = 0,
+        allow_remote: bool = False,
+    ) -> None:
+        """``allow_remote``: only for an app without control routes (metrics for a scraper)."""
+        if not allow_remote and not is_loopback(host):
             raise ValueError(f"refusing to serve the control API on non-loopback {host!r}")
         self._app = app
         self._host = "127.0.0.1" if host == "localhost" else host

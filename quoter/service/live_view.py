@@ -12,12 +12,15 @@ import asyncio
 import contextlib
 import sys
 from collections import deque
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from types import TracebackType
 from typing import Final, TextIO
 
-from rich.console import Console, Group, RenderableType
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.layout import Layout
 from rich.live import Live
+from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
@@ -28,9 +31,12 @@ from quoter.service.status import (
     FillView,
     StatusSnapshot,
     dollars,
+    markouts_line,
     ordered_counts,
     ordered_reasons,
+    pnl_line,
     usd,
+    venue_text,
 )
 
 __all__ = [
@@ -41,6 +47,9 @@ __all__ = [
     "format_fill",
     "is_tty",
     "render",
+    "render_screen",
+    "venue_text",
+    "wants_live_view",
 ]
 
 #: How many recent decisions the live view shows.
@@ -69,7 +78,7 @@ def _header(s: StatusSnapshot) -> Text:
     state = Text(f"HALTED ({s.halt_reason})" if s.halted else "QUOTING",
                  style="bold red" if s.halted else "bold green")
     text = Text.assemble(
-        ("quoter", "bold"), f"  mode {s.mode}  env {s.env}  ", state,
+        ("quoter", "bold"), f"  mode {s.mode}  {venue_text(s)}  ", state,
         f"  uptime {format_duration_ms(s.uptime_ms)}",
     )
     counts = "  ".join(f"{k} {v}" for k, v in ordered_counts(s.counts))
@@ -93,6 +102,24 @@ def _quotes_table(s: StatusSnapshot) -> Table:
     return t
 
 
+def _shadow_table(s: StatusSnapshot) -> Table:
+    """The quotes shadow mode would have sent, newest first."""
+    shown = s.shadow_quotes[-MAX_QUOTE_ROWS:]
+    t = Table(title=f"would-be quotes (shadow: nothing sent; {len(s.shadow_quotes)} recent)",
+              title_justify="left")
+    for col in ("market", "rfq", "yes bid", "no bid", "fair yes", "edge yes", "edge no",
+                "strategy"):
+        t.add_column(col, justify="left" if col in ("market", "rfq", "strategy") else "right")
+    for q in reversed(shown):
+        ey, en = q.edge_yes_micros, q.edge_no_micros
+        t.add_row(
+            q.market_ticker, q.rfq_id, dollars(q.yes_bid_micros), dollars(q.no_bid_micros),
+            "-" if q.fair_yes_micros is None else dollars(q.fair_yes_micros),
+            "-" if ey is None else dollars(ey), "-" if en is None else dollars(en), q.strategy,
+        )
+    return t
+
+
 def _decisions_table(s: StatusSnapshot) -> Table:
     recent = s.recent_decisions[-RECENT_DECISIONS:]
     t = Table(title="recent decisions", title_justify="left")
@@ -100,8 +127,8 @@ def _decisions_table(s: StatusSnapshot) -> Table:
         t.add_column(col)
     for d in reversed(recent):  # newest at the top
         t.add_row(
-            format_wall_ns(d.wall_ns)[11:23], d.market_ticker, d.rfq_id, d.decision, d.reason,
-            d.strategy,
+            format_wall_ns(d.wall_ns)[11:23], d.market_ticker, d.rfq_id, d.decision,
+            d.detail or d.reason, d.strategy,
         )
     return t
 
@@ -109,21 +136,29 @@ def _decisions_table(s: StatusSnapshot) -> Table:
 def _positions_table(s: StatusSnapshot) -> Table:
     t = Table(
         title=(
-            f"positions  realized PnL {usd(s.pnl_realized_micros)}"
+            f"positions  {pnl_line(s)}"
             f"  worst-case exposure {usd(s.exposure_worst_case_micros)}"
         ),
         title_justify="left",
     )
-    for col in ("market", "position", "exchange", "cost", "realized PnL", "fees"):
+    for col in ("market", "position", "exchange", "read (UTC)", "cost", "mid", "unrealized",
+                "realized PnL", "fees"):
         t.add_column(col, justify="left" if col == "market" else "right")
+    markouts = markouts_line(s)
+    if markouts:
+        t.caption = markouts
     for p in s.positions:
         exch = p.exchange_position_centi
         mismatch = exch is not None and exch != p.position_centi
+        read = p.exchange_read_wall_ns
         t.add_row(
             p.market_ticker,
             format_fp(p.position_centi),
             Text("-" if exch is None else format_fp(exch), style="bold red" if mismatch else ""),
+            "-" if read is None else format_wall_ns(read)[11:19],
             usd(p.cost_micros),
+            "-" if p.mark_yes_micros is None else dollars(p.mark_yes_micros),
+            "-" if p.unrealized_pnl_micros is None else usd(p.unrealized_pnl_micros),
             usd(p.realized_pnl_micros),
             usd(p.fees_micros),
         )
@@ -141,6 +176,87 @@ def _latency_table(s: StatusSnapshot) -> Table:
     return t
 
 
+def _log_panel(lines: list[str], height: int) -> RenderableType:
+    body = Text("\n".join(line[-500:] for line in lines[-max(1, height - 2):]),
+                no_wrap=True, overflow="ellipsis")
+    return Panel(body, title="log", title_align="left", border_style="dim")
+
+
+def render_screen(
+    snapshot: StatusSnapshot, *, width: int, height: int, log_lines: Sequence[str] = (),
+    banner: str = "",
+) -> RenderableType:
+    """Lay the view out to fit ``width`` x ``height``: header, tables, and the log's last lines.
+
+    Each region is cropped to its share of the screen, so a small terminal (80 x 24) still
+    shows the header, the counts and the top of every table; wide terminals put positions and
+    latency beside quotes and decisions.
+    """
+    head = Text()
+    if banner:
+        head.append(banner + "\n", style="bold yellow")
+    head.append_text(_header(snapshot))
+    for line in (
+        _reasons_line("declined", snapshot.decline_reasons),
+        _reasons_line("not quoted", snapshot.no_quote_reasons),
+    ):
+        if line is not None:
+            head.append("\n")
+            head.append_text(line)
+    head_lines = min(len(head.wrap(Console(width=width), width)), max(2, height // 3))
+    layout = Layout()
+    parts = [Layout(head, name="header", size=head_lines)]
+    logs = list(log_lines)
+    log_rows = min(len(logs) + 2, max(3, height // 4)) if logs else 0
+    compact = height < 40
+    quotes = _compact(
+        _shadow_table(snapshot) if snapshot.mode == "shadow" else _quotes_table(snapshot),
+        compact)
+    positions = _compact(_positions_table(snapshot), compact)
+    decisions = _compact(_decisions_table(snapshot), compact)
+    body = Layout(name="body")
+    if width >= 140:
+        left, right = Layout(name="left"), Layout(name="right")
+        left.split_column(Layout(quotes), Layout(decisions))
+        right.split_column(Layout(positions),
+                           Layout(_compact(_latency_table(snapshot), compact),
+                                  size=len(snapshot.latencies) + (3 if compact else 5)))
+        body.split_row(left, right)
+    elif height < 30:
+        # Small terminal: what is at stake first; the log panel shows the activity.
+        body.split_column(Layout(quotes), Layout(positions))
+    else:
+        body.split_column(Layout(quotes), Layout(positions), Layout(decisions))
+    parts.append(body)
+    if log_rows:
+        parts.append(Layout(_log_panel(logs, log_rows), name="log", size=log_rows))
+    layout.split_column(*parts)
+    return _Sized(layout, width, height)
+
+
+def _compact(table: Table, compact: bool) -> Table:
+    """Fewer rules on small screens: the title, a header line and the rows."""
+    if compact:
+        table.box = box.SIMPLE_HEAD
+        table.show_edge = False
+        table.pad_edge = False
+    return table
+
+
+class _Sized:
+    """Render ``inner`` at exactly ``width`` x ``height`` (a Layout fills what it is given)."""
+
+    def __init__(self, inner: RenderableType, width: int, height: int) -> None:
+        self.inner, self.width, self.height = inner, width, height
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> RenderResult:
+        yield from console.render(
+            self.inner, options.update(width=self.width, height=self.height)
+        )
+
+
 def render(snapshot: StatusSnapshot) -> RenderableType:
     """Render a snapshot as a group: header and counts, quotes, decisions, positions, latency."""
     parts: list[RenderableType] = [_header(snapshot)]
@@ -151,12 +267,17 @@ def render(snapshot: StatusSnapshot) -> RenderableType:
         if line is not None:
             parts.append(line)
     parts += [
-        _quotes_table(snapshot),
+        _shadow_table(snapshot) if snapshot.mode == "shadow" else _quotes_table(snapshot),
         _decisions_table(snapshot),
         _positions_table(snapshot),
         _latency_table(snapshot),
     ]
     return Group(*parts)
+
+
+def wants_live_view(mode: str, stream: TextIO | None = None) -> bool:
+    """True if view ``mode`` means the full-screen view here (``auto``: on a terminal)."""
+    return mode == "live" or (mode == "auto" and is_tty(stream))
 
 
 def is_tty(stream: TextIO | None = None) -> bool:
@@ -180,16 +301,22 @@ class LiveView:
         *,
         console: Console | None = None,
         refresh_per_second: float = 4.0,
+        log_lines: Callable[[], Sequence[str]] | None = None,
+        banner: Callable[[], str] | None = None,
     ) -> None:
         if refresh_per_second <= 0:
             raise ValueError(f"refresh_per_second must be positive, got {refresh_per_second}")
         self._snapshot_fn = snapshot_fn
+        self._log_lines = log_lines
+        self._banner = banner
         self.refresh_per_second = refresh_per_second
+        self._console = console or Console()
         self._live = Live(
-            console=console,
+            console=self._console,
             auto_refresh=False,
             refresh_per_second=refresh_per_second,
             transient=False,
+            vertical_overflow="crop",
         )
 
     def __enter__(self) -> LiveView:
@@ -207,9 +334,18 @@ class LiveView:
             self.refresh()  # leave the final state on screen
         self._live.stop()
 
+    def screen(self) -> RenderableType:
+        """What one redraw shows, sized to the console (one line spare: no scroll)."""
+        width, height = self._console.size
+        return render_screen(
+            self._snapshot_fn(), width=width, height=max(10, height - 1),
+            log_lines=self._log_lines() if self._log_lines is not None else (),
+            banner=self._banner() if self._banner is not None else "",
+        )
+
     def refresh(self) -> None:
         """Take a snapshot and redraw now."""
-        self._live.update(render(self._snapshot_fn()), refresh=True)
+        self._live.update(self.screen(), refresh=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Redraw every ``1 / refresh_per_second`` seconds until ``stop`` is set."""
@@ -246,6 +382,8 @@ def format_decision(d: DecisionView) -> str:
              f"rfq={d.rfq_id or '-'}", f"reason={d.reason}"]
     if d.strategy:
         parts.append(f"strategy={d.strategy}")
+    if d.detail:
+        parts.append(d.detail)
     return " ".join(parts)
 
 
@@ -253,7 +391,7 @@ def format_fill(f: FillView) -> str:
     """Format one fill as a compact log line."""
     return (
         f"{format_wall_ns(f.wall_ns)[11:23]} fill {f.market_ticker} {f.side}"
-        f" {format_fp(f.count_centi)} @ {dollars(f.price_micros)} fee {dollars(f.fee_micros)}"
+        f" {format_fp(f.count_centi)} @ {dollars(f.price_micros)} fee {usd(f.fee_micros)}"
         f" trade={f.trade_id}{' taker' if f.is_taker else ''}"
     )
 

@@ -160,6 +160,10 @@ class Reconciler:
         self.rejected_fills = 0
         #: Called with the refusal reason of each (the service counts it as a metric).
         self.on_rejected: Callable[[str], None] | None = None
+        #: The exchange's positions at the last completed read (stable markets only; a market
+        #: we held that it no longer lists is 0), and when they were read (wall ns).
+        self.last_positions_centi: dict[str, int] = {}
+        self.last_read_wall_ns: int | None = None
 
     async def _positions(self) -> dict[str, MarketPosition]:
         page = await self._rest.get_positions(
@@ -187,6 +191,7 @@ class Reconciler:
             max_pages=self._max_pages, min_ts=self._fills_since_s, subaccount=self._subaccount
         )
         second = await self._positions()
+        read_wall_ns = self._clock.wall_ns()
         now_ns = self._clock.now_ns()
         self._fills_since_s = started_s - FILL_OVERLAP_S
         self.rounds += 1
@@ -230,6 +235,10 @@ class Reconciler:
         stable_ours = {t: 0 if t in settled else v for t, v in ours_now.items()
                        if t not in unstable}
         diffs = tuple(diff_positions(stable_ours, theirs))
+        self.last_positions_centi = {
+            **{t: 0 for t in ours_now if t not in unstable}, **theirs,
+        }
+        self.last_read_wall_ns = read_wall_ns
         log.info(
             "reconcile_round",
             markets=len(theirs),

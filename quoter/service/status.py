@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from quoter.domain.money import format_dollars, format_fp
+from quoter.service.markouts import MarkoutView, marked_value_micros
 
 __all__ = [
     "COUNT_ORDER",
@@ -28,22 +29,27 @@ __all__ = [
     "LatencyView",
     "PositionView",
     "QuoteView",
+    "ShadowQuoteView",
     "StatusSnapshot",
     "dollars",
     "from_json_dict",
     "latency_json",
+    "markout_json",
+    "markouts_line",
     "nearest_rank",
     "ordered_counts",
     "ordered_reasons",
+    "pnl_line",
     "position_json",
     "to_json_dict",
     "usd",
+    "venue_text",
 ]
 
 _NS_PER_US: Final = 1_000
 #: The count keys shown first, in pipeline order; any other counts follow alphabetically.
 COUNT_ORDER: Final = (
-    "rfqs_seen", "routed", "quoted", "accepted", "confirmed", "declined", "fills",
+    "rfqs_seen", "routed", "quoted", "shadow_quoted", "accepted", "confirmed", "declined", "fills",
     "decode_errors", "reconnects",
 )
 
@@ -72,6 +78,42 @@ class DecisionView:
     decision: str
     reason: str
     strategy: str = ""
+    #: Extra facts for people (e.g. the would-be prices of a shadow quote).
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowQuoteView:
+    """A quote shadow mode would have sent: its bids, the fair value, and the edge per side."""
+
+    wall_ns: int
+    rfq_id: str
+    market_ticker: str
+    yes_bid_micros: int
+    no_bid_micros: int
+    fair_yes_micros: int | None
+    strategy: str = ""
+
+    @property
+    def edge_yes_micros(self) -> int | None:
+        """What a YES fill at our bid would earn against the fair value (None: no fair)."""
+        return None if self.fair_yes_micros is None else self.fair_yes_micros - self.yes_bid_micros
+
+    @property
+    def edge_no_micros(self) -> int | None:
+        """The same for NO, whose fair value is $1 minus the YES fair value."""
+        if self.fair_yes_micros is None:
+            return None
+        return (ONE_DOLLAR_MICROS - self.fair_yes_micros) - self.no_bid_micros
+
+    def describe(self) -> str:
+        """``yes 0.4800 no 0.4800 fair 0.5000 edge 0.0200/0.0200``, exact."""
+        text = f"yes {dollars(self.yes_bid_micros)} no {dollars(self.no_bid_micros)}"
+        if self.fair_yes_micros is not None:
+            fair = self.fair_yes_micros
+            ey, en = fair - self.yes_bid_micros, ONE_DOLLAR_MICROS - fair - self.no_bid_micros
+            text += f" fair {dollars(fair)} edge {dollars(ey)}/{dollars(en)}"
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +140,23 @@ class PositionView:
     realized_pnl_micros: int
     fees_micros: int
     exchange_position_centi: int | None = None
+    #: When the exchange's figure was read (wall ns; None: not reconciled yet).
+    exchange_read_wall_ns: int | None = None
+    #: The YES mid the position is marked at (None: no two-sided book known).
+    mark_yes_micros: int | None = None
+
+    @property
+    def marked_value_micros(self) -> int | None:
+        """What the position is worth at the mid (None without a mid)."""
+        if self.mark_yes_micros is None:
+            return None
+        return marked_value_micros(self.position_centi, self.mark_yes_micros)
+
+    @property
+    def unrealized_pnl_micros(self) -> int | None:
+        """Marked value minus cost basis (None without a mid)."""
+        value = self.marked_value_micros
+        return None if value is None else value - self.cost_micros
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +197,28 @@ class StatusSnapshot:
     recording_path: str | None = None
     db_path: str | None = None
     recent_fills: tuple[FillView, ...] = ()
+    #: Where orders go, for people: ``sim http://127.0.0.1:8765`` in paper mode, else the
+    #: exchange's host (``env`` alone would say "demo" for a simulator run).
+    venue: str = ""
+    #: Shadow mode: the quotes it would have sent, newest last.
+    shadow_quotes: tuple[ShadowQuoteView, ...] = ()
+    #: Our fills against the mid 1 s / 10 s / 60 s later.
+    markouts: tuple[MarkoutView, ...] = ()
+
+    @property
+    def pnl_marked_micros(self) -> int:
+        """Realised PnL plus every position marked to its mid (unmarked ones at cost)."""
+        return self.pnl_realized_micros + sum(p.unrealized_pnl_micros or 0
+                                              for p in self.positions)
+
+    @property
+    def unmarked_positions(self) -> int:
+        """Open positions with no mid to mark them at."""
+        return sum(1 for p in self.positions
+                   if p.position_centi != 0 and p.mark_yes_micros is None)
+
+
+ONE_DOLLAR_MICROS: Final = 1_000_000
 
 
 # -- money formatting ----------------------------------------------------------------------
@@ -152,6 +233,31 @@ def usd(micros: int) -> str:
     """Format micro-dollars for people: ``$1.2345`` / ``-$0.0070``, exact."""
     text = dollars(micros)
     return f"-${text[1:]}" if text.startswith("-") else f"${text}"
+
+
+def venue_text(s: StatusSnapshot) -> str:
+    """Say where orders go: the simulator's URL in paper mode, else the environment and host."""
+    if s.venue.startswith("sim "):
+        return s.venue
+    return f"env {s.env}" + (f" ({s.venue})" if s.venue else "")
+
+
+def pnl_line(s: StatusSnapshot) -> str:
+    """``realized PnL $x  marked to mid $y`` (+ how many positions have no mid), for people."""
+    text = f"realized PnL {usd(s.pnl_realized_micros)}  marked to mid {usd(s.pnl_marked_micros)}"
+    if s.unmarked_positions:
+        text += f" ({s.unmarked_positions} at cost: no mid)"
+    return text
+
+
+def markouts_line(s: StatusSnapshot) -> str:
+    """``markouts 1s $0.0040/contract (n 3)  10s ...`` for people; empty without fills."""
+    parts = []
+    for m in s.markouts:
+        per = m.per_contract_micros
+        if per is not None:
+            parts.append(f"{m.horizon_s}s {usd(per)}/contract (n {m.fills})")
+    return ("markouts " + "  ".join(parts)) if parts else ""
 
 
 def ordered_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
@@ -194,6 +300,23 @@ def _decision_json(d: DecisionView) -> dict[str, Any]:
         "decision": d.decision,
         "reason": d.reason,
         "strategy": d.strategy,
+        "detail": d.detail,
+    }
+
+
+def _shadow_json(q: ShadowQuoteView) -> dict[str, Any]:
+    fair = q.fair_yes_micros
+    return {
+        "wall_ns": q.wall_ns,
+        "rfq_id": q.rfq_id,
+        "market_ticker": q.market_ticker,
+        **_money("yes_bid", q.yes_bid_micros),
+        **_money("no_bid", q.no_bid_micros),
+        "fair_yes_micros": fair,
+        "fair_yes_dollars": None if fair is None else dollars(fair),
+        "edge_yes_micros": q.edge_yes_micros,
+        "edge_no_micros": q.edge_no_micros,
+        "strategy": q.strategy,
     }
 
 
@@ -223,6 +346,22 @@ def position_json(p: PositionView) -> dict[str, Any]:
         **_money("fees", p.fees_micros),
         "exchange_position_centi": exch,
         "exchange_position_fp": None if exch is None else format_fp(exch),
+        "exchange_read_wall_ns": p.exchange_read_wall_ns,
+        "mark_yes_micros": p.mark_yes_micros,
+        "unrealized_pnl_micros": p.unrealized_pnl_micros,
+    }
+
+
+def markout_json(m: MarkoutView) -> dict[str, Any]:
+    """Describe the markouts at one horizon as JSON-ready data."""
+    per = m.per_contract_micros
+    return {
+        "horizon_s": m.horizon_s,
+        "fills": m.fills,
+        "count_centi": m.count_centi,
+        **_money("total", m.total_micros),
+        "per_contract_micros": per,
+        "per_contract_dollars": None if per is None else dollars(per),
     }
 
 
@@ -241,7 +380,7 @@ def latency_json(v: LatencyView) -> dict[str, Any]:
 def to_json_dict(s: StatusSnapshot) -> dict[str, Any]:
     """Convert a snapshot to JSON-ready data: raw integers plus exact ``*_dollars``/``*_fp``.
 
-    Keys: ``mode env halted halt_reason uptime_ms counts decline_reasons no_quote_reasons
+    Keys: ``mode env venue halted halt_reason uptime_ms counts decline_reasons no_quote_reasons
     open_quotes recent_decisions recent_fills positions pnl_realized_micros
     pnl_realized_dollars exposure_worst_case_micros exposure_worst_case_dollars latencies
     recording_path db_path``. :func:`from_json_dict` reads it back from the integer fields.
@@ -249,6 +388,7 @@ def to_json_dict(s: StatusSnapshot) -> dict[str, Any]:
     return {
         "mode": s.mode,
         "env": s.env,
+        "venue": s.venue,
         "halted": s.halted,
         "halt_reason": s.halt_reason,
         "uptime_ms": s.uptime_ms,
@@ -260,10 +400,14 @@ def to_json_dict(s: StatusSnapshot) -> dict[str, Any]:
         "recent_fills": [_fill_json(f) for f in s.recent_fills],
         "positions": [position_json(p) for p in s.positions],
         **_money("pnl_realized", s.pnl_realized_micros),
+        **_money("pnl_marked", s.pnl_marked_micros),
+        "unmarked_positions": s.unmarked_positions,
+        "markouts": [markout_json(m) for m in s.markouts],
         **_money("exposure_worst_case", s.exposure_worst_case_micros),
         "latencies": [latency_json(v) for v in s.latencies],
         "recording_path": s.recording_path,
         "db_path": s.db_path,
+        "shadow_quotes": [_shadow_json(q) for q in s.shadow_quotes],
     }
 
 
@@ -288,7 +432,7 @@ def from_json_dict(d: Mapping[str, Any]) -> StatusSnapshot:
         recent_decisions=tuple(
             DecisionView(
                 x["wall_ns"], x["rfq_id"], x["market_ticker"], x["decision"], x["reason"],
-                x["strategy"],
+                x["strategy"], x.get("detail", ""),
             )
             for x in d["recent_decisions"]
         ),
@@ -296,6 +440,7 @@ def from_json_dict(d: Mapping[str, Any]) -> StatusSnapshot:
             PositionView(
                 p["market_ticker"], p["position_centi"], p["cost_micros"],
                 p["realized_pnl_micros"], p["fees_micros"], p["exchange_position_centi"],
+                p.get("exchange_read_wall_ns"), p.get("mark_yes_micros"),
             )
             for p in d["positions"]
         ),
@@ -307,6 +452,18 @@ def from_json_dict(d: Mapping[str, Any]) -> StatusSnapshot:
         ),
         recording_path=d.get("recording_path"),
         db_path=d.get("db_path"),
+        venue=d.get("venue", ""),
+        markouts=tuple(
+            MarkoutView(m["horizon_s"], m["fills"], m["count_centi"], m["total_micros"])
+            for m in d.get("markouts", ())
+        ),
+        shadow_quotes=tuple(
+            ShadowQuoteView(
+                q["wall_ns"], q["rfq_id"], q["market_ticker"], q["yes_bid_micros"],
+                q["no_bid_micros"], q["fair_yes_micros"], q["strategy"],
+            )
+            for q in d.get("shadow_quotes", ())
+        ),
         recent_fills=tuple(
             FillView(
                 f["wall_ns"], f["trade_id"], f["market_ticker"], f["side"], f["price_micros"],

@@ -16,9 +16,12 @@ from quoter.service.status import (
     StatusSnapshot,
     dollars,
     latency_json,
+    markout_json,
+    markouts_line,
     ordered_reasons,
     position_json,
     usd,
+    venue_text,
 )
 
 __all__ = [
@@ -85,7 +88,7 @@ def render_summary(
     """Render the end-of-run summary as text (ends with a newline)."""
     s = snapshot
     lines = [
-        f"quoter summary: mode {s.mode}, env {s.env}, ran {_seconds(s.uptime_ms)}"
+        f"quoter summary: mode {s.mode}, {venue_text(s)}, ran {_seconds(s.uptime_ms)}"
         + (f", HALTED ({s.halt_reason})" if s.halted else ""),
         ", ".join(f"{_FUNNEL_LABELS[k]} {s.counts.get(k, 0)}" for k in FUNNEL_KEYS),
         f"declined: {_reasons(ordered_reasons(s.decline_reasons))}",
@@ -107,8 +110,13 @@ def render_summary(
             + ("" if exch is None else f"  exchange {format_fp(exch)}")
         )
     fees = sum(p.fees_micros for p in s.positions)
+    unrealized = s.pnl_marked_micros - s.pnl_realized_micros
     lines += [
         f"realized PnL: {usd(s.pnl_realized_micros)} (fees {usd(fees)})",
+        f"marked-to-mid PnL: {usd(s.pnl_marked_micros)} (realized + {usd(unrealized)} "
+        "unrealized at the mid" + (f"; {s.unmarked_positions} positions without a mid, at cost"
+                                   if s.unmarked_positions else "") + ")",
+        markouts_line(s) or "markouts: no fills measured",
         f"worst-case exposure: {usd(s.exposure_worst_case_micros)}",
         "latency (us):" if s.latencies else "latency (us): none",
     ]
@@ -167,6 +175,9 @@ def summary_json(
         "positions": [position_json(p) for p in s.positions],
         "pnl_realized_micros": s.pnl_realized_micros,
         "pnl_realized_dollars": dollars(s.pnl_realized_micros),
+        "pnl_marked_micros": s.pnl_marked_micros,
+        "pnl_marked_dollars": dollars(s.pnl_marked_micros),
+        "markouts": [markout_json(m) for m in s.markouts],
         "fees_micros": fees,
         "fees_dollars": dollars(fees),
         "exposure_worst_case_micros": s.exposure_worst_case_micros,

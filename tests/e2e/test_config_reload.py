@@ -37,3 +37,30 @@ async def test_edited_config_prices_the_next_rfq(tmp_path: Path) -> None:
             await asyncio.sleep(0.3)  # another poll: still the good config
             assert svc.config is new
             assert not svc.runtime.halted
+
+
+async def test_bad_config_text_keeps_the_running_config(tmp_path: Path) -> None:
+    bad_texts = [
+        CONFIG_YAML.encode().replace(b"name: e2e", b"name: e2\xffe"),
+        CONFIG_YAML.replace("name: e2e", "name: [x]").encode(),
+        b"version: 1\nstrategies: " + b"[" * 3000 + b"]" * 3000 + b"\n",
+    ]
+    async with sim_env(tmp_path) as env:
+        svc = env.service()
+        async with running_service(svc):
+            first = env.rfq(T1)
+            await until(lambda: bool(bot_quotes(env.exchange, first)), what="the first quote")
+            good = svc.config
+            for i, raw in enumerate(bad_texts, start=1):
+                with structlog.testing.capture_logs() as logs:
+                    env.config_path.write_bytes(raw)
+                    await until(lambda: any(e["event"] == "config_reload_rejected"
+                                            for e in logs), what=f"rejection {i}")
+                [rejected] = [e for e in logs if e["event"] == "config_reload_rejected"]
+                assert rejected["why"].startswith(f"{env.config_path}:")
+                assert svc.config is good
+                assert svc.fatal is None
+            # Still quoting with the old config.
+            second = env.rfq(T2)
+            await until(lambda: bool(bot_quotes(env.exchange, second)), what="the second quote")
+            assert not svc.runtime.halted

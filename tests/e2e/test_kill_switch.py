@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from e2e_helpers import (
     REQ,
     T1,
@@ -20,6 +24,7 @@ from e2e_helpers import (
 )
 
 from quoter.domain.types import Side
+from quoter.errors import ControlRefusedError
 from quoter.service.app import Service
 from quoter.service.environment import read_token
 from quoter.sim.app import RateLimits
@@ -115,6 +120,10 @@ async def test_kill_file_halts(tmp_path: Path) -> None:
             await until(lambda: svc.hooks.counts["rfqs_seen"] == 2, what="the late RFQ")
             await asyncio.sleep(0.2)
             assert bot_quotes(env.exchange, late) == []
+            # While the file is there, resume is refused (the watcher would halt again).
+            with pytest.raises(ControlRefusedError, match="remove it first"):
+                svc.resume()
+            assert svc.runtime.halted
             # Remove the file and resume: quoting starts again (and stays on past a poll).
             kill.unlink()
             assert svc.resume() == {"halted": False}
@@ -176,3 +185,62 @@ async def test_kill_file_present_at_startup_means_no_quote_ever(tmp_path: Path) 
             assert bot_quotes(env.exchange, rfq_id) == []
             assert bot_quotes(env.exchange, late) == []
             assert env.faults.count(*QUOTE_POSTS) == 0
+
+
+async def test_cli_resume_is_refused_while_the_kill_file_exists(tmp_path: Path) -> None:
+    async with sim_env(tmp_path) as env:
+        svc = env.service()
+        async with running_service(svc):
+            kill = env.workdir / "KILL"
+            kill.touch()
+            await until(lambda: svc.runtime.halted, timeout_s=2.0, what="the KILL file halt")
+            assert svc.http is not None
+            port = httpx.URL(svc.http.url).port
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "quoter.cli", "resume", "--port", str(port),
+                "--token-file", str(env.workdir / "control.token"),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                env={k: v for k, v in os.environ.items() if not k.startswith("QUOTER_")},
+            )
+            out, err = await proc.communicate()
+            assert proc.returncode == 1
+            assert out == b""
+            [line] = err.decode().splitlines()
+            assert "KILL file" in line
+            assert "remove it first" in line
+            assert svc.runtime.halted
+
+
+async def _cli(svc: Service, env: SimEnv, *args: str) -> tuple[int, str, str]:
+    assert svc.http is not None
+    port = httpx.URL(svc.http.url).port
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "quoter.cli", *args, "--port", str(port),
+        "--token-file", str(env.workdir / "control.token"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.startswith("QUOTER_")}
+        | {"COLUMNS": "140"},
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_cli_status_is_for_people_and_json_for_machines(tmp_path: Path) -> None:
+    async with sim_env(tmp_path) as env:
+        svc = env.service()
+        async with running_service(svc):
+            _, quote_id = await _quoted(env, svc, T1)
+            code, text, err = await _cli(svc, env, "status")
+            assert (code, err) == (0, "")
+            assert "quoter  mode paper  sim http://127.0.0.1:" in text
+            assert "QUOTING" in text
+            assert "open quotes (1)" in text
+            quotes_part = text.split("open quotes (1)", 1)[1].split("recent decisions", 1)[0]
+            assert T1 in quotes_part
+            assert "0.4800" in quotes_part
+            code, doc, _ = await _cli(svc, env, "status", "--json")
+            assert code == 0
+            data = json.loads(doc)
+            assert data["open_quotes"][0]["quote_id"] == quote_id
+            assert data["venue"].startswith("sim http://127.0.0.1:")

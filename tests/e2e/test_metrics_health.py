@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from quoter.domain.types import Side
 from quoter.sim.exchange import QuoteStatus
 
-HISTOGRAMS = ("frame_to_decision_seconds", "decision_to_request_seconds",
-              "accept_to_confirm_sent_seconds", "confirm_round_trip_seconds")
+HISTOGRAMS = ("quoter_frame_to_decision_seconds", "quoter_decision_to_request_seconds",
+              "quoter_accept_to_confirm_sent_seconds", "quoter_confirm_round_trip_seconds")
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -44,7 +44,7 @@ async def test_metrics_and_health_follow_the_service(tmp_path: Path) -> None:
             metrics = await client.get(f"{url}/metrics")
             assert metrics.status_code == 200
             samples = _samples(metrics.text)
-            decisions = "rfq_decisions_total"
+            decisions = "quoter_rfq_decisions_total"
             assert samples[(decisions, frozenset({("decision", "quoted"),
                                                   ("reason", "quoted")}))] == 1.0
             assert samples[(decisions, frozenset({("decision", "confirmed"),
@@ -59,7 +59,7 @@ async def test_metrics_and_health_follow_the_service(tmp_path: Path) -> None:
             assert (halted.json()["status"], halted.json()["reasons"]) == (
                 "unhealthy", ["halted"])
             after = _samples((await client.get(f"{url}/metrics")).text)
-            assert after[("halted", frozenset())] == 1.0
+            assert after[("quoter_halted", frozenset())] == 1.0
 
             svc.resume()
             # No frames for longer than stale_after_s: the feed is stale.
@@ -69,3 +69,22 @@ async def test_metrics_and_health_follow_the_service(tmp_path: Path) -> None:
             assert stale.status_code == 503
             assert stale.json()["reasons"] == ["feed_stale"]
             assert stale.json()["feed_age_ms"] > 1_000
+
+
+async def test_metrics_on_a_second_address_without_control_routes(tmp_path: Path) -> None:
+    async with sim_env(tmp_path) as env:
+        svc = env.service(env.settings(metrics_port=0))
+        async with running_service(svc), httpx.AsyncClient() as client:
+            assert svc.metrics_http is not None
+            assert svc.http is not None
+            assert svc.metrics_http.url != svc.http.url
+            metrics = await client.get(f"{svc.metrics_http.url}/metrics")
+            assert metrics.status_code == 200
+            assert "quoter_rfq_decisions_total" in metrics.text
+            assert (await client.get(f"{svc.metrics_http.url}/healthz")).status_code in (200, 503)
+            # Control is not served there, token or not.
+            token = (env.workdir / "control.token").read_text().strip()
+            refused = await client.post(f"{svc.metrics_http.url}/control/halt",
+                                        headers={"Authorization": f"Bearer {token}"})
+            assert refused.status_code == 404
+            assert not svc.runtime.halted

@@ -28,7 +28,7 @@ from quoter.sim.exchange import QuoteStatus
 def _reconnects_total(svc: Service) -> float:
     for family in text_string_to_metric_families(svc.metrics.render().decode()):
         for sample in family.samples:
-            if sample.name == "reconnects_total":
+            if sample.name == "quoter_reconnects_total":
                 return sample.value
     return 0.0
 

@@ -16,10 +16,13 @@ from e2e_helpers import (
     sim_env,
     until,
 )
+from rich.console import Console
 
 from quoter.domain.types import MarketStatus, Side
+from quoter.observability.logging import format_wall_ns
 from quoter.service.app import Service
 from quoter.service.demo import compare_with_exchange
+from quoter.service.live_view import render
 from quoter.service.store import Store
 from quoter.sim.exchange import Position, QuoteStatus
 
@@ -93,6 +96,38 @@ async def test_position_appearing_in_an_untraded_market_halts(tmp_path: Path) ->
                 f"position_mismatch {T3}: ours=0 exchange=-250 (hundredths of a contract)")
 
 
+async def test_the_view_shows_the_exchange_position_and_when_it_was_read(
+    tmp_path: Path,
+) -> None:
+    async with sim_env(tmp_path) as env:
+        svc = env.service()
+        async with running_service(svc):
+            await _trade(env, svc, T1, Side.NO)
+            [before] = svc.snapshot().positions
+            assert (before.exchange_position_centi, before.exchange_read_wall_ns) == (None, None)
+            t0 = env.clock.wall_ns()
+            await svc.notices.reconcile()
+            [pos] = svc.snapshot().positions
+            assert pos.market_ticker == T1
+            assert pos.exchange_position_centi == pos.position_centi == -100
+            assert pos.exchange_read_wall_ns is not None
+            assert t0 <= pos.exchange_read_wall_ns <= env.clock.wall_ns()
+            console = Console(record=True, width=160, color_system=None)
+            console.print(render(svc.snapshot()))
+            row = next(line for line in console.export_text().splitlines()
+                       if line.lstrip("│ ").startswith(T1) and "-1.00" in line)
+            assert row.count("-1.00") == 2  # ours and the exchange's
+            assert format_wall_ns(pos.exchange_read_wall_ns)[11:19] in row
+            # The fill is shown at the price of the side bought (NO at our 0.48 bid) ...
+            [fill] = svc.snapshot().recent_fills
+            assert (fill.side, fill.price_micros) == ("no", 480_000)
+            # ... and measured 1 s later; these markets have no resting book, so no mid:
+            # the markout is counted as unmarked, not guessed.
+            await until(lambda: svc.hooks.markouts.unmarked >= 1, what="the 1 s markout")
+            assert svc.snapshot().markouts[0].fills == 0
+            assert svc.snapshot().unmarked_positions == 1
+
+
 async def test_a_determined_market_awaiting_settlement_reconciles_without_a_halt(
     tmp_path: Path,
 ) -> None:
@@ -106,6 +141,10 @@ async def test_a_determined_market_awaiting_settlement_reconciles_without_a_halt
             await until(lambda: svc.engine.md.markets[T1].status is MarketStatus.DETERMINED,
                         what="the determined notice")
             assert svc.positions_centi() == {T1: 100} == env.positions()
+            # Marked at its settlement value ($1 a YES contract), not the mid: PnL at settlement.
+            cost = svc.engine.ledger.market(T1).cost_micros
+            assert svc.marked_pnl_micros() == (
+                svc.engine.ledger.realized_pnl_micros() + 1_000_000 - cost)
             await svc.notices.reconcile()
             # Still quoting: a new RFQ (queued behind the reconciliation's reports) is quoted.
             rfq_id = env.rfq(T2)

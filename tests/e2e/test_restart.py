@@ -71,7 +71,7 @@ def _stored_fills(db_path: Path) -> int:
 def _frames_of_type(text: str, msg_type: str) -> float:
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            if s.name == "frames_total" and s.labels.get("type") == msg_type:
+            if s.name == "quoter_frames_total" and s.labels.get("type") == msg_type:
                 return s.value
     return 0.0
 

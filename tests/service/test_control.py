@@ -189,7 +189,7 @@ async def _drive_cli(
         common = ["--port", str(srv.port), "--token-file", str(token_file), "--timeout", "2"]
         assert await asyncio.to_thread(main, ["halt", "--reason", "test", *common]) == 0
         assert json.loads(capsys.readouterr().out) == {"halted": True, "reason": "test"}
-        assert await asyncio.to_thread(main, ["status", *common]) == 0
+        assert await asyncio.to_thread(main, ["status", "--json", *common]) == 0
         assert json.loads(capsys.readouterr().out)["open_quotes"] == 2
         assert await asyncio.to_thread(main, ["resume", *common]) == 0
         capsys.readouterr()

@@ -175,8 +175,8 @@ def test_exception_traceback_is_redacted() -> None:
 def test_metrics_registries_are_independent() -> None:
     a, b = Metrics(), Metrics()
     a.reconnects_total.inc()
-    assert a.registry.get_sample_value("reconnects_total") == 1.0
-    assert b.registry.get_sample_value("reconnects_total") == 0.0
+    assert a.registry.get_sample_value("quoter_reconnects_total") == 1.0
+    assert b.registry.get_sample_value("quoter_reconnects_total") == 0.0
 
 
 def test_metrics_units() -> None:
@@ -190,29 +190,33 @@ def test_metrics_units() -> None:
     m.observe_ns(m.confirm_round_trip_seconds, 110_000_000)
     m.observe_ns(m.pipe_lag_seconds, -5)  # clock skew clamps to zero
     reg = m.registry
-    assert reg.get_sample_value("exposure_worst_case_dollars") == pytest.approx(12.345678)
-    assert reg.get_sample_value("pnl_realized_dollars") == pytest.approx(-0.48)
-    assert reg.get_sample_value("positions", {"market": "KX-1"}) == pytest.approx(-2.5)
-    assert reg.get_sample_value("halted") == 1.0
+    assert reg.get_sample_value("quoter_exposure_worst_case_dollars") == pytest.approx(12.345678)
+    assert reg.get_sample_value("quoter_pnl_realized_dollars") == pytest.approx(-0.48)
+    assert reg.get_sample_value("quoter_positions", {"market": "KX-1"}) == pytest.approx(-2.5)
+    assert reg.get_sample_value("quoter_halted") == 1.0
     assert reg.get_sample_value(
-        "rfq_decisions_total", {"decision": "skip", "reason": "notional"}
+        "quoter_rfq_decisions_total", {"decision": "skip", "reason": "notional"}
     ) == 2.0
-    assert reg.get_sample_value("confirm_round_trip_seconds_sum") == pytest.approx(0.11)
-    assert reg.get_sample_value("confirm_round_trip_seconds_bucket", {"le": "0.1"}) == 0.0
-    assert reg.get_sample_value("confirm_round_trip_seconds_bucket", {"le": "0.25"}) == 1.0
-    assert reg.get_sample_value("pipe_lag_seconds_sum") == 0.0
+    assert reg.get_sample_value("quoter_confirm_round_trip_seconds_sum") == pytest.approx(0.11)
+    assert reg.get_sample_value("quoter_confirm_round_trip_seconds_bucket", {"le": "0.1"}) == 0.0
+    assert reg.get_sample_value("quoter_confirm_round_trip_seconds_bucket", {"le": "0.25"}) == 1.0
+    assert reg.get_sample_value("quoter_pipe_lag_seconds_sum") == 0.0
 
 
-def test_all_named_metrics_are_exported() -> None:
+def test_all_named_metrics_are_exported_with_the_quoter_prefix() -> None:
     text = Metrics().render().decode()
     for name in (
         "frame_to_decision_seconds", "decision_to_request_seconds",
         "accept_to_confirm_sent_seconds", "confirm_round_trip_seconds", "pipe_lag_seconds",
         "rfq_decisions_total", "frames_total", "decode_errors_total", "unknown_messages_total",
         "reconnects_total", "rest_errors_total", "positions", "exposure_worst_case_dollars",
-        "pnl_realized_dollars", "open_quotes", "rate_bucket_tokens", "queue_depth", "halted",
+        "pnl_realized_dollars", "pnl_marked_dollars", "open_quotes", "rate_bucket_tokens",
+        "queue_depth", "halted",
     ):
-        assert f"# TYPE {name} " in text, name
+        metric = "quoter_" + name
+        assert f"# TYPE {metric} " in text, name
+    types = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert all(t.startswith("quoter_") for t in types), types
 
 
 # --- the HTTP server -----------------------------------------------------------------------
@@ -228,7 +232,7 @@ async def test_metrics_and_healthz_over_a_real_socket() -> None:
         r = await client.get("/metrics")
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/plain")
-        assert 'frames_total{type="rfq_created"} 3.0' in r.text
+        assert '\nquoter_frames_total{type="rfq_created"} 3.0' in r.text
         r = await client.get("/healthz")
         assert (r.status_code, r.json()["status"]) == (200, "ok")
         state["health"] = HealthStatus(False, ("feed_stale", "halted"), {"stale_for_s": 12})

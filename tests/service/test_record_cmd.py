@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ async def _record(sim: Sim, out: Path, *extra: str) -> asyncio.subprocess.Proces
     env["QUOTER_LOG_FORMAT"] = "json"
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "quoter.cli", "record", "--out", str(out),
-        "--mode", "paper", "--sim-url", sim.base_url,
+        "--target", sim.base_url,
         "--key-id", sim.key_id, "--key-file", str(sim.key_path), *extra,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
         cwd=str(out.parent),
@@ -128,4 +129,45 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert main([*base, "--shards", "0"]) == 2
     assert main([*base, "--seconds", "-1"]) == 2
     assert main([*base, "--markets", "KX-1", "--channels", "orderbook_delta,fills"]) == 2
+    assert not list(tmp_path.iterdir())
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_unreachable_exchange_fails_with_one_line(tmp_path: Path) -> None:
+    key = tmp_path / "key.pem"
+    World(SimExchange(LiveClock(), ExchangeConfig(id_seed=3)), LiveClock(), SimConfig().world,
+          3).register_demo_key(key)
+    url = f"http://127.0.0.1:{_closed_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUOTER_")}
+    env["QUOTER_LOG_LEVEL"] = "error"  # the connect-failure warnings are not the answer
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "quoter.cli", "record", "--out", str(tmp_path / "rec"),
+        "--target", url, "--key-id", "k", "--key-file", str(key),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        cwd=str(tmp_path),
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 1
+    assert stdout == b""
+    [line] = stderr.decode().splitlines()
+    assert line.startswith("quoter record: cannot connect to ws://127.0.0.1:")
+    assert "attempts failed" in line
+
+
+@pytest.mark.parametrize("flag", [
+    ["--mode", "live"], ["--i-understand-this-is-production"], ["--db", "x.db"],
+    ["--control-port", "1"], ["--target", "staging"],
+])
+def test_record_has_no_trading_flags(
+    tmp_path: Path, flag: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["record", "--out", str(tmp_path), *flag])
+    assert info.value.code == 2
+    assert "error:" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

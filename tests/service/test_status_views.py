@@ -175,7 +175,8 @@ def test_render_shows_header_counts_and_tables() -> None:
     assert "rfqs_seen 120  routed 100  quoted 80  accepted 9  confirmed 7  declined 2" in out
     assert "declined: halted 1, price_moved 1" in out
     assert "not quoted: no_book 15, filtered 5" in out
-    assert "realized PnL $0.1184  worst-case exposure $6.0625" in out
+    assert "realized PnL $0.1184  marked to mid $0.1184" in out
+    assert "worst-case exposure $6.0625" in out
     rain = next(line for line in out.splitlines() if "KXRAIN-25-T1" in line and "$4.8000" in line)
     assert "10.00" in rain
     assert "$0.1234" in rain
@@ -254,7 +255,7 @@ def test_activity_printer_prints_only_new_items_in_time_order() -> None:
     assert first == [
         "18:40:00.001 quoted KXRAIN-25-T1 rfq=rfq-1 reason=quoted strategy=mid",
         "18:40:00.002 declined KXRAIN-25-T1 rfq=rfq-2 reason=price_moved strategy=mid",
-        "18:40:00.005 fill KXRAIN-25-T1 yes 10.00 @ 0.4800 fee 0.0700 trade=t-1",
+        "18:40:00.005 fill KXRAIN-25-T1 yes 10.00 @ 0.4800 fee $0.0700 trade=t-1",
     ]
     assert printer.update(snapshot()) == []
     # The window slides: rfq-1 drops out, rfq-3 and a halt arrive; only those print.
@@ -331,7 +332,8 @@ def test_summary_json_stable_keys_and_exact_money() -> None:
     assert list(data) == [
         "summary_version", "mode", "env", "uptime_ms", "halted", "halt_reason", "funnel",
         "counts", "decline_reasons", "no_quote_reasons", "positions", "pnl_realized_micros",
-        "pnl_realized_dollars", "fees_micros", "fees_dollars", "exposure_worst_case_micros",
+        "pnl_realized_dollars", "pnl_marked_micros", "pnl_marked_dollars", "markouts",
+        "fees_micros", "fees_dollars", "exposure_worst_case_micros",
         "exposure_worst_case_dollars", "latencies", "recording_path", "db_path",
         "ledger_match", "ledger_diff",
     ]
@@ -366,3 +368,30 @@ def test_render_caps_open_quote_rows() -> None:
     assert "quote-14" in out
     assert "quote-15" not in out
     assert "... and 5 more" in out
+
+
+def test_paper_header_names_the_simulator_not_the_env() -> None:
+    paper = text_of(render(snapshot(mode="paper", env="demo",
+                                    venue="sim http://127.0.0.1:8765")))
+    assert "mode paper  sim http://127.0.0.1:8765" in paper
+    assert "env demo" not in paper
+    shadow = text_of(render(snapshot(mode="shadow", env="demo",
+                                     venue="external-api.demo.kalshi.co")))
+    assert "env demo (external-api.demo.kalshi.co)" in shadow
+    assert from_json_dict(to_json_dict(snapshot(venue="sim x"))).venue == "sim x"
+
+
+def test_only_quotes_resting_at_the_exchange_are_listed() -> None:
+    from quoter.engine.lifecycle import QuoteRecord, QuoteState
+    from quoter.service.app import resting_quote_views
+
+    def quote(qid: str, state: QuoteState) -> QuoteRecord:
+        return QuoteRecord(qid, "r1", "KX-A", 480_000, 480_000, 500_000, placed_ns=0,
+                           state=state)
+
+    quotes = [quote("open", QuoteState.OPEN), quote("replaced", QuoteState.REPLACED),
+              quote("cancelling", QuoteState.CANCELLING),
+              quote("cancelled", QuoteState.CANCELLED), quote("accepted", QuoteState.ACCEPTED)]
+    views = resting_quote_views(quotes, {}, now_ns=2_000_000)
+    assert [(v.quote_id, v.state, v.age_ms) for v in views] == [
+        ("open", "open", 2), ("cancelling", "cancelling", 2)]

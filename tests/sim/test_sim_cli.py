@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -62,6 +63,11 @@ def _read_banner(proc: subprocess.Popen[str]) -> dict[str, str]:
     assert proc.stdout is not None
     info: dict[str, str] = {}
     for line in proc.stdout:
+        if line.startswith("export "):
+            # `export NAME=VALUE` (shell-quoted): collected as "$NAME".
+            name, _, value = shlex.split(line)[1].partition("=")
+            info["$" + name] = value
+            continue
         key, _, value = line.partition(": ")
         if key == "account":
             user, _, value = value.partition(" ")
@@ -76,7 +82,8 @@ def test_sim_runs_prints_how_to_connect_and_answers_a_signed_request(tmp_path: P
     with subprocess.Popen(
         [sys.executable, "-m", "quoter.cli", "sim", "--port", "0", "--seed", "3",
          "--key-dir", str(tmp_path), "--log-level", "warning", "--rfq-rate", "1",
-         "--requester-key", str(tmp_path / "req" / "requester.pem"), "--account", "bot-2"],
+         "--requester-key", str(tmp_path / "req" / "requester.pem"), "--account", "bot-2",
+         "--env-file", str(tmp_path / "sim.env")],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     ) as proc:
         try:
@@ -98,6 +105,17 @@ def _exercise(proc: subprocess.Popen[str], tmp_path: Path) -> None:
     assert info["ws_url"].startswith("ws://127.0.0.1:")
     assert info["ws_url"].endswith("/trade-api/ws/v2")
     key_file = Path(info["private_key_file"])
+    # The export lines set up a second terminal for `quoter run` in paper mode.
+    assert info["$QUOTER_MODE"] == "paper"
+    assert info["$QUOTER_SIM_URL"] == info["rest_base_url"].removesuffix("/trade-api/v2")
+    assert info["$QUOTER_API_KEY_ID"] == info["api_key_id"]
+    assert info["$QUOTER_PRIVATE_KEY_PATH"] == info["private_key_file"]
+    # ... and the same lines are in --env-file, private, for `. sim.env` in a container.
+    env_file = tmp_path / "sim.env"
+    assert (env_file.stat().st_mode & 0o777) == 0o600
+    sourced = dict(shlex.split(line)[1].partition("=")[::2]
+                   for line in env_file.read_text().splitlines())
+    assert sourced == {k[1:]: v for k, v in info.items() if k.startswith("$")}
     assert key_file.parent == tmp_path.resolve()
     assert (key_file.stat().st_mode & 0o777) == 0o600
     signer = Signer(info["api_key_id"], load_private_key(key_file))

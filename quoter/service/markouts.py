@@ -1,0 +1,135 @@
+"""Marked-to-mid PnL and fill markouts: what our fills and positions are worth at the mid now.
+
+Realised PnL alone makes every short run look like a loss of its fees: the contracts we
+bought are worth something before their market settles. Two views, both exact integers:
+
+* :func:`marked_value_micros` values a position at the YES mid (a NO position at ``$1 - mid``);
+  marked PnL = realised PnL + (marked value - cost basis) over markets with a mid.
+* :class:`MarkoutTracker` measures each of our fills against the mid ``h`` seconds later
+  (1 s, 10 s, 60 s): ``(mid of the side bought - price paid) x contracts``. A positive markout
+  means the fill was good for us; informed requesters show up as negative markouts.
+
+Values of fractional contracts round toward zero to the micro-dollar (a display figure; the
+ledger stays exact). Time is the monotonic ``now_ns`` of the caller's clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "MARKOUT_HORIZONS_S",
+    "MarkoutTracker",
+    "MarkoutView",
+    "marked_value_micros",
+    "side_value_micros",
+]
+
+ONE_DOLLAR_MICROS: Final = 1_000_000
+NS_PER_S: Final = 1_000_000_000
+#: Markout horizons, seconds after the fill.
+MARKOUT_HORIZONS_S: Final = (1, 10, 60)
+#: Fills waiting for their last horizon; older ones are dropped (counted in ``dropped``).
+MAX_PENDING: Final = 10_000
+
+
+def side_value_micros(side: str, yes_mid_micros: int, count_centi: int) -> int:
+    """Value of ``count_centi`` hundredths of ``side`` ("yes"/"no") contracts at the YES mid."""
+    price = yes_mid_micros if side == "yes" else ONE_DOLLAR_MICROS - yes_mid_micros
+    return _mul_centi(price, count_centi)
+
+
+def marked_value_micros(position_centi: int, yes_mid_micros: int) -> int:
+    """Value at the mid of a signed position (+YES / -NO), in micro-dollars."""
+    if position_centi >= 0:
+        return side_value_micros("yes", yes_mid_micros, position_centi)
+    return side_value_micros("no", yes_mid_micros, -position_centi)
+
+
+def _mul_centi(price_micros: int, count_centi: int) -> int:
+    value = price_micros * count_centi
+    return value // 100 if value >= 0 else -(-value // 100)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkoutView:
+    """Markouts at one horizon: fills measured, contracts, and the total in micro-dollars."""
+
+    horizon_s: int
+    fills: int
+    count_centi: int
+    total_micros: int
+
+    @property
+    def per_contract_micros(self) -> int | None:
+        """Average markout per contract (None before any fill was measured)."""
+        if self.count_centi == 0:
+            return None
+        return _div_round(self.total_micros * 100, self.count_centi)
+
+
+def _div_round(a: int, b: int) -> int:
+    q, r = divmod(abs(a), b)
+    q += 1 if 2 * r >= b else 0
+    return q if a >= 0 else -q
+
+
+@dataclass(slots=True)
+class _Pending:
+    fill_ns: int
+    ticker: str
+    side: str
+    price_micros: int
+    count_centi: int
+    next_horizon: int = 0  # index into the horizons
+
+
+class MarkoutTracker:
+    """Collect our fills and mark each one at every horizon once its time has come."""
+
+    def __init__(self, horizons_s: Iterable[int] = MARKOUT_HORIZONS_S) -> None:
+        self.horizons_s = tuple(sorted(horizons_s))
+        self._pending: deque[_Pending] = deque()
+        self._fills = dict.fromkeys(self.horizons_s, 0)
+        self._count = dict.fromkeys(self.horizons_s, 0)
+        self._total = dict.fromkeys(self.horizons_s, 0)
+        self.dropped = 0
+        self.unmarked = 0  # horizons passed with no mid for the market
+
+    def add_fill(
+        self, now_ns: int, ticker: str, side: str, price_micros: int, count_centi: int
+    ) -> None:
+        """Start measuring a fill of ours (``price_micros`` is the price of ``side`` bought)."""
+        if len(self._pending) >= MAX_PENDING:
+            self._pending.popleft()
+            self.dropped += 1
+        self._pending.append(_Pending(now_ns, ticker, side, price_micros, count_centi))
+
+    def poll(self, now_ns: int, yes_mid: Callable[[str], int | None]) -> None:
+        """Mark every fill whose next horizon has passed at the current mid."""
+        keep: deque[_Pending] = deque()
+        for p in self._pending:
+            while p.next_horizon < len(self.horizons_s):
+                h = self.horizons_s[p.next_horizon]
+                if now_ns - p.fill_ns < h * NS_PER_S:
+                    break
+                mid = yes_mid(p.ticker)
+                if mid is None:
+                    self.unmarked += 1
+                else:
+                    value = side_value_micros(p.side, mid, p.count_centi)
+                    self._fills[h] += 1
+                    self._count[h] += p.count_centi
+                    self._total[h] += value - _mul_centi(p.price_micros, p.count_centi)
+                p.next_horizon += 1
+            if p.next_horizon < len(self.horizons_s):
+                keep.append(p)
+        self._pending = keep
+
+    def views(self) -> tuple[MarkoutView, ...]:
+        """Markouts so far, one per horizon."""
+        return tuple(MarkoutView(h, self._fills[h], self._count[h], self._total[h])
+                     for h in self.horizons_s)
