@@ -518,7 +518,8 @@ class SimServer:
         return wire.event_json(
             event_ticker, markets[0].series_ticker, markets[0].exchange_index,
             max(self.exchange.market_created_wall_ns(m.ticker) for m in markets),
-            [self._market_view(m.ticker) for m in markets] if nested else None)
+            [self._market_view(m.ticker) for m in markets] if nested else None,
+            mutually_exclusive=self.exchange.event_mutually_exclusive(event_ticker))
 
     async def _list_events(self, request: Request, user: str) -> Response:
         p = request.query_params

@@ -48,6 +48,8 @@ class ExchangeBase(ABC):
         self._keys: dict[str, tuple[str, Any]] = {}
         self._markets: dict[str, SimMarket] = {}
         self._series: dict[str, SimSeries] = {}
+        #: Events whose markets are mutually exclusive outcomes (``GET /events`` says so).
+        self._exclusive_events: set[str] = set()
         self._series_updated_wall_ns: dict[str, int] = {}
         self._fee_changes: list[SeriesFeeChange] = []
         self._created_wall_ns: dict[str, int] = {}
