@@ -346,6 +346,12 @@ class SimServer:
         self.exchange.confirm_quote(user, request.path_params["quote_id"],
                                     request.path_params.get("rfq_id"))
         self._wake.set()
+        # A fault may lose the response of a confirm that was applied (it still executes).
+        lose = getattr(self.faults, "lose_confirm_response", None)
+        if lose is not None:
+            injected = await lose()
+            if injected is not None:
+                return injected  # type: ignore[no-any-return]
         return Response(status_code=204)
 
     async def _accept(self, request: Request, user: str) -> Response:

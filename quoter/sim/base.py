@@ -64,6 +64,8 @@ class ExchangeBase(ABC):
         self._open_by_user: dict[str, dict[str, SimRfq]] = {}
         self._quotes_by_rfq: dict[str, list[SimQuote]] = {}
         self._quotes: dict[str, SimQuote] = {}
+        #: Confirmed quotes by maker, awaiting execution: the cash they will need is spoken for.
+        self._confirmed_by_user: dict[str, set[str]] = {}
         self._timers: list[tuple[int, int, str, str]] = []
         self._seq = 0
         self.fees_collected_micros = 0
