@@ -93,6 +93,8 @@ class WorldMarket:
     active: bool = True
     #: Its book never changes after the first levels (``liquidity.quiet_fraction``).
     quiet: bool = False
+    #: Deactivated for a while (``markets.pause_rate_per_s``): no RFQs, no book.
+    paused: bool = False
 
     @property
     def is_combo(self) -> bool:

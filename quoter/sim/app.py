@@ -346,6 +346,12 @@ class SimServer:
         self.exchange.confirm_quote(user, request.path_params["quote_id"],
                                     request.path_params.get("rfq_id"))
         self._wake.set()
+        # A fault may lose the response of a confirm that was applied (it still executes).
+        lose = getattr(self.faults, "lose_confirm_response", None)
+        if lose is not None:
+            injected = await lose()
+            if injected is not None:
+                return injected  # type: ignore[no-any-return]
         return Response(status_code=204)
 
     async def _accept(self, request: Request, user: str) -> Response:
@@ -518,7 +524,8 @@ class SimServer:
         return wire.event_json(
             event_ticker, markets[0].series_ticker, markets[0].exchange_index,
             max(self.exchange.market_created_wall_ns(m.ticker) for m in markets),
-            [self._market_view(m.ticker) for m in markets] if nested else None)
+            [self._market_view(m.ticker) for m in markets] if nested else None,
+            mutually_exclusive=self.exchange.event_mutually_exclusive(event_ticker))
 
     async def _list_events(self, request: Request, user: str) -> Response:
         p = request.query_params

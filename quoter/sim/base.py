@@ -48,6 +48,8 @@ class ExchangeBase(ABC):
         self._keys: dict[str, tuple[str, Any]] = {}
         self._markets: dict[str, SimMarket] = {}
         self._series: dict[str, SimSeries] = {}
+        #: Events whose markets are mutually exclusive outcomes (``GET /events`` says so).
+        self._exclusive_events: set[str] = set()
         self._series_updated_wall_ns: dict[str, int] = {}
         self._fee_changes: list[SeriesFeeChange] = []
         self._created_wall_ns: dict[str, int] = {}
@@ -62,6 +64,8 @@ class ExchangeBase(ABC):
         self._open_by_user: dict[str, dict[str, SimRfq]] = {}
         self._quotes_by_rfq: dict[str, list[SimQuote]] = {}
         self._quotes: dict[str, SimQuote] = {}
+        #: Confirmed quotes by maker, awaiting execution: the cash they will need is spoken for.
+        self._confirmed_by_user: dict[str, set[str]] = {}
         self._timers: list[tuple[int, int, str, str]] = []
         self._seq = 0
         self.fees_collected_micros = 0

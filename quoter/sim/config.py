@@ -35,6 +35,7 @@ __all__ = [
     "FaultConfig",
     "FrameFaultRule",
     "LiquidityConfig",
+    "LostResponseConfig",
     "MakersConfig",
     "MarketsConfig",
     "MicrosRange",
@@ -157,6 +158,20 @@ class MarketsConfig(_Strict):
     close_after_ms: MsRange = MsRange(min_ms=600_000, max_ms=3_600_000)
     #: Determined -> settled after this long (Kalshi runs a settlement timer; 0 = at once).
     settle_delay_ms: MsRange = MsRange(min_ms=0, max_ms=0)
+    #: Fractions of events whose markets share one latent outcome (``quoter.sim.truth``):
+    #: nested strikes (``strike_type: greater``, ``floor_strike`` 0, 7, 14, ...: "wins", "wins
+    #: by 7+") and mutually exclusive outcomes (``mutually_exclusive: true`` on the event: at
+    #: most one YES). Each such event lists ``markets_per_event`` markets that close and settle
+    #: together, and is replaced by a new event of the same kind.
+    nested_fraction: Probability = 0.0
+    exclusive_fraction: Probability = 0.0
+    #: This fraction of combos takes two legs from one nested or exclusive event (the rest of
+    #: their legs from other events): their true joint is not the product of the legs.
+    combo_same_event_fraction: Probability = 0.0
+    #: Pauses: single markets are deactivated at this Poisson rate (world-wide) and activated
+    #: again after ``pause_ms`` (lifecycle ``deactivated`` -> ``activated``; open RFQs close).
+    pause_rate_per_s: Rate = 0.0
+    pause_ms: MsRange = MsRange(min_ms=30_000, max_ms=120_000)
     combos: int = Field(default=6, ge=0, le=200)
     combo_legs_min: int = Field(default=2, ge=2, le=10)
     combo_legs_max: int = Field(default=3, ge=2, le=10)
@@ -171,6 +186,8 @@ class MarketsConfig(_Strict):
             raise ValueError("structures, fee_types and fee_multipliers need at least one entry")
         for text in (*self.fee_multipliers, self.combo_fee_multiplier):
             parse_multiplier(text)
+        if self.nested_fraction + self.exclusive_fraction > 1:
+            raise ValueError("nested_fraction + exclusive_fraction must not exceed 1")
         if self.combo_legs_min > self.combo_legs_max:
             raise ValueError("combo_legs_min exceeds combo_legs_max")
         if not self.collection_ticker.startswith("KXMVE"):
@@ -314,6 +331,18 @@ class RestFaultConfig(_Strict):
         return self
 
 
+class LostResponseConfig(_Strict):
+    """Confirms that succeed but whose HTTP response is lost: the exchange applies the confirm
+    (the quote executes), then the client gets an error or nothing at all."""
+
+    probability: Probability = 0.0
+    #: ``error``: answer ``error_status`` after applying; ``timeout``: hold the response
+    #: ``hold_ms`` (longer than a client's timeout: it gives up, or reads a stale 204 late).
+    mode: Literal["error", "timeout"] = "error"
+    error_status: int = Field(default=503, ge=500, le=599)
+    hold_ms: Millis = 60_000
+
+
 class FaultConfig(_Strict):
     """Everything the fault injector does; POST /sim/faults applies a new one at once."""
 
@@ -323,6 +352,7 @@ class FaultConfig(_Strict):
     #: Hold each create-quote response until its quote is accepted, at most this long: the
     #: accept notice then beats the maker's create response, as Kalshi allows (§0a).
     quote_response_hold_ms: Millis = 0
+    lost_confirm_responses: LostResponseConfig = LostResponseConfig()
     rest: RestFaultConfig = RestFaultConfig()
     #: One-shot actions performed when the config is applied (not remembered).
     cut_connections: bool = False

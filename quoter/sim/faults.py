@@ -10,6 +10,9 @@ The server calls two hooks (see ``quoter.sim.faults_api``):
 * ``await on_request(method, path)`` before each REST request: returns a 5xx or 429 response
   to inject (429 uses Kalshi's ``{"error": "too many requests"}`` body, §4.2), or ``None``
   after an optional injected latency.
+* ``await lose_confirm_response()`` after a confirm was applied: a 5xx instead of its 204, or
+  the 204 held past the client's timeout (``lost_confirm_responses``): the quote executes
+  although the maker saw the confirm fail.
 
 Cutting connections: ``cut_connections()`` bumps an epoch; the server asks
 ``should_close(conn_id)`` (it records ``on_connect`` for each socket) and closes stale ones; their
@@ -89,6 +92,7 @@ class FaultStats:
     rest_delayed: int = 0
     cuts: int = 0
     quotes_lost: int = 0
+    confirm_responses_lost: int = 0
     killed_subscriptions: set[tuple[str, int]] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, int]:
@@ -104,6 +108,7 @@ class FaultStats:
             "rest_delayed": self.rest_delayed,
             "cuts": self.cuts,
             "quotes_lost": self.quotes_lost,
+            "confirm_responses_lost": self.confirm_responses_lost,
         }
 
 
@@ -316,6 +321,24 @@ class FaultInjector:
         return JSONResponse(
             {"code": "internal_server_error", "message": "injected server fault"},
             status_code=status,
+        )
+
+    async def lose_confirm_response(self) -> Response | None:
+        """Called after a confirm was applied: lose its response (``lost_confirm_responses``).
+
+        Returns the error to answer instead of the 204, or None to answer it, possibly only
+        after holding it ``hold_ms`` (longer than the client waits: it sees a timeout)."""
+        lost = self._config.lost_confirm_responses
+        if lost.probability <= 0 or self._rng.random() >= lost.probability:
+            return None
+        self.stats.confirm_responses_lost += 1
+        log.info("sim_confirm_response_lost", mode=lost.mode)
+        if lost.mode == "timeout":
+            await self._sleep(lost.hold_ms / 1000)
+            return None
+        return JSONResponse(
+            {"code": "internal_server_error", "message": "injected server fault"},
+            status_code=lost.error_status,
         )
 
     def quote_response_hold_s(self) -> float:

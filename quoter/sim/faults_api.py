@@ -6,8 +6,10 @@ The server asks the injector about every outbound WebSocket frame and every REST
   seconds: ``[]`` drops the frame, two entries duplicate it, a changed text corrupts it.
 * ``await on_request(method, path)`` may sleep (added latency) and returns a response to
   send instead of handling the request (a 5xx or 429 burst), or ``None`` to proceed.
-* optional: ``should_close(conn_id)`` (cut this connection now? checked before each frame and
-  by a watchdog), ``on_connect(conn_id)`` / ``on_disconnect(conn_id)`` (socket bookkeeping).
+* optional: ``await lose_confirm_response()`` after a confirm is applied (a response to
+  send instead of its 204, or None), ``should_close(conn_id)`` (cut this connection now?
+  checked before each frame and by a watchdog), ``on_connect(conn_id)`` /
+  ``on_disconnect(conn_id)`` (socket bookkeeping).
   The server looks these up with ``getattr`` so a minimal injector may omit them.
 """
 
@@ -51,6 +53,10 @@ class NoFaults:
     def quote_response_hold_s(self) -> float:
         """Never hold a create-quote response."""
         return 0.0
+
+    async def lose_confirm_response(self) -> Response | None:
+        """Never lose a confirm's response."""
+        return None
 
     def on_connect(self, conn_id: str) -> None:
         """Nothing to record."""

@@ -31,6 +31,14 @@ class MarketsMixin(ExchangeBase):
         self._books[m.ticker] = MarketBook(m.ticker)
         self._lifecycle(m, "created")
 
+    def set_event_mutually_exclusive(self, event_ticker: str) -> None:
+        """Mark an event's markets as exclusive outcomes (at most one resolves YES)."""
+        self._exclusive_events.add(event_ticker)
+
+    def event_mutually_exclusive(self, event_ticker: str) -> bool:
+        """True if the event was marked mutually exclusive."""
+        return event_ticker in self._exclusive_events
+
     def list_markets(self) -> list[SimMarket]:
         """Every market, in listing order."""
         return list(self._markets.values())

@@ -109,6 +109,11 @@ class SimMarket:
     exchange_index: int = 0
     price_level_structure: str = "linear_cent"
     result: Side | None = None
+    #: Kalshi's strike fields: ``greater`` with ``floor_strike`` (YES iff the value is above
+    #: it), ``less`` with ``cap_strike``; ``custom`` for a market without a numeric strike.
+    strike_type: str = "custom"
+    floor_strike: int | None = None
+    cap_strike: int | None = None
 
     @property
     def is_combo(self) -> bool:

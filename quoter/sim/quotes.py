@@ -167,18 +167,32 @@ class QuotesMixin(ExchangeBase):
             raise SimError(400, "expired", "the confirmation window has expired")
         if q.status != QuoteStatus.ACCEPTED:
             raise SimError(400, "invalid_parameters", f"quote is {q.status}, not accepted")
-        assert q.accepted_side is not None
-        assert q.accepted_contracts_centi is not None
-        bid = q.yes_bid_micros if q.accepted_side == Side.YES else q.no_bid_micros
-        need = notional_micros(bid, q.accepted_contracts_centi) + m.fees.fee_micros(
-            bid, q.accepted_contracts_centi, is_taker=False)
-        if self.config.check_balance and self._accounts[user_id].balance_micros < need:
+        need = _maker_need(m, q)
+        # The cash this maker's other confirmed quotes will take at execution is spoken for:
+        # confirms that together cannot be paid are refused here, not cancelled later.
+        if self.config.check_balance and (
+                self._accounts[user_id].balance_micros - self._reserved_micros(user_id) < need):
             raise SimError(400, "insufficient_balance", "INSUFFICIENT_BALANCE")
+        self._confirmed_by_user.setdefault(user_id, set()).add(q.id)
         q.status = QuoteStatus.CONFIRMED
         q.confirmed_wall_ns = q.updated_wall_ns = self._wall()
         cfg = self.config
         timer_ms = cfg.hvm_execution_timer_ms if m.is_hvm else cfg.execution_timer_ms
         self._schedule(self.clock.now_ns() + timer_ms * NS_PER_MS, "execute", q.id)
+
+    def _reserved_micros(self, user_id: str) -> int:
+        """Cash the user's confirmed, not yet executed quotes will need (drops finished ones)."""
+        ids = self._confirmed_by_user.get(user_id)
+        if not ids:
+            return 0
+        total = 0
+        for qid in list(ids):
+            q = self._quotes[qid]
+            if q.status != QuoteStatus.CONFIRMED:
+                ids.discard(qid)
+                continue
+            total += _maker_need(self._markets[q.market_ticker], q)
+        return total
 
     def get_quote(self, quote_id: str, rfq_id: str | None = None) -> SimQuote:
         """A copy of the quote, or 404 (also when it is not in ``rfq_id``)."""
@@ -215,6 +229,15 @@ class QuotesMixin(ExchangeBase):
             self._emit(OutMessage("communications", kind,
                                   render(self.rfq_creator_id_for(rfq, viewer)),
                                   q.market_ticker, frozenset({viewer})))
+
+
+def _maker_need(m: SimMarket, q: SimQuote) -> int:
+    """What executing an accepted quote costs its maker: the hit side's bid x size + fee."""
+    assert q.accepted_side is not None
+    assert q.accepted_contracts_centi is not None
+    bid = q.yes_bid_micros if q.accepted_side == Side.YES else q.no_bid_micros
+    return notional_micros(bid, q.accepted_contracts_centi) + m.fees.fee_micros(
+        bid, q.accepted_contracts_centi, is_taker=False)
 
 
 def _target_count(fees: FeeSchedule, price: int, target: int, excludes_fees: bool) -> int:

@@ -435,8 +435,10 @@ def market_json(m: SimMarket, book: MarketBook, stats: MarketStats,
         "exchange_index": m.exchange_index,
         # Sent by the real exchange (the last three are not in the 3.34 SDK model).
         "occurrence_datetime": rfc3339(close_ns),
-        "strike_type": "custom",
-        "custom_strike": {},
+        "strike_type": m.strike_type,
+        "floor_strike": m.floor_strike,
+        "cap_strike": m.cap_strike,
+        "custom_strike": {} if m.strike_type == "custom" else None,
         "early_close_condition": "",
         "fractional_trading_enabled": True,
         "liquidity_dollars": cash(_liquidity_micros(book)),
@@ -602,16 +604,17 @@ def fee_change_json(c: SeriesFeeChange) -> dict[str, Any]:
 
 
 def event_json(event_ticker: str, series_ticker: str, exchange_index: int,
-               updated_wall_ns: int, markets: list[dict[str, Any]] | None) -> dict[str, Any]:
+               updated_wall_ns: int, markets: list[dict[str, Any]] | None,
+               *, mutually_exclusive: bool = False) -> dict[str, Any]:
     """REST EventData object (markets only with ``with_nested_markets``)."""
     out: dict[str, Any] = {
         "event_ticker": event_ticker,
         "series_ticker": series_ticker,
         "sub_title": event_ticker,
         "title": f"Event {event_ticker}",
-        # Each simulated market resolves on its own truth: not mutually exclusive.
-        "collateral_return_type": "DIRECNET",
-        "mutually_exclusive": False,
+        # True for an event of exclusive outcomes (at most one market YES, quoter.sim.truth).
+        "collateral_return_type": "MECNET" if mutually_exclusive else "DIRECNET",
+        "mutually_exclusive": mutually_exclusive,
         "category": None,
         "strike_date": None,
         "strike_period": None,

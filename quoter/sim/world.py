@@ -7,6 +7,11 @@ the world's singles), registers the agent accounts and the demo bot account, and
 * truths move (log-odds diffusion + jumps, ``quoter.sim.truth``); at its close time a market
   closes and settles with a result drawn from its truth, and a replacement is listed;
   a combo closes with its first leg and settles once its outcome is known;
+* some events are structured (``markets.nested_fraction`` / ``exclusive_fraction``): their
+  markets share one latent outcome, close together, settle consistently, and are served with
+  ``strike_type``/``floor_strike`` or the event's ``mutually_exclusive``; combos may take two
+  legs from one of them (``combo_same_event_fraction``), so their truth is the exact joint;
+* markets pause: deactivated for a while, then activated (``markets.pause_rate_per_s``);
 * a liquidity provider keeps resting levels around each single market's truth;
 * requesters post RFQs (Poisson), accept the best quote only when it beats the book (informed
   requesters: only when it is wrong in their favour), delete RFQs after a lifetime;
@@ -94,6 +99,7 @@ class World:
         self.sched.now_ns = clock.now_ns()
         self._rng_markets = random.Random(f"{seed}:markets")
         self._rng_settle = random.Random(f"{seed}:settle")
+        self._rng_pauses = random.Random(f"{seed}:pauses")
         self.truth = TruthModel(
             random.Random(f"{seed}:truth"),
             volatility_per_sqrt_s=config.truth.volatility_per_sqrt_s,
@@ -106,6 +112,11 @@ class World:
         self._event_counters: Counter[str] = Counter()
         self._combo_counter = 0
         self._settled_combos: set[str] = set()
+        #: Structured events ("nested" / "exclusive") by event ticker, and event numbers.
+        self._structured: dict[str, str] = {}
+        self._event_numbers: Counter[str] = Counter()
+        self._paused: dict[str, WorldMarket] = {}
+        self.pauses = 0
         self.frames_by_type: Counter[str] = Counter()
         self.settled = 0
 
@@ -133,6 +144,8 @@ class World:
         self.sched.after_ms(config.truth.tick_ms, self._tick)
         self.requesters.start()
         self.burst.start()
+        if config.markets.pause_rate_per_s > 0:
+            self._schedule_pause()
 
     # --- keys -------------------------------------------------------------------------------
 
@@ -170,6 +183,8 @@ class World:
         return {
             "markets_active": len(self._singles) + len(self._combos),
             "markets_settled": self.settled,
+            "markets_paused": len(self._paused),
+            "pauses": self.pauses,
             "rfqs_created": self.requesters.created,
             "rfqs_capped": self.requesters.capped,
             "rfqs_accepted": self.requesters.accepted,
@@ -246,8 +261,13 @@ class World:
                 fees=FeeSchedule(fee_type, multiplier)))
             for e in range(cfg.events_per_series):
                 event = f"{series}-26NOV{e + 1:02d}"
+                kind = self._draw_event_kind()
+                if kind is not None:
+                    self._list_structured(series, event, kind, structure, fee_type)
+                    continue
                 for _ in range(cfg.markets_per_event):
                     self._list_single(series, event, structure, fee_type)
+            self._event_numbers[series] = cfg.events_per_series
         if cfg.combos:
             self.exchange.add_series(SimSeries(
                 cfg.collection_ticker.removesuffix("-R"), title="Simulated combos",
@@ -263,23 +283,138 @@ class World:
         ticker = f"{event}-M{self._event_counters[event]}"
         close_ms = rng.randint(self.config.markets.close_after_ms.min_ms,
                                self.config.markets.close_after_ms.max_ms)
-        grid = grid_for_structure(structure)
-        self.exchange.add_market(SimMarket(
-            ticker=ticker, event_ticker=event, series_ticker=series,
-            title=f"Simulated market {ticker}", grid=grid, status=MarketStatus.ACTIVE,
-            close_ts_ms=self._clock.wall_ns() // _NS_PER_MS + close_ms,
-            fees=FeeSchedule(fee_type), price_level_structure=structure,
-        ))
-        m = WorldMarket(ticker, event, series, grid, self.sched.now_ns + close_ms * _NS_PER_MS)
-        quiet = self.config.liquidity.quiet_fraction
-        # Drawn only when asked for, so worlds without quiet books keep their random sequence.
-        m.quiet = quiet > 0 and rng.random() < quiet
-        self.markets[ticker] = m
-        self._singles.append(m)
+        m = self._add_single(series, event, ticker, structure, fee_type, close_ms,
+                             f"Simulated market {ticker}")
         tcfg = self.config.truth
         self.truth.add(ticker, rng.uniform(tcfg.initial_min, tcfg.initial_max))
         self.lp.refresh(m, force=True)
         self.sched.at(m.close_ns, lambda now_ns: self._close_single(m, structure, fee_type))
+
+    def _add_single(self, series: str, event: str, ticker: str, structure: str,
+                    fee_type: FeeType, close_ms: int, title: str, *,
+                    floor_strike: int | None = None) -> WorldMarket:
+        """List one binary market on the exchange and in the world (no truth yet)."""
+        grid = grid_for_structure(structure)
+        self.exchange.add_market(SimMarket(
+            ticker=ticker, event_ticker=event, series_ticker=series,
+            title=title, grid=grid, status=MarketStatus.ACTIVE,
+            close_ts_ms=self._clock.wall_ns() // _NS_PER_MS + close_ms,
+            fees=FeeSchedule(fee_type), price_level_structure=structure,
+            strike_type="custom" if floor_strike is None else "greater",
+            floor_strike=floor_strike,
+        ))
+        m = WorldMarket(ticker, event, series, grid, self.sched.now_ns + close_ms * _NS_PER_MS)
+        quiet = self.config.liquidity.quiet_fraction
+        # Drawn only when asked for, so worlds without quiet books keep their random sequence.
+        m.quiet = quiet > 0 and self._rng_markets.random() < quiet
+        self.markets[ticker] = m
+        self._singles.append(m)
+        return m
+
+    def _draw_event_kind(self) -> str | None:
+        """"nested", "exclusive" or None (independent markets) for a new event."""
+        cfg = self.config.markets
+        if cfg.markets_per_event < 2 or cfg.nested_fraction + cfg.exclusive_fraction <= 0:
+            return None  # no draw: worlds without structured events keep their sequence
+        r = self._rng_markets.random()
+        if r < cfg.nested_fraction:
+            return "nested"
+        return "exclusive" if r < cfg.nested_fraction + cfg.exclusive_fraction else None
+
+    def _list_structured(self, series: str, event: str, kind: str, structure: str,
+                         fee_type: FeeType) -> None:
+        """List an event whose markets share one latent outcome; they close together."""
+        rng = self._rng_markets
+        cfg = self.config.markets
+        close_ms = rng.randint(cfg.close_after_ms.min_ms, cfg.close_after_ms.max_ms)
+        n = cfg.markets_per_event
+        members: list[WorldMarket] = []
+        tcfg = self.config.truth
+        if kind == "nested":
+            # "wins", "wins by more than 7", ...: strike 7*i, YES iff the margin is above it.
+            for i in range(n):
+                members.append(self._add_single(
+                    series, event, f"{event}-T{7 * i}", structure, fee_type, close_ms,
+                    f"Margin above {7 * i} in {event}", floor_strike=7 * i))
+            offsets = [0.0]
+            for _ in range(n - 1):
+                offsets.append(offsets[-1] + rng.uniform(0.4, 1.6))
+            self.truth.add_nested([m.ticker for m in members],
+                                  rng.uniform(tcfg.initial_min, tcfg.initial_max), offsets)
+        else:
+            for _ in range(n):
+                self._event_counters[event] += 1
+                ticker = f"{event}-M{self._event_counters[event]}"
+                members.append(self._add_single(series, event, ticker, structure, fee_type,
+                                                close_ms, f"Outcome {ticker}"))
+            self.exchange.set_event_mutually_exclusive(event)
+            weights = [rng.uniform(0.2, 1.0) for _ in range(n + 1)]  # the last: none of them
+            total = sum(weights)
+            self.truth.add_exclusive({m.ticker: w / total
+                                      for m, w in zip(members, weights, strict=False)})
+        self._structured[event] = kind
+        for m in members:
+            self.lp.refresh(m, force=True)
+        self.sched.at(members[0].close_ns,
+                      lambda now_ns: self._close_event(members, kind, structure, fee_type))
+
+    def _close_event(self, members: list[WorldMarket], kind: str, structure: str,
+                     fee_type: FeeType) -> None:
+        """Close a structured event's markets, settle them from one draw, list a new event."""
+        for m in members:
+            self._retire(m)
+        for m in members:
+            result = self.truth.settle(m.ticker)
+            self._settle(m.ticker, result)
+            self.settled += 1
+            log.info("sim_market_settled", market_ticker=m.ticker, result=str(result))
+        for m in members:
+            for combo in [c for c in self.markets.values() if c.legs and c.ticker not in
+                          self._settled_combos]:
+                self._check_combo(combo, m.ticker)
+        series = members[0].series_ticker
+        self._event_numbers[series] += 1
+        event = f"{series}-26NOV{self._event_numbers[series]:02d}"
+        self._list_structured(series, event, kind, structure, fee_type)
+
+    def _retire(self, m: WorldMarket) -> None:
+        """Take a single market out of trading for good (it is closing)."""
+        self.lp.withdraw(m.ticker)
+        m.active = False
+        if self._paused.pop(m.ticker, None) is None:
+            self._singles.remove(m)
+        m.paused = False
+        self.exchange.set_market_status(m.ticker, MarketStatus.CLOSED)
+
+    # --- pauses ------------------------------------------------------------------------
+
+    def _schedule_pause(self) -> None:
+        gap_ms = self._rng_pauses.expovariate(self.config.markets.pause_rate_per_s) * 1000
+        self.sched.after_ms(gap_ms, self._pause)
+
+    def _pause(self, now_ns: int) -> None:
+        """Deactivate a random single market (its RFQs close, its book empties) for a while."""
+        self._schedule_pause()
+        if not self._singles:
+            return
+        m = self._singles.pop(self._rng_pauses.randrange(len(self._singles)))
+        m.paused = True
+        self._paused[m.ticker] = m
+        self.pauses += 1
+        self.lp.withdraw(m.ticker)
+        self.exchange.set_market_status(m.ticker, MarketStatus.INACTIVE)
+        log.info("sim_market_paused", market_ticker=m.ticker)
+        self.sched.after_ms(uniform_ms(self._rng_pauses, self.config.markets.pause_ms),
+                            lambda now_ns: self._resume(m))
+
+    def _resume(self, m: WorldMarket) -> None:
+        if self._paused.pop(m.ticker, None) is None:
+            return  # it closed meanwhile
+        m.paused = False
+        self._singles.append(m)
+        self.exchange.set_market_status(m.ticker, MarketStatus.ACTIVE)
+        self.lp.refresh(m, force=True)
+        log.info("sim_market_resumed", market_ticker=m.ticker)
 
     def _list_combo(self) -> None:
         rng = self._rng_markets
@@ -291,12 +426,15 @@ class World:
         k = rng.randint(cfg.combo_legs_min, cfg.combo_legs_max)
         if len(events) < k:
             return
-        # Legs from distinct events: Kalshi rejects duplicated/conflicting legs (§6).
-        picks = [by_event[e][rng.randrange(len(by_event[e]))] for e in rng.sample(events, k)]
-        legs = tuple(
-            ComboLeg(m.event_ticker, m.ticker, Side.YES if rng.random() < 0.5 else Side.NO)
-            for m in picks
-        )
+        legs = self._dependent_legs(by_event, events, k)
+        if legs is None:
+            # Legs from distinct events: Kalshi rejects duplicated/conflicting legs (§6).
+            picks = [by_event[e][rng.randrange(len(by_event[e]))]
+                     for e in rng.sample(events, k)]
+            legs = tuple(
+                ComboLeg(m.event_ticker, m.ticker, Side.YES if rng.random() < 0.5 else Side.NO)
+                for m in picks
+            )
         self._combo_counter += 1
         collection = cfg.collection_ticker
         series = collection.removesuffix("-R")
@@ -318,11 +456,36 @@ class World:
         self.markets[ticker] = m
         self._combos.append(m)
 
+    def _dependent_legs(self, by_event: dict[str, list[WorldMarket]], events: list[str],
+                        k: int) -> tuple[ComboLeg, ...] | None:
+        """Two legs of one nested or exclusive event plus ``k - 2`` from other events, or
+        None (drawn only when ``combo_same_event_fraction`` asks for it)."""
+        rng = self._rng_markets
+        share = self.config.markets.combo_same_event_fraction
+        if share <= 0:
+            return None
+        pool = [e for e in events if e in self._structured and len(by_event[e]) >= 2]
+        if not pool or rng.random() >= share:
+            return None
+        event = pool[rng.randrange(len(pool))]
+        # Listing order: for nested strikes the first is the outer (lower) one.
+        a, b = sorted(rng.sample(by_event[event], 2), key=by_event[event].index)
+        # Only combinations that can pay: never "NO outer, YES inner", never two YES outcomes
+        # of one exclusive event (Kalshi rejects conflicting legs, §6).
+        choices = ([(Side.YES, Side.YES), (Side.YES, Side.NO), (Side.NO, Side.NO)]
+                   if self._structured[event] == "nested"
+                   else [(Side.YES, Side.NO), (Side.NO, Side.YES), (Side.NO, Side.NO)])
+        side_a, side_b = choices[rng.randrange(len(choices))]
+        others = [e for e in events if e != event]
+        if len(others) < k - 2:
+            return None
+        picks = [by_event[e][rng.randrange(len(by_event[e]))] for e in rng.sample(others, k - 2)]
+        return (ComboLeg(event, a.ticker, side_a), ComboLeg(event, b.ticker, side_b), *(
+            ComboLeg(m.event_ticker, m.ticker, Side.YES if rng.random() < 0.5 else Side.NO)
+            for m in picks))
+
     def _close_single(self, m: WorldMarket, structure: str, fee_type: FeeType) -> None:
-        self.lp.withdraw(m.ticker)
-        m.active = False
-        self._singles.remove(m)
-        self.exchange.set_market_status(m.ticker, MarketStatus.CLOSED)
+        self._retire(m)
         result = self.truth.settle(m.ticker)
         self._settle(m.ticker, result)
         self.settled += 1
