@@ -322,7 +322,14 @@ class Service:
             recording_path=str(self.settings.record_dir) if self.recorder else None,
             db_path=str(self.settings.db_path), recent_fills=tuple(hooks.recent_fills),
             shadow_quotes=tuple(hooks.recent_shadow), markouts=hooks.markouts.views(),
+            strategy_pnl=hooks.markouts.strategy_pnl(self._mark),
+            strategy_markouts=tuple(hooks.markouts.strategy_views().items()),
         )
+
+    def _mark(self, ticker: str) -> int | None:
+        """A YES contract's value now: its settlement value once known, else the mid."""
+        settled = self.hooks.settled_values.get(ticker)
+        return settled if settled is not None else self._yes_mid(ticker)
 
     def health(self) -> HealthStatus:
         """Healthy unless the feed is stale or quoting is halted."""

@@ -70,6 +70,8 @@ class ServiceHooks(RuntimeHooks):
         self.shadow = shadow
         self.recent_shadow: deque[ShadowQuoteView] = deque(maxlen=recent)
         self.markouts = MarkoutTracker()
+        #: YES payout of markets determined or settled, by ticker.
+        self.settled_values: dict[str, int] = {}
         self._would_send: dict[str, cmd.SubmitQuote] = {}
         #: The engine's pricer clock, if it is a tape: its readings are recorded per step.
         self.perf = perf
@@ -269,6 +271,13 @@ class ServiceHooks(RuntimeHooks):
                                               {"order_id": event.order_id})
             case ev.QuoteCancelled():
                 self.store.record_quote_state(event.quote_id, "cancelled", wall)
+            case ev.MarketLifecycleChanged(event_type="determined" | "settled" | "finalized"):
+                # What a YES contract of it pays: marks fills by strategy after settlement.
+                value = event.settlement_value_micros
+                if value is None and event.result in ("yes", "no"):
+                    value = ONE_DOLLAR_MICROS if event.result == "yes" else 0
+                if value is not None:
+                    self.settled_values[event.market_ticker] = value
             case ev.FillReceived():
                 if self.store.record_fill(event, wall):
                     self.counts["fills"] += 1
@@ -281,9 +290,18 @@ class ServiceHooks(RuntimeHooks):
                         event.count_centi, event.fee_micros, event.is_taker,
                     ))
                     self.markouts.add_fill(now_ns, event.market_ticker, side, price,
-                                           event.count_centi)
+                                           event.count_centi, self._strategy_of(event),
+                                           event.fee_micros)
             case _:
                 pass
+
+    def _strategy_of(self, fill: ev.FillReceived) -> str:
+        """The strategy whose quote made this fill ("" if the engine cannot tell)."""
+        r = self.engine.records
+        qid = r.orders.get(fill.order_id)
+        q = r.quotes.get(qid) if qid is not None else None
+        rec = r.rfqs.get(q.rfq_id) if q is not None else None
+        return rec.strategy if rec is not None else ""
 
     def _accepted(self, quote_id: str, side: Side | None, recv_ns: int | None,
                   commands: list[cmd.Command], wall: int) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "MARKOUT_HORIZONS_S",
     "MarkoutTracker",
     "MarkoutView",
+    "StrategyPnl",
     "marked_value_micros",
     "side_value_micros",
 ]
@@ -84,7 +85,22 @@ class _Pending:
     side: str
     price_micros: int
     count_centi: int
+    strategy: str = ""
     next_horizon: int = 0  # index into the horizons
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyPnl:
+    """One strategy's fills marked now: contracts, fees, and PnL at the current marks
+    (``(mark of the side bought - price paid) x contracts - fees``; a fill with no mark counts
+    at its price and is listed in ``unmarked``)."""
+
+    strategy: str
+    fills: int
+    count_centi: int
+    fees_micros: int
+    pnl_micros: int
+    unmarked: int
 
 
 class MarkoutTracker:
@@ -98,15 +114,23 @@ class MarkoutTracker:
         self._total = dict.fromkeys(self.horizons_s, 0)
         self.dropped = 0
         self.unmarked = 0  # horizons passed with no mid for the market
+        # Per strategy: the same sums by horizon, and every fill (to mark it now).
+        self._by_strategy: dict[str, dict[int, list[int]]] = {}
+        self._fills_of: dict[str, list[tuple[str, str, int, int, int]]] = {}
 
     def add_fill(
-        self, now_ns: int, ticker: str, side: str, price_micros: int, count_centi: int
+        self, now_ns: int, ticker: str, side: str, price_micros: int, count_centi: int,
+        strategy: str = "", fee_micros: int = 0,
     ) -> None:
-        """Start measuring a fill of ours (``price_micros`` is the price of ``side`` bought)."""
+        """Start measuring a fill of ours (``price_micros`` is the price of ``side`` bought);
+        ``strategy`` is the one whose quote it filled ("" if not known)."""
         if len(self._pending) >= MAX_PENDING:
             self._pending.popleft()
             self.dropped += 1
-        self._pending.append(_Pending(now_ns, ticker, side, price_micros, count_centi))
+        self._pending.append(_Pending(now_ns, ticker, side, price_micros, count_centi, strategy))
+        fills = self._fills_of.setdefault(strategy, [])
+        if len(fills) < MAX_PENDING * 10:
+            fills.append((ticker, side, price_micros, count_centi, fee_micros))
 
     def poll(self, now_ns: int, yes_mid: Callable[[str], int | None]) -> None:
         """Mark every fill whose next horizon has passed at the current mid."""
@@ -121,9 +145,15 @@ class MarkoutTracker:
                     self.unmarked += 1
                 else:
                     value = side_value_micros(p.side, mid, p.count_centi)
+                    markout = value - _mul_centi(p.price_micros, p.count_centi)
                     self._fills[h] += 1
                     self._count[h] += p.count_centi
-                    self._total[h] += value - _mul_centi(p.price_micros, p.count_centi)
+                    self._total[h] += markout
+                    sums = self._by_strategy.setdefault(
+                        p.strategy, {x: [0, 0, 0] for x in self.horizons_s})[h]
+                    sums[0] += 1
+                    sums[1] += p.count_centi
+                    sums[2] += markout
                 p.next_horizon += 1
             if p.next_horizon < len(self.horizons_s):
                 keep.append(p)
@@ -133,3 +163,24 @@ class MarkoutTracker:
         """Markouts so far, one per horizon."""
         return tuple(MarkoutView(h, self._fills[h], self._count[h], self._total[h])
                      for h in self.horizons_s)
+
+    def strategy_views(self) -> dict[str, tuple[MarkoutView, ...]]:
+        """Markouts so far by strategy ("" = fills we could not attribute)."""
+        return {s: tuple(MarkoutView(h, *sums[h]) for h in self.horizons_s)
+                for s, sums in sorted(self._by_strategy.items())}
+
+    def strategy_pnl(self, yes_mark: Callable[[str], int | None]) -> tuple[StrategyPnl, ...]:
+        """Each strategy's fills marked at ``yes_mark`` now (mid, or settlement value)."""
+        out = []
+        for strategy, fills in sorted(self._fills_of.items()):
+            pnl = count = fees = unmarked = 0
+            for ticker, side, price, qty, fee in fills:
+                mark = yes_mark(ticker)
+                count += qty
+                fees += fee
+                if mark is None:
+                    unmarked += 1
+                else:
+                    pnl += side_value_micros(side, mark, qty) - _mul_centi(price, qty)
+            out.append(StrategyPnl(strategy, len(fills), count, fees, pnl - fees, unmarked))
+        return tuple(out)

@@ -13,13 +13,14 @@ Tuples of recent items are ordered oldest first.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from quoter.domain.money import format_dollars, format_fp
-from quoter.service.markouts import MarkoutView, marked_value_micros
+from quoter.service.markouts import MarkoutView, StrategyPnl, marked_value_micros
 
 __all__ = [
     "COUNT_ORDER",
@@ -204,6 +205,9 @@ class StatusSnapshot:
     shadow_quotes: tuple[ShadowQuoteView, ...] = ()
     #: Our fills against the mid 1 s / 10 s / 60 s later.
     markouts: tuple[MarkoutView, ...] = ()
+    #: By strategy: fills marked now (PnL), and markouts ("" = fills not attributed).
+    strategy_pnl: tuple[StrategyPnl, ...] = ()
+    strategy_markouts: tuple[tuple[str, tuple[MarkoutView, ...]], ...] = ()
 
     @property
     def pnl_marked_micros(self) -> int:
@@ -408,6 +412,9 @@ def to_json_dict(s: StatusSnapshot) -> dict[str, Any]:
         "recording_path": s.recording_path,
         "db_path": s.db_path,
         "shadow_quotes": [_shadow_json(q) for q in s.shadow_quotes],
+        "strategy_pnl": [dataclasses.asdict(p) for p in s.strategy_pnl],
+        "strategy_markouts": {name: [markout_json(m) for m in views]
+                              for name, views in s.strategy_markouts},
     }
 
 
@@ -470,6 +477,12 @@ def from_json_dict(d: Mapping[str, Any]) -> StatusSnapshot:
                 f["count_centi"], f["fee_micros"], f["is_taker"],
             )
             for f in d.get("recent_fills", ())
+        ),
+        strategy_pnl=tuple(StrategyPnl(**p) for p in d.get("strategy_pnl", ())),
+        strategy_markouts=tuple(
+            (name, tuple(MarkoutView(m["horizon_s"], m["fills"], m["count_centi"],
+                                     m["total_micros"]) for m in views))
+            for name, views in d.get("strategy_markouts", {}).items()
         ),
     )
 

@@ -82,6 +82,24 @@ def _seconds(ms: int) -> str:
     return f"{'-' if ms < 0 else ''}{whole}.{frac:03d} s"
 
 
+def strategy_lines(s: StatusSnapshot) -> list[str]:
+    """``by strategy:`` lines: fills, contracts, fees, PnL at today's marks, markouts."""
+    if not s.strategy_pnl:
+        return []
+    marks = dict(s.strategy_markouts)
+    lines = ["by strategy (fills marked now, net of fees; markouts per contract):"]
+    for p in s.strategy_pnl:
+        outs = "  ".join(
+            f"{m.horizon_s}s {usd(m.per_contract_micros)}"
+            for m in marks.get(p.strategy, ()) if m.per_contract_micros is not None)
+        lines.append(
+            f"  {p.strategy or '(unattributed)'}: fills {p.fills}  contracts "
+            f"{format_fp(p.count_centi)}  fees {usd(p.fees_micros)}  PnL {usd(p.pnl_micros)}"
+            + (f" ({p.unmarked} fills unmarked)" if p.unmarked else "")
+            + (f"  markouts {outs}" if outs else ""))
+    return lines
+
+
 def render_summary(
     snapshot: StatusSnapshot, *, ledger_match: bool | None, ledger_diff: Sequence[str]
 ) -> str:
@@ -117,6 +135,7 @@ def render_summary(
         "unrealized at the mid" + (f"; {s.unmarked_positions} positions without a mid, at cost"
                                    if s.unmarked_positions else "") + ")",
         markouts_line(s) or "markouts: no fills measured",
+        *strategy_lines(s),
         f"worst-case exposure: {usd(s.exposure_worst_case_micros)}",
         "latency (us):" if s.latencies else "latency (us): none",
     ]
@@ -152,6 +171,11 @@ def summary_json(
       exchange_position_centi, exchange_position_fp}`` (the exchange fields may be null);
     * ``pnl_realized_micros`` / ``pnl_realized_dollars``, ``fees_micros`` / ``fees_dollars``
       (sum over positions), ``exposure_worst_case_micros`` / ``exposure_worst_case_dollars``;
+    * ``markouts``: list of ``{horizon_s, fills, count_centi, total_micros, ...}``;
+      ``by_strategy``: ``{strategy: {fills, count_centi, fees_micros, pnl_marked_micros,
+      pnl_marked_dollars, unmarked_fills, markouts}}`` (fills marked now at the mid, or the
+      settlement value once known, net of fees; ``(unattributed)`` for fills no quote of a
+      known strategy made);
     * ``latencies``: list of ``{name, count, p50_us, p90_us, p99_us, max_us}``;
     * ``recording_path``, ``db_path`` (null when not written);
     * ``ledger_match`` (true / false / null = not checked), ``ledger_diff`` (list of str).
@@ -178,6 +202,15 @@ def summary_json(
         "pnl_marked_micros": s.pnl_marked_micros,
         "pnl_marked_dollars": dollars(s.pnl_marked_micros),
         "markouts": [markout_json(m) for m in s.markouts],
+        "by_strategy": {
+            p.strategy or "(unattributed)": {
+                "fills": p.fills, "count_centi": p.count_centi, "fees_micros": p.fees_micros,
+                "pnl_marked_micros": p.pnl_micros, "pnl_marked_dollars": dollars(p.pnl_micros),
+                "unmarked_fills": p.unmarked,
+                "markouts": [markout_json(m) for m in dict(s.strategy_markouts).get(
+                    p.strategy, ())],
+            } for p in s.strategy_pnl
+        },
         "fees_micros": fees,
         "fees_dollars": dollars(fees),
         "exposure_worst_case_micros": s.exposure_worst_case_micros,

@@ -105,3 +105,25 @@ def test_marked_pnl_and_markouts_in_status_view_and_summary() -> None:
     assert ("marked-to-mid PnL: $0.1190 (realized + $0.1400 unrealized at the mid; "
             "1 positions without a mid, at cost)") in summary
     assert "markouts 1s $0.0200/contract (n 2)" in summary
+
+
+def test_markouts_and_pnl_are_kept_by_strategy() -> None:
+    t = MarkoutTracker(horizons_s=(1,))
+    t.add_fill(0, "A", "yes", 400_000, 100, strategy="combos", fee_micros=1_000)
+    t.add_fill(0, "B", "no", 300_000, 200, strategy="singles", fee_micros=2_000)
+    t.poll(2 * S, {"A": 500_000, "B": 600_000}.get)
+    views = t.strategy_views()
+    assert [m.total_micros for m in views["combos"]] == [100_000]   # YES 0.40 -> 0.50 x 1
+    assert [m.total_micros for m in views["singles"]] == [200_000]  # NO 0.30 -> 0.40 x 2
+    pnl = {p.strategy: p for p in t.strategy_pnl({"A": 300_000}.get)}
+    assert pnl["combos"].pnl_micros == -100_000 - 1_000  # marked at 0.30 now, less its fee
+    assert (pnl["singles"].pnl_micros, pnl["singles"].unmarked) == (-2_000, 1)
+    snap = StatusSnapshot(
+        mode="paper", env="demo", halted=False, halt_reason="", uptime_ms=1, counts={},
+        decline_reasons={}, no_quote_reasons={}, open_quotes=(), recent_decisions=(),
+        positions=(), pnl_realized_micros=0, exposure_worst_case_micros=0, latencies=(),
+        strategy_pnl=tuple(pnl.values()), strategy_markouts=tuple(views.items()))
+    assert from_json_dict(to_json_dict(snap)) == snap
+    text = render_summary(snap, ledger_match=True, ledger_diff=[])
+    assert "combos: fills 1" in text
+    assert "PnL -$0.1010" in text

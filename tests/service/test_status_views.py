@@ -333,7 +333,7 @@ def test_summary_json_stable_keys_and_exact_money() -> None:
         "summary_version", "mode", "env", "uptime_ms", "halted", "halt_reason", "funnel",
         "counts", "decline_reasons", "no_quote_reasons", "positions", "pnl_realized_micros",
         "pnl_realized_dollars", "pnl_marked_micros", "pnl_marked_dollars", "markouts",
-        "fees_micros", "fees_dollars", "exposure_worst_case_micros",
+        "by_strategy", "fees_micros", "fees_dollars", "exposure_worst_case_micros",
         "exposure_worst_case_dollars", "latencies", "recording_path", "db_path",
         "ledger_match", "ledger_diff",
     ]
