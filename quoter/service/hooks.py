@@ -269,6 +269,7 @@ class ServiceHooks(RuntimeHooks):
             case ev.QuoteExecuted():
                 self.store.record_quote_state(event.quote_id, "executed", wall,
                                               {"order_id": event.order_id})
+                self.markouts.attribute(event.order_id, self._strategy_of(event.quote_id))
             case ev.QuoteCancelled():
                 self.store.record_quote_state(event.quote_id, "cancelled", wall)
             case ev.MarketLifecycleChanged(event_type="determined" | "settled" | "finalized"):
@@ -290,16 +291,15 @@ class ServiceHooks(RuntimeHooks):
                         event.count_centi, event.fee_micros, event.is_taker,
                     ))
                     self.markouts.add_fill(now_ns, event.market_ticker, side, price,
-                                           event.count_centi, self._strategy_of(event),
+                                           event.count_centi, event.order_id,
                                            event.fee_micros)
             case _:
                 pass
 
-    def _strategy_of(self, fill: ev.FillReceived) -> str:
-        """The strategy whose quote made this fill ("" if the engine cannot tell)."""
+    def _strategy_of(self, quote_id: str) -> str:
+        """The strategy of one of our quotes ("" if the engine no longer knows it)."""
         r = self.engine.records
-        qid = r.orders.get(fill.order_id)
-        q = r.quotes.get(qid) if qid is not None else None
+        q = r.quotes.get(quote_id)
         rec = r.rfqs.get(q.rfq_id) if q is not None else None
         return rec.strategy if rec is not None else ""
 

@@ -85,7 +85,7 @@ class _Pending:
     side: str
     price_micros: int
     count_centi: int
-    strategy: str = ""
+    order_id: str = ""
     next_horizon: int = 0  # index into the horizons
 
 
@@ -116,21 +116,27 @@ class MarkoutTracker:
         self.unmarked = 0  # horizons passed with no mid for the market
         # Per strategy: the same sums by horizon, and every fill (to mark it now).
         self._by_strategy: dict[str, dict[int, list[int]]] = {}
-        self._fills_of: dict[str, list[tuple[str, str, int, int, int]]] = {}
+        self._fill_log: list[tuple[str, str, str, int, int, int]] = []
+        # Order id -> the strategy whose quote it executed (a fill can arrive first).
+        self._strategy_of: dict[str, str] = {}
 
     def add_fill(
         self, now_ns: int, ticker: str, side: str, price_micros: int, count_centi: int,
-        strategy: str = "", fee_micros: int = 0,
+        order_id: str = "", fee_micros: int = 0,
     ) -> None:
         """Start measuring a fill of ours (``price_micros`` is the price of ``side`` bought);
-        ``strategy`` is the one whose quote it filled ("" if not known)."""
+        ``order_id`` joins it to a strategy (:meth:`attribute`, before or after)."""
         if len(self._pending) >= MAX_PENDING:
             self._pending.popleft()
             self.dropped += 1
-        self._pending.append(_Pending(now_ns, ticker, side, price_micros, count_centi, strategy))
-        fills = self._fills_of.setdefault(strategy, [])
-        if len(fills) < MAX_PENDING * 10:
-            fills.append((ticker, side, price_micros, count_centi, fee_micros))
+        self._pending.append(_Pending(now_ns, ticker, side, price_micros, count_centi, order_id))
+        if len(self._fill_log) < MAX_PENDING * 10:
+            self._fill_log.append((order_id, ticker, side, price_micros, count_centi, fee_micros))
+
+    def attribute(self, order_id: str, strategy: str) -> None:
+        """The order ``order_id`` executed a quote of ``strategy``."""
+        if order_id and strategy and len(self._strategy_of) < MAX_PENDING * 10:
+            self._strategy_of[order_id] = strategy
 
     def poll(self, now_ns: int, yes_mid: Callable[[str], int | None]) -> None:
         """Mark every fill whose next horizon has passed at the current mid."""
@@ -150,7 +156,8 @@ class MarkoutTracker:
                     self._count[h] += p.count_centi
                     self._total[h] += markout
                     sums = self._by_strategy.setdefault(
-                        p.strategy, {x: [0, 0, 0] for x in self.horizons_s})[h]
+                        self._strategy_of.get(p.order_id, ""),
+                        {x: [0, 0, 0] for x in self.horizons_s})[h]
                     sums[0] += 1
                     sums[1] += p.count_centi
                     sums[2] += markout
@@ -171,8 +178,12 @@ class MarkoutTracker:
 
     def strategy_pnl(self, yes_mark: Callable[[str], int | None]) -> tuple[StrategyPnl, ...]:
         """Each strategy's fills marked at ``yes_mark`` now (mid, or settlement value)."""
+        by: dict[str, list[tuple[str, str, int, int, int]]] = {}
+        for order_id, ticker, side, price, qty, fee in self._fill_log:
+            by.setdefault(self._strategy_of.get(order_id, ""), []).append(
+                (ticker, side, price, qty, fee))
         out = []
-        for strategy, fills in sorted(self._fills_of.items()):
+        for strategy, fills in sorted(by.items()):
             pnl = count = fees = unmarked = 0
             for ticker, side, price, qty, fee in fills:
                 mark = yes_mark(ticker)

@@ -109,8 +109,10 @@ def test_marked_pnl_and_markouts_in_status_view_and_summary() -> None:
 
 def test_markouts_and_pnl_are_kept_by_strategy() -> None:
     t = MarkoutTracker(horizons_s=(1,))
-    t.add_fill(0, "A", "yes", 400_000, 100, strategy="combos", fee_micros=1_000)
-    t.add_fill(0, "B", "no", 300_000, 200, strategy="singles", fee_micros=2_000)
+    t.attribute("o1", "combos")  # the execution may come before its fill ...
+    t.add_fill(0, "A", "yes", 400_000, 100, order_id="o1", fee_micros=1_000)
+    t.add_fill(0, "B", "no", 300_000, 200, order_id="o2", fee_micros=2_000)
+    t.attribute("o2", "singles")  # ... or after it
     t.poll(2 * S, {"A": 500_000, "B": 600_000}.get)
     views = t.strategy_views()
     assert [m.total_micros for m in views["combos"]] == [100_000]   # YES 0.40 -> 0.50 x 1
