@@ -51,7 +51,8 @@ def test_a_service_recording_yields_frames_facts_and_round_trips(tmp_path: Path)
     assert items[0] == Frame(10, _frame(0).encode())
     assert items[2] == RoundTrip(4_100, "POST", "/trade-api/v2/communications/quotes", 4_000)
     fact = items[3]
-    assert isinstance(fact, Fact) and isinstance(fact.event, ev.MarketLoaded)
+    assert isinstance(fact, Fact)
+    assert isinstance(fact.event, ev.MarketLoaded)
     assert fact.event.market.ticker == "KX-E-M1"
     assert [r.rtt_ns for r in round_trips([rec])] == [4_000]
 
@@ -63,7 +64,8 @@ def test_interchange_bare_and_wrapped_frames_keep_their_bytes(tmp_path: Path) ->
                  + "\n" + bare + "\n")
     items = list(iter_file(f))
     assert [i.ts_recv_ns for i in items] == [0, 50, 50]  # a bare frame takes the time before it
-    assert isinstance(items[0], Frame) and items[0].data == bare.encode()
+    assert isinstance(items[0], Frame)
+    assert items[0].data == bare.encode()
 
 
 def test_several_files_merge_by_receive_time(tmp_path: Path) -> None:
