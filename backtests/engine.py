@@ -50,6 +50,9 @@ from quoter.sim.exchange import SimError
 
 __all__ = ["BacktestLoop", "Prepass", "prepass", "run_backtest"]
 
+#: How often (frames) ``run_backtest`` reports progress.
+PROGRESS_EVERY = 10_000
+
 #: After the last input, keep running this long so confirms, executions and markouts finish.
 DRAIN_NS = 120 * 1_000_000_000
 
@@ -61,6 +64,7 @@ class BacktestLoop:
                  wall_offset_ns: int = 0, metrics: Metrics | None = None) -> None:
         self.config = config
         self.clock = VirtualClock(start_ns, wall_offset_ns)
+        self.start_ns = start_ns
         self.kernel = Kernel(Engine(config, perf_ns=None, wall_offset_ns=wall_offset_ns),
                              journal=MemoryConfirmJournal())
         self.latency = latency
@@ -296,6 +300,7 @@ class Prepass:
     round_trips: list[tuple[str, str, int]] = field(default_factory=list)
     first_ns: int | None = None
     wall_offset_ns: int = 0
+    frames: int = 0
 
 
 def prepass(paths: Iterable[Path | str]) -> Prepass:
@@ -309,6 +314,8 @@ def prepass(paths: Iterable[Path | str]) -> Prepass:
             continue
         if out.first_ns is None:
             out.first_ns = item.ts_recv_ns
+        if isinstance(item, Frame):
+            out.frames += 1
         if isinstance(item, Fact):
             if isinstance(item.event, ev.MarketLoaded):
                 out.markets[item.event.market.ticker] = item.event.market
@@ -357,7 +364,11 @@ def run_backtest(
     latency: LatencyModel | None = None, seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> BacktestLoop:
-    """Backtest ``config`` on the inputs; return the finished loop (metrics, commands)."""
+    """Backtest ``config`` on the inputs; return the finished loop (metrics, commands).
+
+    ``progress(frames_done, frames_total)`` is called every ``PROGRESS_EVERY`` frames and at
+    the end.
+    """
     files = [Path(p) for p in paths]
     pre = prepass(files)
     if latency is None:
@@ -372,8 +383,10 @@ def run_backtest(
     for n, frame in enumerate(frames_of(files), start=1):
         loop.run_until(frame.ts_recv_ns)
         loop.frame(frame.data)
-        if progress is not None and n % 10_000 == 0:
-            progress(n, frame.ts_recv_ns)
+        if progress is not None and n % PROGRESS_EVERY == 0:
+            progress(n, pre.frames)
+    if progress is not None:
+        progress(pre.frames, pre.frames)
     loop.drain()
     loop.metrics.finish(loop)
     return loop

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from quoter.clock import VirtualClock
 from quoter.domain import commands as cmd
 from quoter.domain import events as ev
 from quoter.domain.book import OrderBook
@@ -41,6 +42,11 @@ class BacktestLoop(Protocol):
     @property
     def mirror(self) -> Mapping[str, OrderBook]:
         """The books of the replayed frames."""
+        ...
+
+    @property
+    def clock(self) -> VirtualClock:
+        """The virtual clock."""
         ...
 
     @property
@@ -103,8 +109,9 @@ class Metrics:
     confirms: int = 0
     confirm_failures: int = 0
     fills: list[FillRecord] = field(default_factory=list)
-    #: (ts_ns, realized + marked PnL so far) sampled at each fill, for the report's plot.
-    pnl_curve: list[tuple[int, int]] = field(default_factory=list)
+    #: (ts_ns, realized PnL, marked PnL) sampled at each fill, markout probe and settlement,
+    #: and at the end, for the report's plot.
+    pnl_curve: list[tuple[int, int, int]] = field(default_factory=list)
     _strategy_of_rfq: dict[str, str] = field(default_factory=dict)
     _rfq_of_quote: dict[str, str] = field(default_factory=dict)
     _quote_of_order: dict[str, str] = field(default_factory=dict)
@@ -163,6 +170,7 @@ class Metrics:
                         pos.settled_micros = (_value(yes_value, pos.yes_centi)
                                               + _value(MAX_PRICE_MICROS - yes_value,
                                                        pos.no_centi))
+                        self._sample(now_ns, loop)
             case _:
                 pass
 
@@ -203,7 +211,10 @@ class Metrics:
         for h in MARKOUT_HORIZONS_S:
             rec.markouts_micros[h] = None
             loop.at(now_ns + h * _NS, functools.partial(self._markout, rec, h, loop))
-        self.pnl_curve.append((now_ns, self._pnl(loop)[1]))
+        self._sample(now_ns, loop)
+
+    def _sample(self, now_ns: int, loop: BacktestLoop) -> None:
+        self.pnl_curve.append((now_ns, *self._pnl(loop)))
 
     def _markout(self, rec: FillRecord, horizon_s: int, loop: BacktestLoop) -> None:
         book = loop.mirror.get(rec.market_ticker)
@@ -212,6 +223,7 @@ class Metrics:
             return
         value = mid if rec.bought_yes else MAX_PRICE_MICROS - mid
         rec.markouts_micros[horizon_s] = _value(value - rec.price_micros, rec.count_centi)
+        self._sample(rec.ts_ns + horizon_s * _NS, loop)
 
     def _mark(self, ticker: str, pos: _Position, loop: BacktestLoop) -> int:
         if pos.settled_micros is not None:
@@ -233,7 +245,8 @@ class Metrics:
     def finish(self, loop: BacktestLoop) -> None:
         """Compute the summary (deterministic: sorted keys, integers)."""
         realized, marked = self._pnl(loop)
-        by_strategy: dict[str, dict[str, int]] = {}
+        self.pnl_curve.append((loop.clock.now_ns(), realized, marked))
+        by_strategy: dict[str, dict[str, Any]] = {}
         for f in self.fills:
             quote_id = self._quote_of_order.get(f.order_id, "")
             f.strategy = self._strategy_of_rfq.get(self._rfq_of_quote.get(quote_id, ""), "")
@@ -242,11 +255,17 @@ class Metrics:
             s["fills"] += 1
             s["contracts_centi"] += f.count_centi
             s["fees_micros"] += f.fee_micros
+            for h in MARKOUT_HORIZONS_S:
+                v = f.markouts_micros.get(h)
+                if v is not None:
+                    s[f"markout_{h}s_micros"] = s.get(f"markout_{h}s_micros", 0) + v
         for name in set(self._quoted_by_strategy) | set(by_strategy):
             s = by_strategy.setdefault(name, {"fills": 0, "contracts_centi": 0,
                                               "fees_micros": 0})
             s["quotes"] = self._quoted_by_strategy.get(name, 0)
             s["accepts"] = self._accepted_by_strategy.get(name, 0)
+            s["win_rate"] = round(s["accepts"] / s["quotes"], 6) if s["quotes"] else 0.0
+            by_strategy[name] = dict(sorted(s.items()))
         markouts: dict[str, int | None] = {}
         for h in MARKOUT_HORIZONS_S:
             values = [v for f in self.fills if (v := f.markouts_micros.get(h)) is not None]
