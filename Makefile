@@ -56,7 +56,8 @@ lock:
 	.lock-venv/bin/python -m pip install -q --upgrade pip
 	.lock-venv/bin/python -m pip install -q -e '.[dev]'
 	.lock-venv/bin/python -m pip install -q --no-deps --ignore-requires-python \
-		'kalshi-python-sync>=3.34'
+		'kalshi-python-sync>=3.34' 'kalshi-python-async>=3.34' 'kalshi-sdk>=22.4'
+	.lock-venv/bin/python -m pip install -q 'kyro>=0.1.2'
 	{ echo "# pip constraints: every third-party package make install takes (make lock)"; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e '; } \
 		> requirements.lock

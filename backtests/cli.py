@@ -1,0 +1,210 @@
+"""The backtest command line: ``python -m backtests`` / ``quoter-backtest``.
+
+``run`` backtests one config on recorded inputs and writes ``summary.json``, ``fills.csv`` and
+``report.html``; ``sweep`` runs a grid of config overrides and writes a ranked table. It lives
+here, not in ``quoter.cli``, because the service package never imports ``backtests``.
+
+Errors are one line on stderr, never a traceback. Exit status: 0 done; 1 the inputs cannot be
+read (missing, not gzip, a broken recording, no decodable frame); 2 bad usage, config or grid;
+3 the requested sweep backend is not available here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from backtests.runner import AUCTIONS, FALLBACKS, AuctionSpec, auction_spec, backtest
+from quoter.config import load_config
+from quoter.errors import ConfigError, QuoterError
+
+__all__ = ["EXIT_BACKEND", "EXIT_INPUT", "EXIT_USAGE", "build_parser", "main"]
+
+PROG = "quoter-backtest"
+EXIT_INPUT = 1
+EXIT_USAGE = 2
+EXIT_BACKEND = 3
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, type=Path, metavar="C",
+                   help="the strategy config (YAML) to backtest")
+    p.add_argument("--input", required=True, type=Path, nargs="+", action="extend",
+                   metavar="FILE", help="recordings, captures or interchange files (any mix; "
+                   "merged by receive time)")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="where the reports are written (created)")
+    p.add_argument("--auction", choices=AUCTIONS, default="recorded",
+                   help="what the requester does with our quotes (default: %(default)s)")
+    p.add_argument("--fallback", choices=FALLBACKS, default="none",
+                   help="with --auction recorded: who decides quotes the recording never saw "
+                   "(default: %(default)s, they are not accepted)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every model (default: 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with the ``run`` and ``sweep`` subcommands."""
+    parser = argparse.ArgumentParser(prog=PROG, description="Backtest strategy configs on "
+                                     "recorded frames through the production kernel.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", help="backtest one config; write summary.json and report.html")
+    _common(run)
+    run.set_defaults(func=_run)
+    sweep = sub.add_parser("sweep", help="backtest a grid of config overrides; rank them")
+    _common(sweep)
+    sweep.add_argument("--grid", required=True, type=Path, metavar="GRID",
+                       help="YAML: parameter path -> list of values (cartesian product)")
+    sweep.add_argument("--workers", type=int, default=2,
+                       help="worker processes for --backend local (default: %(default)s)")
+    sweep.add_argument("--backend", choices=("local", "ray"), default="local",
+                       help="local processes or a Ray cluster (default: %(default)s)")
+    sweep.add_argument("--address", default=None,
+                       help="with --backend ray: the cluster address (default: a local Ray)")
+    sweep.add_argument("--objective", choices=("pnl_marked", "pnl_realized"),
+                       default="pnl_marked", help="what ranks the points (default: %(default)s)")
+    sweep.set_defaults(func=_sweep)
+    return parser
+
+
+class _Rate(ProgressColumn):
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0:,.0f} {self.unit}/s")
+
+
+@contextmanager
+def _progress(enabled: bool, what: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr (``done, total`` updates), when it is a terminal."""
+    console = Console(stderr=True)
+    bar = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), _Rate(unit),
+                   TimeRemainingColumn(), console=console,
+                   disable=not (enabled and console.is_terminal), transient=True)
+    task = bar.add_task(what, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    with bar:
+        yield update
+
+
+def _inputs(paths: Sequence[Path]) -> list[Path]:
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise _InputError(f"no such input file: {', '.join(missing)}")
+    return list(paths)
+
+
+class _InputError(Exception):
+    pass
+
+
+def _spec(args: argparse.Namespace, inputs: Sequence[Path]) -> AuctionSpec:
+    config = load_config(args.config)
+    return auction_spec(args.auction, inputs, config, seed=args.seed, fallback=args.fallback)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from backtests.report import usd, write_reports
+
+    inputs = _inputs(args.input)
+    config = load_config(args.config)
+    spec = auction_spec(args.auction, inputs, config, seed=args.seed, fallback=args.fallback)
+    with _progress(not args.no_progress, "backtest", "frames") as progress:
+        result = backtest(inputs, config, spec, seed=args.seed, progress=progress)
+    m = result.summary["metrics"]
+    if m["frames"] and m["decode_errors"] == m["frames"]:
+        raise _InputError("no frame of the inputs decoded: are they Kalshi frames?")
+    paths = write_reports(result, args.out)
+    table = Table(title=f"backtest ({spec.name})", show_header=False)
+    for label, value in (
+        ("frames", m["frames"]), ("RFQs seen", m["rfqs_seen"]),
+        ("quotes placed", m["quotes_placed"]), ("accepts", m["accepts"]),
+        ("win rate", f"{m['win_rate']:.1%}"), ("fills", m["fills"]),
+        ("PnL realised", usd(m["pnl_realized_micros"])),
+        ("PnL marked", usd(m["pnl_marked_micros"])),
+    ):
+        table.add_row(label, str(value))
+    console = Console()
+    console.print(table)
+    console.print(f"wrote {paths['summary']} and {paths['report']}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from backtests.sweep import load_grid, points_of, run_sweep, write_sweep_reports
+
+    inputs = _inputs(args.input)
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    points = points_of(args.config, load_grid(args.grid))
+    spec = _spec(args, inputs)
+    with _progress(not args.no_progress, "sweep", "points") as progress:
+        ranked = run_sweep(points, inputs, spec, args.out, seed=args.seed,
+                           workers=args.workers, backend=args.backend, address=args.address,
+                           objective=args.objective, progress=progress)
+    paths = write_sweep_reports(ranked, args.out)
+    from backtests.report import usd
+
+    table = Table(title=f"sweep ranked by {args.objective}")
+    for col in ("rank", "overrides", args.objective, "fills", "win rate"):
+        table.add_column(col)
+    for r in ranked:
+        table.add_row(str(r["rank"]), ", ".join(f"{k}={v}" for k, v in r["overrides"].items()),
+                      usd(r["value"]), str(r["metrics"]["fills"]),
+                      f"{r['metrics']['win_rate']:.1%}")
+    console = Console()
+    console.print(table)
+    console.print(f"wrote {paths['table']} and {paths['report']}")
+    return 0
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"{PROG}: error: {'; '.join(message.splitlines()) or 'failed'}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    from backtests.sweep import BackendUnavailableError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        status: int = func(args)
+    except ConfigError as exc:
+        return _fail(EXIT_USAGE, str(exc))
+    except BackendUnavailableError as exc:
+        return _fail(EXIT_BACKEND, str(exc))
+    except _InputError as exc:
+        return _fail(EXIT_INPUT, str(exc))
+    except (QuoterError, OSError, EOFError, UnicodeDecodeError) as exc:
+        # A broken input (not gzip, a truncated or malformed recording) or an unwritable --out.
+        return _fail(EXIT_INPUT, f"{type(exc).__name__}: {exc}")
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted")
+    return status

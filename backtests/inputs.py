@@ -1,0 +1,167 @@
+"""Backtest inputs, streamed in constant memory and merged by receive time.
+
+Three kinds of file are read, one frame at a time (generators all the way down, so memory
+does not grow with the length of a recording):
+
+* **service recordings** (``quoter run`` / ``quoter demo``, ``docs/recording-format.md``): the
+  raw ``in`` frames, plus the facts a backtest can use: market metadata (``MarketLoaded``
+  steps, or ``market`` event lines), REST book snapshots (``BookSnapshotReceived`` steps, or
+  ``book`` event lines) and the measured REST round trips (``out`` lines, for the latency
+  model);
+* **``quoter record`` captures**: the same file format with frames only;
+* the **interchange form** (``quoter.kalshi.frames``): one Kalshi frame per line, bare or
+  wrapped as ``{"ts_recv_ns": ..., "frame": ...}``, optionally gzip-compressed. A bare frame has
+  no receive time: it takes the time of the frame before it in its file (0 at the start), so a
+  file of bare frames replays in file order.
+
+Several files are merged by receive time with :func:`heapq.merge` over the per-file generators
+(ties: the file named first, then file order), so a mix of captures of one period is one
+ordered stream. A recording is recognised by its first line (the ``header``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from quoter.domain import events as ev
+from quoter.kalshi.frames import iter_frames
+from quoter.recording.format import (
+    STEP_KIND,
+    EventLine,
+    InLine,
+    OutLine,
+    RecordingError,
+    decode_event,
+    read_recording,
+)
+
+__all__ = [
+    "BOOK_KIND",
+    "MARKET_KIND",
+    "Fact",
+    "Frame",
+    "RoundTrip",
+    "is_recording",
+    "iter_file",
+    "merged",
+    "round_trips",
+]
+
+#: Event-line kinds a backtest-world recording adds (``backtests.world``): the market metadata
+#: and REST book snapshots the recorded run was given, as encoded events.
+MARKET_KIND: Final = "market"
+BOOK_KIND: Final = "book"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One recorded inbound frame: its bytes and when it was received (engine clock)."""
+
+    ts_recv_ns: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """A recorded non-frame input a backtest can use (market metadata, a REST book)."""
+
+    ts_recv_ns: int
+    event: ev.MarketLoaded | ev.BookSnapshotReceived
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTrip:
+    """One measured REST round trip of the recorded run."""
+
+    ts_recv_ns: int
+    method: str
+    path: str
+    rtt_ns: int
+
+
+Item = Frame | Fact | RoundTrip
+
+
+def is_recording(path: Path) -> bool:
+    """True if ``path`` starts with a ``quoter-recording`` header (gzip JSON lines)."""
+    try:
+        with gzip.open(path, "rb") as f:
+            first = f.readline(1 << 20)
+    except (OSError, EOFError):
+        return False
+    try:
+        return bool(json.loads(first).get("k") == "header")
+    except (ValueError, AttributeError):
+        return False
+
+
+def _recording_items(path: Path) -> Iterator[Item]:
+    for line in read_recording(path):
+        if isinstance(line, InLine):
+            yield Frame(line.ts_recv_ns, line.frame.encode("utf-8"))
+        elif isinstance(line, OutLine):
+            if line.status is not None:
+                yield RoundTrip(line.recv_ns, line.method, line.path, line.recv_ns - line.sent_ns)
+        elif isinstance(line, EventLine):
+            fact = _fact(line)
+            if fact is not None:
+                yield fact
+
+
+def _fact(line: EventLine) -> Fact | None:
+    payload = line.payload
+    if line.kind in (MARKET_KIND, BOOK_KIND):
+        encoded = payload
+    elif line.kind == STEP_KIND and isinstance(payload.get("event"), dict):
+        encoded = payload["event"]
+        if encoded.get("type") not in ("MarketLoaded", "BookSnapshotReceived"):
+            return None
+    else:
+        return None
+    event = decode_event(encoded)
+    if not isinstance(event, ev.MarketLoaded | ev.BookSnapshotReceived):
+        raise RecordingError(f"a {line.kind} line holds a {type(event).__name__}")
+    return Fact(event.ts_recv_ns, event)
+
+
+def _interchange_items(path: Path) -> Iterator[Item]:
+    last_ns = 0
+    for frame in iter_frames(path):
+        if frame.ts_recv_ns is not None:
+            last_ns = frame.ts_recv_ns
+        yield Frame(last_ns, frame.raw)
+
+
+def iter_file(path: Path | str) -> Iterator[Item]:
+    """Yield one file's frames, facts and round trips in file order."""
+    p = Path(path)
+    if not p.is_file():
+        raise RecordingError(f"no such input file: {p}")
+    if p.suffix == ".gz" and is_recording(p):
+        yield from _recording_items(p)
+    else:
+        yield from _interchange_items(p)
+
+
+def merged(paths: Iterable[Path | str]) -> Iterator[Item]:
+    """Yield the items of every file, merged by receive time (then file, then file order)."""
+    streams = [
+        ((item.ts_recv_ns, index, seq, item) for seq, item in enumerate(iter_file(p)))
+        for index, p in enumerate(paths)
+    ]
+    for _, _, _, item in heapq.merge(*streams, key=lambda t: (t[0], t[1], t[2])):
+        yield item
+
+
+def round_trips(paths: Iterable[Path | str]) -> Iterator[RoundTrip]:
+    """Every measured REST round trip in the files (a pass of its own, for calibration)."""
+    for p in paths:
+        for item in iter_file(p):
+            if isinstance(item, RoundTrip):
+                yield item

@@ -1,0 +1,275 @@
+"""The latency model and the auction models of a backtest (all seeded, integer money).
+
+**Latency.** Every request we send takes a round trip: the exchange acts on it half-way, and
+its answer (the REST result) reaches the kernel at the end. Per request type (``submit``,
+``confirm``, ``cancel``, ``market``, ``book``) the round trip is drawn from the recording's own
+measured REST round trips (``out`` lines of a service recording) when it has some, else from
+the configured constant; frames the modelled exchange sends us arrive after ``feed_delay_ns``.
+``LatencyModel.zero()`` is the idealised run.
+
+**Auction** (what the requester does with our quote). A model is asked once per quote we
+place, with the RFQ, our prices, the book's mid at that moment and what the recording says
+happened to our own quote on that RFQ; it answers with ``(accepted_side, at_ns)`` or None:
+
+* ``recorded``: when our replayed quote has the recorded quote's prices, the recorded outcome
+  happens (accepted on the recorded side at the recorded time, or not at all); otherwise the
+  ``fallback`` model decides;
+* ``book`` (the simulator's uninformed requester): the requester wants one side (seeded coin)
+  and accepts if our price for it beats the book's best offer on that side by
+  ``min_improvement_micros``, ``accept_delay_ns`` after our quote;
+* ``calibrated``: P(accept | our edge over the mid), binned by ``bin_micros``, fitted from our
+  own recorded quotes and their outcomes (:func:`fit_calibrated`); the requester takes the
+  side where our edge is smallest. Its fit (counts per bin) is reported.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from quoter.domain.money import MAX_PRICE_MICROS
+from quoter.domain.types import Side
+
+__all__ = [
+    "AuctionContext",
+    "AuctionModel",
+    "BookAuction",
+    "CalibratedAuction",
+    "LatencyModel",
+    "RecordedAuction",
+    "RecordedQuote",
+    "fit_calibrated",
+    "request_kind",
+]
+
+NS_PER_MS = 1_000_000
+
+REQUEST_KINDS = ("submit", "confirm", "cancel", "market", "book")
+
+
+def request_kind(method: str, path: str) -> str | None:
+    """Which request type a recorded REST round trip was (None: not one we model)."""
+    bare = path.split("?", 1)[0]
+    if "/communications/rfqs/" in bare or "/communications/quotes" in bare:
+        if method == "POST":
+            return "submit"
+        if method == "PUT" and bare.endswith("/confirm"):
+            return "confirm"
+        if method == "DELETE":
+            return "cancel"
+        return None
+    if method == "GET" and "/markets/" in bare:
+        return "book" if bare.endswith("/orderbook") else "market"
+    return None
+
+
+@dataclass
+class LatencyModel:
+    """Round trips per request type (sampled from measurements or constant) and feed delay."""
+
+    constant_rtt_ns: Mapping[str, int] = field(
+        default_factory=lambda: dict.fromkeys(REQUEST_KINDS, 20 * NS_PER_MS))
+    feed_delay_ns: int = 0
+    measured: dict[str, list[int]] = field(default_factory=dict)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    @classmethod
+    def zero(cls) -> LatencyModel:
+        """No latency at all (the idealised run)."""
+        return cls(dict.fromkeys(REQUEST_KINDS, 0), 0)
+
+    def add_measurements(self, trips: Iterable[tuple[str, str, int]]) -> None:
+        """Learn from ``(method, path, rtt_ns)`` round trips of a recording."""
+        for method, path, rtt in trips:
+            kind = request_kind(method, path)
+            if kind is not None and rtt >= 0:
+                self.measured.setdefault(kind, []).append(rtt)
+        for values in self.measured.values():
+            values.sort()
+
+    def rtt_ns(self, kind: str) -> int:
+        """One round trip of ``kind`` (a draw from the measurements when there are some)."""
+        values = self.measured.get(kind)
+        if values:
+            return values[self._rng.randrange(len(values))]
+        return int(self.constant_rtt_ns.get(kind, 0))
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Per type: where the numbers come from, how many, and the median (ns)."""
+        out: dict[str, dict[str, int]] = {}
+        for kind in REQUEST_KINDS:
+            values = self.measured.get(kind, [])
+            out[kind] = {"measured": len(values),
+                         "median_ns": values[len(values) // 2] if values
+                         else int(self.constant_rtt_ns.get(kind, 0))}
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedQuote:
+    """Our quote on an RFQ as the recording saw it, and what became of it."""
+
+    yes_bid_micros: int
+    no_bid_micros: int
+    created_ns: int
+    accepted_side: Side | None = None
+    accepted_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionContext:
+    """What an auction model may look at for one quote of ours."""
+
+    rfq_id: str
+    market_ticker: str
+    yes_bid_micros: int
+    no_bid_micros: int
+    now_ns: int
+    mid_micros: int | None
+    best_yes_bid_micros: int | None
+    best_no_bid_micros: int | None
+    recorded: RecordedQuote | None
+
+
+class AuctionModel(Protocol):
+    """Decide what the requester does with our quote: ``(accepted_side, at_ns)`` or None."""
+
+    name: str
+
+    def decide(self, ctx: AuctionContext) -> tuple[Side, int] | None:
+        """The side of our quote the requester hits and when, or None (no accept)."""
+        ...
+
+
+def requester_edges(ctx: AuctionContext) -> list[tuple[int, Side]]:
+    """Per side our quote offers: (the requester's gain against the mid, our side hit)."""
+    if ctx.mid_micros is None:
+        return []
+    out = []
+    if ctx.no_bid_micros > 0:  # the requester buys YES at $1 - our NO bid
+        out.append((ctx.mid_micros - (MAX_PRICE_MICROS - ctx.no_bid_micros), Side.NO))
+    if ctx.yes_bid_micros > 0:  # the requester buys NO at $1 - our YES bid
+        out.append((ctx.yes_bid_micros - ctx.mid_micros, Side.YES))
+    return out
+
+
+class _NoAccept:
+    name = "none"
+
+    def decide(self, ctx: AuctionContext) -> tuple[Side, int] | None:
+        return None
+
+
+@dataclass
+class BookAuction:
+    """The requester wants one side (seeded coin) and takes our quote if it beats the book."""
+
+    accept_delay_ns: int = 300 * NS_PER_MS
+    min_improvement_micros: int = 1
+    seed: int = 0
+    name: str = "book"
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def decide(self, ctx: AuctionContext) -> tuple[Side, int] | None:
+        """Accept the wanted side if our price beats the book's best offer on it."""
+        wants_yes = self._rng.random() < 0.5
+        if wants_yes:
+            # The book offers YES at $1 - best NO bid; we offer it at $1 - our NO bid.
+            if ctx.no_bid_micros <= 0 or ctx.best_no_bid_micros is None:
+                return None
+            if ctx.no_bid_micros - ctx.best_no_bid_micros < self.min_improvement_micros:
+                return None
+            return Side.NO, ctx.now_ns + self.accept_delay_ns
+        if ctx.yes_bid_micros <= 0 or ctx.best_yes_bid_micros is None:
+            return None
+        if ctx.yes_bid_micros - ctx.best_yes_bid_micros < self.min_improvement_micros:
+            return None
+        return Side.YES, ctx.now_ns + self.accept_delay_ns
+
+
+@dataclass
+class RecordedAuction:
+    """The recorded outcome when our quote is the recorded one; else ``fallback`` decides."""
+
+    fallback: AuctionModel = field(default_factory=_NoAccept)
+    name: str = "recorded"
+    replayed: int = 0
+    fell_back: int = 0
+
+    def decide(self, ctx: AuctionContext) -> tuple[Side, int] | None:
+        """Replay the recorded accept of an identical quote."""
+        rec = ctx.recorded
+        if rec is None or (rec.yes_bid_micros, rec.no_bid_micros) != (ctx.yes_bid_micros,
+                                                                      ctx.no_bid_micros):
+            self.fell_back += 1
+            return self.fallback.decide(ctx)
+        self.replayed += 1
+        if rec.accepted_side is None or rec.accepted_ns is None:
+            return None
+        return rec.accepted_side, max(rec.accepted_ns, ctx.now_ns)
+
+
+@dataclass
+class CalibratedAuction:
+    """P(accept | our edge over the mid), binned; the requester takes its best side."""
+
+    bin_micros: int
+    #: bin index (edge // bin_micros) -> (quotes, accepts)
+    bins: Mapping[int, tuple[int, int]]
+    accept_delay_ns: int = 300 * NS_PER_MS
+    seed: int = 0
+    name: str = "calibrated"
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def probability(self, our_edge_micros: int) -> float:
+        """The fitted accept probability at ``our_edge_micros`` (nearest fitted bin)."""
+        if not self.bins:
+            return 0.0
+        index = our_edge_micros // self.bin_micros
+        nearest = min(self.bins, key=lambda b: (abs(b - index), b))
+        quotes, accepts = self.bins[nearest]
+        return accepts / quotes if quotes else 0.0
+
+    def decide(self, ctx: AuctionContext) -> tuple[Side, int] | None:
+        """Draw an accept with the fitted probability of our smallest edge."""
+        edges = requester_edges(ctx)
+        draw = self._rng.random()
+        if not edges:
+            return None
+        gain, side = max(edges, key=lambda e: (e[0], e[1].value))
+        if draw < self.probability(-gain):
+            return side, ctx.now_ns + self.accept_delay_ns
+        return None
+
+    def fit_report(self) -> dict[str, object]:
+        """The fit: per bin (lower edge in micros) quotes, accepts and the rate."""
+        return {
+            "bin_micros": self.bin_micros,
+            "bins": [
+                {"edge_from_micros": b * self.bin_micros, "quotes": q, "accepts": a,
+                 "rate": round(a / q, 6) if q else 0.0}
+                for b, (q, a) in sorted(self.bins.items())
+            ],
+        }
+
+
+def fit_calibrated(
+    samples: Sequence[tuple[int, bool]], *, bin_micros: int = 5_000,
+    accept_delay_ns: int = 300 * NS_PER_MS, seed: int = 0,
+) -> CalibratedAuction:
+    """Fit the binned model from ``(our_edge_micros, accepted)`` of our recorded quotes."""
+    bins: dict[int, tuple[int, int]] = {}
+    for edge, accepted in samples:
+        b = edge // bin_micros
+        q, a = bins.get(b, (0, 0))
+        bins[b] = (q + 1, a + int(accepted))
+    return CalibratedAuction(bin_micros, bins, accept_delay_ns, seed)

@@ -1,0 +1,147 @@
+"""One backtest from names: the auction model by name (calibrated on the inputs if asked), the
+run, and its result as plain data (what the reports and a sweep's workers hand around).
+
+Auction specs are plain frozen data so a sweep can send them to other processes; each run
+builds its own model from the spec, so every point of a sweep starts from the same seed.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backtests.engine import BacktestLoop, run_backtest
+from backtests.models import (
+    AuctionModel,
+    BookAuction,
+    CalibratedAuction,
+    RecordedAuction,
+    fit_calibrated,
+)
+from quoter.config import QuoterConfig, config_hash
+from quoter.recording.format import RecordingError
+
+__all__ = [
+    "AUCTIONS",
+    "FALLBACKS",
+    "AuctionSpec",
+    "BacktestResult",
+    "auction_spec",
+    "backtest",
+    "make_auction",
+    "result_of",
+    "write_fills_csv",
+]
+
+AUCTIONS = ("recorded", "book", "calibrated")
+FALLBACKS = ("none", "book")
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionSpec:
+    """Which auction model, seeded how; ``bins`` is a calibrated model's fit."""
+
+    name: str
+    seed: int = 0
+    fallback: str = "none"
+    bin_micros: int = 5_000
+    bins: tuple[tuple[int, int, int], ...] = ()  # (bin, quotes, accepts)
+
+    def fit_report(self) -> dict[str, object] | None:
+        """The calibrated model's fit, or None for the others."""
+        if self.name != "calibrated":
+            return None
+        return CalibratedAuction(self.bin_micros, _bins(self.bins)).fit_report()
+
+
+def _bins(bins: Iterable[tuple[int, int, int]]) -> dict[int, tuple[int, int]]:
+    return {b: (q, a) for b, q, a in bins}
+
+
+def make_auction(spec: AuctionSpec) -> AuctionModel:
+    """A fresh model for one run."""
+    if spec.name == "recorded":
+        if spec.fallback == "book":
+            return RecordedAuction(fallback=BookAuction(seed=spec.seed))
+        return RecordedAuction()
+    if spec.name == "book":
+        return BookAuction(seed=spec.seed)
+    if spec.name == "calibrated":
+        return CalibratedAuction(spec.bin_micros, _bins(spec.bins), seed=spec.seed)
+    raise ValueError(f"unknown auction model {spec.name!r}")
+
+
+def auction_spec(name: str, paths: Sequence[Path], config: QuoterConfig, *, seed: int,
+                 fallback: str = "none") -> AuctionSpec:
+    """The spec for ``name``; ``calibrated`` is fitted here on our own quotes in ``paths``.
+
+    The fit replays the inputs with ``config`` and the recorded outcomes, and learns P(accept |
+    our edge over the mid) from the quotes the recording holds an outcome for.
+    """
+    if name not in AUCTIONS:
+        raise ValueError(f"unknown auction model {name!r} (one of {', '.join(AUCTIONS)})")
+    if name != "calibrated":
+        return AuctionSpec(name, seed, fallback)
+    loop = run_backtest(paths, config, auction=RecordedAuction(), seed=seed)
+    samples = list(loop.metrics.quote_edges.values())
+    if not samples:
+        raise RecordingError("cannot calibrate: the inputs hold none of our quotes and their "
+                             "outcomes (use --auction book)")
+    model = fit_calibrated(samples, seed=seed)
+    return AuctionSpec(name, seed, fallback, model.bin_micros,
+                       tuple((b, q, a) for b, (q, a) in sorted(model.bins.items())))
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """A finished run as plain data: summary, PnL curve, fills, quotes' edges."""
+
+    summary: dict[str, Any]
+    pnl_curve: tuple[tuple[int, int, int], ...]
+    #: (ts_ns, market, strategy, bought_yes, price_micros, count_centi, fee_micros,
+    #:  {horizon_s: markout_micros or None})
+    fills: tuple[tuple[Any, ...], ...]
+    quote_edges: tuple[tuple[int, bool], ...]
+    start_ns: int
+
+
+def result_of(loop: BacktestLoop, *, config: QuoterConfig, spec: AuctionSpec,
+              inputs: Sequence[Path], start_ns: int) -> BacktestResult:
+    """Collect what the reports need from a finished loop (deterministic content only)."""
+    m = loop.metrics
+    summary = {
+        "metrics": m.summary,
+        "latency": loop.latency.summary(),
+        "auction": {"model": spec.name, "seed": spec.seed, "fallback": spec.fallback,
+                    "fit": spec.fit_report()},
+        "config_hash": config_hash(config),
+        "inputs": [p.name for p in inputs],
+    }
+    fills = tuple((f.ts_ns, f.market_ticker, f.strategy, f.bought_yes, f.price_micros,
+                   f.count_centi, f.fee_micros, dict(f.markouts_micros)) for f in m.fills)
+    return BacktestResult(summary, tuple(m.pnl_curve), fills,
+                          tuple(v for _, v in sorted(m.quote_edges.items())), start_ns)
+
+
+def backtest(paths: Sequence[Path], config: QuoterConfig, spec: AuctionSpec, *, seed: int,
+             progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+    """Run one backtest of ``config`` on ``paths`` with the auction of ``spec``."""
+    loop = run_backtest(paths, config, auction=make_auction(spec), seed=seed,
+                        progress=progress)
+    return result_of(loop, config=config, spec=spec, inputs=paths, start_ns=loop.start_ns)
+
+
+def write_fills_csv(result: BacktestResult, path: Path) -> None:
+    """One row per fill, with its markouts (integers; empty when the book had no mid)."""
+    from backtests.metrics import MARKOUT_HORIZONS_S
+
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["ts_ns", "market", "strategy", "side", "price_micros", "count_centi",
+                    "fee_micros", *(f"markout_{h}s_micros" for h in MARKOUT_HORIZONS_S)])
+        for ts, market, strategy, yes, price, count, fee, marks in result.fills:
+            w.writerow([ts, market, strategy, "yes" if yes else "no", price, count, fee,
+                        *("" if marks.get(h) is None else marks[h] for h in MARKOUT_HORIZONS_S)])

@@ -1,0 +1,123 @@
+"""``quoter-backtest run``: reports on a small recorded world, determinism, one-line errors."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import gzip
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backtests.cli import EXIT_INPUT, EXIT_USAGE, main
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "config" / "demo.yaml"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(rec: Path, out: Path, *extra: str) -> int:
+    return main(["run", "--config", str(DEMO), "--input", str(rec), "--out", str(out),
+                 "--no-progress", *extra])
+
+
+def test_run_writes_the_summary_fills_and_an_html_report_with_plots(
+        small_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(small_world, tmp_path / "r") == 0
+    assert "PnL marked" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    m = summary["metrics"]
+    assert m["fills"] > 3
+    assert m["quotes_placed"] >= m["accepts"] > 0
+    for key in ("pnl_realized_micros", "pnl_marked_micros", "fees_micros", "contracts_centi"):
+        assert type(m[key]) is int  # integer money, never float
+    assert all(v is None or type(v) is int for v in m["markouts_micros"].values())
+    assert set(m["by_strategy"]) == {"sim-combos", "sim-singles"}
+    assert m["by_strategy"]["sim-singles"]["fills"] == m["fills"]
+    assert summary["auction"]["model"] == "recorded"
+    rows = list(csv.DictReader((tmp_path / "r" / "fills.csv").read_text().splitlines()))
+    assert len(rows) == m["fills"]
+    page = (tmp_path / "r" / "report.html").read_text()
+    images = re.findall(r'<img class="plot" alt="([^"]+)" src="data:image/png;base64,([^"]+)"',
+                        page)
+    assert [alt for alt, _ in images] == [
+        "PnL over time", "Fills: contracts filled over time",
+        "Markouts by horizon (against the mid)", "Win rate against our edge over the mid"]
+    assert all(base64.b64decode(data).startswith(PNG) for _, data in images)
+    assert "<td>sim-singles</td>" in page  # the per-strategy table
+
+
+def test_the_same_inputs_and_seed_give_a_byte_identical_summary(
+        small_world: Path, tmp_path: Path) -> None:
+    assert _run(small_world, tmp_path / "a", "--auction", "book", "--seed", "4") == 0
+    assert _run(small_world, tmp_path / "b", "--auction", "book", "--seed", "4") == 0
+    a = (tmp_path / "a" / "summary.json").read_bytes()
+    assert a == (tmp_path / "b" / "summary.json").read_bytes()
+    assert json.loads(a)["auction"] == {"model": "book", "seed": 4, "fallback": "none",
+                                        "fit": None}
+
+
+def test_the_calibrated_auction_reports_its_fit(small_world: Path, tmp_path: Path) -> None:
+    assert _run(small_world, tmp_path / "c", "--auction", "calibrated") == 0
+    fit = json.loads((tmp_path / "c" / "summary.json").read_text())["auction"]["fit"]
+    bins = fit["bins"]
+    assert sum(b["quotes"] for b in bins) > 10
+    assert sum(b["accepts"] for b in bins) > 0
+
+
+def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("quoter-backtest: error: ")
+    return lines[0]
+
+
+def test_bad_inputs_and_configs_are_one_line_errors_with_exit_codes(
+        small_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(tmp_path / "nope.jsonl.gz", tmp_path / "o") == EXIT_INPUT
+    assert "no such input file" in _error_line(capsys)
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(b"not gzip at all")
+    assert _run(broken, tmp_path / "o") == EXIT_INPUT
+    assert "gzip" in _error_line(capsys).lower()
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_text("garbage\n{\"x\": 1}\n")
+    assert _run(garbage, tmp_path / "o") == EXIT_INPUT
+    assert "no frame of the inputs decoded" in _error_line(capsys)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEMO.read_text().replace("max_open_quotes: 200", "max_open_quotes: lots"))
+    assert main(["run", "--config", str(bad), "--input", str(small_world),
+                 "--out", str(tmp_path / "o")]) == EXIT_USAGE
+    assert "bad.yaml" in _error_line(capsys)
+    assert not (tmp_path / "o").exists()  # nothing written before the inputs were good
+
+
+def test_python_m_backtests_runs_without_a_traceback(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "backtests", "run", "--config", str(DEMO), "--input",
+         str(missing), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, cwd=ROOT, check=False, timeout=60)
+    assert done.returncode == EXIT_INPUT
+    assert done.stderr.strip() == f"quoter-backtest: error: no such input file: {missing}"
+
+
+def test_an_interchange_capture_runs_too(small_world: Path, tmp_path: Path) -> None:
+    # The recording's frames, rewritten as {"ts_recv_ns", "frame"} lines (other people's form).
+    capture = tmp_path / "capture.jsonl"
+    with gzip.open(small_world, "rt") as src, capture.open("w") as dst:
+        for line in src:
+            obj = json.loads(line)
+            if obj.get("k") == "in":
+                dst.write(json.dumps({"ts_recv_ns": obj["ts_recv_ns"],
+                                      "frame": json.loads(obj["frame"])}) + "\n")
+    assert _run(capture, tmp_path / "i", "--auction", "book") == 0
+    m = json.loads((tmp_path / "i" / "summary.json").read_text())["metrics"]
+    assert m["rfqs_seen"] > 0
+    assert m["decode_errors"] == 0
