@@ -30,7 +30,7 @@ SUITE: tuple[tuple[str, str], ...] = (
     ("B4", "benchmarks.b_book"),
     ("B6", "benchmarks.b_pricing"),
     ("B7", "benchmarks.b_kill"),
-    # ("B1", "benchmarks.b_loopback"),  # B1, B2 and B8 share a simulator process
+    ("B1", "benchmarks.b_loopback"),  # B1, B2 and B8 share a simulator process
     ("B5", "benchmarks.b_backtest"),  # B5 and B9
 )
 ALIASES = {"B2": "B1", "B8": "B1", "B9": "B5"}
@@ -47,12 +47,42 @@ def _line(r: Result) -> str:
             f"{met}{'  [' + r.note + ']' if r.note else ''}")
 
 
+def _profiled(key: str, run: Callable[[bool], list[Result]], quick: bool) -> list[Result]:
+    """Run one benchmark under a profiler; write its report next to the results."""
+    path = RESULTS_DIR / f"profile-{key}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        import cProfile
+        import io
+        import pstats
+
+        prof = cProfile.Profile()
+        rows = prof.runcall(run, quick)
+        text = io.StringIO()
+        pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(60)
+        path.write_text(text.getvalue(), encoding="utf-8")
+        return rows
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    try:
+        rows = run(quick)
+    finally:
+        profiler.stop()
+    path.write_text(profiler.output_text(unicode=True, show_all=False), encoding="utf-8")
+    return rows
+
+
 def main(argv: list[str]) -> int:
     """Run the chosen benchmarks (all by default); return an exit status."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("ids", nargs="*", help="B1..B9 (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny iteration counts")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile each benchmark (pyinstrument, else cProfile) into "
+                             "benchmarks/results/profile-<ID>.txt")
     args = parser.parse_args(argv)
     if len(args.ids) == 1 and args.ids[0] in LEGACY:
         importlib.import_module(f"benchmarks.bench_{args.ids[0]}").main()
@@ -64,7 +94,7 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     # The service's info lines would drown the figures.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     started = time.perf_counter()
     results: list[Result] = []
     for key, module in SUITE:
@@ -72,7 +102,7 @@ def main(argv: list[str]) -> int:
             continue
         run: Callable[[bool], list[Result]] = importlib.import_module(module).run
         t0 = time.perf_counter()
-        rows = run(args.quick)
+        rows = _profiled(key, run, args.quick) if args.profile else run(args.quick)
         for r in rows:
             print(_line(r), flush=True)
         print(f"          ({module.rsplit('.', 1)[1]}: {time.perf_counter() - t0:.1f} s)",
