@@ -212,6 +212,7 @@ class Service:
             known_rfqs=lambda: list(self.engine.rfqs), reconciler=self.reconciler,
             ours=self.positions_centi,
             book_tickers=lambda: self.source.books.tickers() if self.source.books else (),
+            quote_state=self._quote_state, clock=self.clock,
         )
         self.source: FeedSource = build_feed_source(
             settings.ws_url, self.signer, wall_ms=lambda: self.clock.wall_ns() // 1_000_000,
@@ -243,6 +244,11 @@ class Service:
                 log.error("stored_fill_refused", trade_id=row.trade_id, error=str(exc))
         log.info("positions_restored", snapshot=latest is not None, fills_replayed=replayed,
                  markets=len(self.engine.ledger.tickers()))
+
+    def _quote_state(self, quote_id: str) -> str | None:
+        """The engine's state of one of our quotes (None if it does not track it)."""
+        q = self.engine.quotes.get(quote_id)
+        return None if q is None else str(q.state)
 
     def positions_centi(self) -> dict[str, int]:
         """Our authoritative positions (from fills), by market."""

@@ -81,6 +81,11 @@ class ServiceHooks(RuntimeHooks):
         self._rfq_recv_ns: dict[str, int] = {}
         # RFQ ids already counted: a backfill can re-deliver an RFQ whose frame raced it.
         self._seen_rfqs: dict[str, None] = {}
+        # Facts already counted or persisted, so that a re-delivered event (a backfill racing
+        # the live frame) is never counted twice nor written again: (kind, id) and the last
+        # state written per quote.
+        self._counted: dict[tuple[str, str], None] = {}
+        self._quote_state: dict[str, str] = {}
         self._risk_day = engine.risk.day_state()
 
     # -- frames ------------------------------------------------------------------------
@@ -170,7 +175,8 @@ class ServiceHooks(RuntimeHooks):
             self.no_quote_reasons[decision.reason] = (
                 self.no_quote_reasons.get(decision.reason, 0) + 1
             )
-            if decision.reason == "no_route" or decision.reason.startswith("filtered"):
+            if ((decision.reason == "no_route" or decision.reason.startswith("filtered"))
+                    and self._first("unrouted", decision.rfq_id)):
                 self._unrouted += 1
 
     @property
@@ -216,20 +222,19 @@ class ServiceHooks(RuntimeHooks):
                     self._accepted(event.quote_id, event.accepted_side, event.ts_recv_ns,
                                    commands, wall)
             case ev.QuoteConfirmed():
-                self.counts["confirmed"] += 1
-                self.store.mark_confirm(event.quote_id, ConfirmState.CONFIRMED, wall)
-                self.store.record_quote_state(event.quote_id, "confirmed", wall)
+                if self._first("confirmed", event.quote_id):
+                    self.counts["confirmed"] += 1
+                    self.store.mark_confirm(event.quote_id, ConfirmState.CONFIRMED, wall)
+                self._quote_row(event.quote_id, "confirmed", wall)
             case ev.ConfirmFailed():
                 if self.store.confirm_state(event.quote_id) is not None:
                     self.store.mark_confirm(event.quote_id, ConfirmState.FAILED, wall,
                                             {"code": event.code})
-                self.store.record_quote_state(event.quote_id, "confirm_failed", wall,
-                                              {"code": event.code})
+                self._quote_row(event.quote_id, "confirm_failed", wall, {"code": event.code})
             case ev.QuoteExecuted():
-                self.store.record_quote_state(event.quote_id, "executed", wall,
-                                              {"order_id": event.order_id})
+                self._quote_row(event.quote_id, "executed", wall, {"order_id": event.order_id})
             case ev.QuoteCancelled():
-                self.store.record_quote_state(event.quote_id, "cancelled", wall)
+                self._quote_row(event.quote_id, "cancelled", wall)
             case ev.FillReceived():
                 if self.store.record_fill(event, wall):
                     self.counts["fills"] += 1
@@ -241,10 +246,32 @@ class ServiceHooks(RuntimeHooks):
             case _:
                 pass
 
+    def _first(self, kind: str, key: str) -> bool:
+        """True the first time ``(kind, key)`` is seen (bounded memory)."""
+        k = (kind, key)
+        if k in self._counted:
+            return False
+        self._counted[k] = None
+        if len(self._counted) > _MAX_TRACKED:
+            del self._counted[next(iter(self._counted))]
+        return True
+
+    def _quote_row(self, quote_id: str, state: str, wall: int,
+                   detail: dict[str, object] | None = None) -> None:
+        """Write a quote's state row unless it is the state written last (a replay)."""
+        if self._quote_state.get(quote_id) == state:
+            return
+        self._quote_state[quote_id] = state
+        if len(self._quote_state) > _MAX_TRACKED:
+            del self._quote_state[next(iter(self._quote_state))]
+        self.store.record_quote_state(quote_id, state, wall, detail)
+
     def _accepted(self, quote_id: str, side: Side | None, recv_ns: int | None,
                   commands: list[cmd.Command], wall: int) -> None:
+        if not self._first("accepted", quote_id):
+            return  # a re-delivered accept: counted and written once
         self.counts["accepted"] += 1
-        self.store.record_quote_state(quote_id, "accepted", wall, {"side": str(side)})
+        self._quote_row(quote_id, "accepted", wall, {"side": str(side)})
         if recv_ns is not None and any(isinstance(c, cmd.ConfirmQuote) for c in commands):
             self._accepted_ns[quote_id] = recv_ns
 
