@@ -30,6 +30,7 @@ from quoter.errors import QuoterError
 
 __all__ = [
     "CONFIG_KIND",
+    "CONFIRM_CLAIM_KIND",
     "ENGINE_START_KIND",
     "FORMAT_NAME",
     "FORMAT_VERSION",
@@ -65,6 +66,8 @@ TYPE_PREFIX: Final = "quoter_recording_"
 STEP_KIND: Final = "step"
 ENGINE_START_KIND: Final = "engine_start"
 CONFIG_KIND: Final = "config"
+#: A confirm was claimed (written and synced before it leaves); replays skip it.
+CONFIRM_CLAIM_KIND: Final = "confirm_claimed"
 PRICER_TIMEOUT_KIND: Final = "pricer_timeout"
 PERF_KIND: Final = "perf"
 #: The recorder's own note that lines were dropped (``docs/recording-format.md``).

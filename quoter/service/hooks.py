@@ -25,6 +25,7 @@ from quoter.observability.metrics import Metrics
 from quoter.ports import InboundFrame
 from quoter.recording.format import (
     CONFIG_KIND,
+    CONFIRM_CLAIM_KIND,
     ENGINE_START_KIND,
     PRICER_TIMEOUT_KIND,
     STEP_KIND,
@@ -120,11 +121,17 @@ class ServiceHooks(RuntimeHooks):
         if origin is not None:
             frame, index = origin
             n = self.recorder.frame_seq(frame.conn_id, frame.ts_recv_ns, frame.data)
-            if n is not None:
-                self.recorder.record_step(now_ns, n, index)
-                return
-        # Not from a recorded frame (REST result, timer, backfill, control...): the event.
-        self.recorder.record_event(STEP_KIND, {"now_ns": now_ns, "event": encode_event(event)})
+        else:
+            n, index = None, 0
+        if n is not None:
+            self.recorder.record_step(now_ns, n, index)
+        else:
+            # Not from a recorded frame (REST result, timer, backfill, control...): the event.
+            self.recorder.record_event(STEP_KIND,
+                                       {"now_ns": now_ns, "event": encode_event(event)})
+        if isinstance(event, ev.FillReceived):
+            # Money: on disk (with its frame) before the engine books it (item 11).
+            self.recorder.sync()
 
     def record_config(self, config_text: str, digest: str, path: str) -> None:
         """Record the text of a config the engine runs with (initial or reloaded)."""
@@ -354,12 +361,19 @@ def restore_risk_day(engine: Engine, store: Store) -> None:
 
 class StoreConfirmJournal:
     """The ``ConfirmJournal`` of the service: claims committed to SQLite before a confirm leaves,
-    so a quote is never confirmed twice, even across a ``kill -9`` and a restart."""
+    so a quote is never confirmed twice, even across a ``kill -9`` and a restart. With a
+    recorder, the claim is also recorded (``confirm_claimed``) and the recording synced to disk
+    before the confirm leaves."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, recorder: Recorder | None = None) -> None:
         self._store = store
         self._clock = clock
+        self._recorder = recorder
 
     def claim(self, quote_id: str, now_ns: int) -> bool:
         """Durably claim a confirm (stored with the wall time); False if claimed before."""
-        return self._store.claim_confirm(quote_id, self._clock.wall_ns())
+        claimed = self._store.claim_confirm(quote_id, self._clock.wall_ns())
+        if claimed and self._recorder is not None:
+            self._recorder.record_event(CONFIRM_CLAIM_KIND, {"quote_id": quote_id})
+            self._recorder.sync()
+        return claimed

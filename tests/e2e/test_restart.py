@@ -30,6 +30,12 @@ from e2e_helpers import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from quoter.domain.types import Side
+from quoter.recording.format import (
+    CONFIRM_CLAIM_KIND,
+    EventLine,
+    read_recording,
+    recording_files,
+)
 from quoter.service.app import Service
 from quoter.service.demo import compare_with_exchange
 from quoter.service.store import ConfirmState, Store
@@ -124,6 +130,13 @@ async def test_kill_9_after_a_confirm_then_restart_on_the_same_db(tmp_path: Path
                 proc.kill()
                 proc.wait(10)
         assert proc.returncode == -9
+        # Item 11: the killed child's recording has its header and both confirm claims
+        # (synced before each confirm left), though its buffer was never flushed.
+        claimed = [line.payload["quote_id"]
+                   for path in recording_files(env.workdir / "recordings")
+                   for line in read_recording(path)
+                   if isinstance(line, EventLine) and line.kind == CONFIRM_CLAIM_KIND]
+        assert claimed == [q1, q2]
         await until(lambda: env.exchange.get_quote(q2).status == QuoteStatus.EXECUTED,
                     what="the orphaned confirm to execute")
         assert env.positions() == {T1: 100, T2: 100}
