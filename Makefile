@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_SECONDS ?= 60
 
-.PHONY: install test lint typecheck unit demo bench clean
+.PHONY: install test lint typecheck unit demo bench clean fuzz soak audit
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: lint typecheck unit
 
 demo: $(STAMP)
 	$(BIN)/quoter demo --seconds $(DEMO_SECONDS)
+
+# Long fuzz profile: QUOTER_FUZZ_EXAMPLES inputs per target (6 targets; 20,000 -> 120,000).
+fuzz: $(STAMP)
+	QUOTER_FUZZ_PROFILE=long $(BIN)/pytest -p no:cacheprovider tests/fuzz
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -183,8 +183,10 @@ async def test_kill_9_after_a_confirm_then_restart_on_the_same_db(tmp_path: Path
         assert db.confirm_state(q2) in (ConfirmState.SENT, ConfirmState.CONFIRMED)
         for quote_id in (q1, q2):
             assert db.claim_confirm(quote_id, 0) is False
-        assert [(d.decision, d.reason) for d in db.decisions(rfq2)][:2] == [
-            ("quoted", "quoted"), ("confirmed", "edge_ok")]
+        # On a loaded machine the accept can beat the child's create response: it is then
+        # held until the quote id is known (a "held" decision), and confirmed the same way.
+        assert [(d.decision, d.reason) for d in db.decisions(rfq2)
+                if d.decision != "held"][:2] == [("quoted", "quoted"), ("confirmed", "edge_ok")]
         assert len(db.fills()) == 2
 
 
