@@ -33,7 +33,7 @@ test: lint typecheck unit
 demo: $(STAMP)
 	$(BIN)/quoter demo --seconds $(DEMO_SECONDS)
 
-# Long fuzz profile: QUOTER_FUZZ_EXAMPLES inputs per target (6 targets; 20,000 -> 120,000).
+# Long fuzz profile: QUOTER_FUZZ_EXAMPLES inputs per target (default 21,000: 100,000+ in all).
 fuzz: $(STAMP)
 	QUOTER_FUZZ_PROFILE=long $(BIN)/pytest -p no:cacheprovider tests/fuzz
 

@@ -169,7 +169,7 @@ async def test_kill_9_after_a_confirm_then_restart_on_the_same_db(tmp_path: Path
                         == frames_before + 1, what="the accept notice")
             await until(lambda: _ignored(svc, rfq2) == ignored_before + 1,
                         what="the engine to ignore it")
-            await asyncio.sleep(0.3)  # room for a wrong confirm to reach the simulator
+            await svc.runtime.drained()  # a wrong confirm would have reached the simulator
             assert svc.runtime.stats.confirms_sent == 0
             for quote_id in (q1, q2):
                 assert confirm_posts(env.faults, quote_id) == 1

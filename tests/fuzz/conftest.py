@@ -15,7 +15,7 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(
-    "long", max_examples=int(os.environ.get("QUOTER_FUZZ_EXAMPLES", "20000")), deadline=None,
+    "long", max_examples=int(os.environ.get("QUOTER_FUZZ_EXAMPLES", "21000")), deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 PROFILE = os.environ.get("QUOTER_FUZZ_PROFILE", "fast")
