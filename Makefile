@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_SECONDS ?= 60
 
-.PHONY: install test lint typecheck unit demo bench clean lock
+.PHONY: install test lint typecheck unit demo bench clean lock fuzz
 
 # requirements.lock pins every third-party package (regenerate with `make lock`); pip uses it
 # as a constraints file, so an install is reproducible and pyproject.toml keeps lower bounds.
@@ -42,6 +42,10 @@ test: lint typecheck unit
 
 demo: $(STAMP)
 	$(BIN)/quoter demo --seconds $(DEMO_SECONDS)
+
+# Long fuzz profile: QUOTER_FUZZ_EXAMPLES inputs per target (default 21,000: 100,000+ in all).
+fuzz: $(STAMP)
+	QUOTER_FUZZ_PROFILE=long $(BIN)/pytest -p no:cacheprovider tests/fuzz
 
 # The optional `bench` extra (orjson, pyinstrument, NautilusTrader) brings same-run baselines;
 # without it those baselines are reported as not installed and the suite still runs.

@@ -112,6 +112,9 @@ class _Conn:
     pending: dict[int, tuple[asyncio.Future[Envelope], _Sub | None]] = field(default_factory=dict)
     by_sid: dict[int, _Sub] = field(default_factory=dict)
     last_seq: dict[int, int] = field(default_factory=dict)
+    # When the last frame arrived, on the connection and per sid: a gap starts after it.
+    last_frame_ns: int = 0
+    last_sid_ns: dict[int, int] = field(default_factory=dict)
 
 
 class KalshiFeed:
@@ -396,7 +399,8 @@ class KalshiFeed:
             with contextlib.suppress(Exception):
                 await conn.ws.close()
         log.info("ws_disconnected", feed=self.name, conn_id=conn.conn_id, reason=reason)
-        self._notify(FeedDisconnected(self.name, conn.conn_id, reason, self._now_ns()))
+        self._notify(FeedDisconnected(self.name, conn.conn_id, reason, self._now_ns(),
+                                      last_frame_ns=conn.last_frame_ns))
 
     async def _read(self, conn: _Conn) -> str:
         """Read until the connection ends; return why it ended."""
@@ -419,7 +423,9 @@ class KalshiFeed:
             self.stats.frames += 1
             if self._tap is not None:
                 self._call_tap(self._tap, frame)
-            if not self._on_frame(conn, frame):
+            consumed = self._on_frame(conn, frame)
+            conn.last_frame_ns = ts_recv_ns  # after: an error frame's notice sees the one before
+            if not consumed:
                 await self.out.put(frame)
 
     async def _answers_ping(self, ws: ClientConnection) -> bool:
@@ -460,6 +466,7 @@ class KalshiFeed:
     def _check_seq(self, conn: _Conn, sid: int, seq: int, ts_recv_ns: int) -> None:
         last = conn.last_seq.get(sid)
         conn.last_seq[sid] = seq
+        conn.last_sid_ns[sid] = ts_recv_ns
         # The first seq seen on a sid is taken as is (§2.4: seq is optional on some channels).
         if last is None or seq == last + 1:
             return
@@ -510,6 +517,7 @@ class KalshiFeed:
                 feed=self.name, conn_id=conn.conn_id, channel=sub.channel, sid=sub.sid,
                 code=body.code, message=body.msg, ts_recv_ns=ts_recv_ns,
                 market_tickers=tuple(sub.params.get("market_tickers") or ()),
+                last_frame_ns=conn.last_sid_ns.get(sub.sid, 0),
             ))
             sub.conn_gen = -1  # the manager unsubscribes the old sid and subscribes again
             self.stats.resubscribes += 1
@@ -541,6 +549,7 @@ class KalshiFeed:
             old = sub.sid
             conn.by_sid.pop(old, None)
             conn.last_seq.pop(old, None)
+            conn.last_sid_ns.pop(old, None)
             sub.sid = None
             await self._request(conn, "unsubscribe", {"sids": [old]})  # error 7 is fine
         params = {"channels": [sub.channel], **sub.params}

@@ -74,6 +74,8 @@ class FeedDisconnected:
     conn_id: str
     reason: str
     ts_recv_ns: int
+    #: When the connection's last frame arrived (0: none): frames lost to the drop are later.
+    last_frame_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,8 @@ class SubscriptionLost:
     message: str
     ts_recv_ns: int
     market_tickers: tuple[str, ...] = ()
+    #: When the subscription's previous sequenced frame arrived (0: unknown): lost frames are later.
+    last_frame_ns: int = 0
 
 
 FeedNotice = FeedConnected | FeedDisconnected | SubscriptionLost | SequenceGap

@@ -26,10 +26,11 @@ import msgspec
 
 from quoter.config import QuoterConfig, config_hash
 from quoter.domain import events as ev
-from quoter.errors import QuoterError
+from quoter.errors import DecodeError, QuoterError
 
 __all__ = [
     "CONFIG_KIND",
+    "CONFIRM_CLAIM_KIND",
     "ENGINE_START_KIND",
     "FORMAT_NAME",
     "FORMAT_VERSION",
@@ -65,6 +66,8 @@ TYPE_PREFIX: Final = "quoter_recording_"
 STEP_KIND: Final = "step"
 ENGINE_START_KIND: Final = "engine_start"
 CONFIG_KIND: Final = "config"
+#: A confirm was claimed (written and synced before it leaves); replays skip it.
+CONFIRM_CLAIM_KIND: Final = "confirm_claimed"
 PRICER_TIMEOUT_KIND: Final = "pricer_timeout"
 PERF_KIND: Final = "perf"
 #: The recorder's own note that lines were dropped (``docs/recording-format.md``).
@@ -215,17 +218,27 @@ def _parse(obj: dict[str, Any]) -> RecordLine | None:
 
 
 def read_recording(path: Path | str) -> Iterator[RecordLine]:
-    """Yield every line of one recording file (header first); tolerates a truncated tail."""
+    """Yield every line of one recording file (header first); tolerates a truncated tail.
+
+    A line that is not a valid record (damaged, hand-edited, a newer major version) raises
+    ``DecodeError`` naming the file and the line number, never a bare ``KeyError`` & co.
+    """
     p = Path(path)
     first = True
-    for raw in _iter_complete_lines(p):
+    for number, raw in enumerate(_iter_complete_lines(p), start=1):
         if not raw.strip():
             continue
-        obj = json.loads(raw)
-        if first and obj.get("k") != "header":
-            raise ValueError(f"{p} does not start with a recording header")
-        first = False
-        parsed = _parse(obj)
+        try:
+            obj = json.loads(raw)
+            if not isinstance(obj, dict):
+                raise TypeError(f"a record is a JSON object, not {type(obj).__name__}")
+            if first and obj.get("k") != "header":
+                raise ValueError("the file does not start with a recording header")
+            first = False
+            parsed = _parse(obj)
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            raise DecodeError(f"{p}:{number}: not a recording line: {exc}", raw=raw[:200],
+                              msg_type="recording") from exc
         if parsed is not None:
             yield parsed
 

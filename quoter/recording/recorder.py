@@ -11,7 +11,10 @@ Writing never blocks the event loop for long: ``record_*`` encodes one line and 
 an in-memory buffer (microseconds). When the buffer reaches ``flush_bytes`` or is older than
 ``flush_interval_s``, the whole batch is handed to a writer thread that compresses it, writes
 it and ``Z_SYNC_FLUSH``-es the gzip stream (so a reader, or a crash, sees every handed-off
-batch). The hand-off queue is bounded (``max_pending_batches``): if the disk cannot keep up,
+batch). :meth:`sync` hands off at once and waits for the write: the service calls it after
+the header and before acting on money (a confirm claim, a fill), so a ``kill -9`` loses none
+of those lines (issue 12 item 11; the OS keeps what was written, no fsync needed for a killed
+process). The hand-off queue is bounded (``max_pending_batches``): if the disk cannot keep up,
 whole batches are dropped and counted (``dropped_lines``) and a ``gap`` event line records
 the loss, rather than stalling trading. ``flush()`` waits for the writer (shutdown, tests).
 """
@@ -114,6 +117,8 @@ class Recorder:
         self._buf_bytes = 0
         self._buf_since_ns = clock.now_ns()
         self._closed = False
+        self._handed_off = False
+        self.syncs = 0
         self.dropped_lines = 0
         self._unreported_drops = 0
         self.lines_written = 0
@@ -276,9 +281,20 @@ class Recorder:
         if self._buf and self._clock.now_ns() - self._buf_since_ns >= self._flush_interval_ns:
             self._hand_off()
 
-    def _hand_off(self, *, block: bool = False) -> None:
-        if not self._buf and not self._unreported_drops:
+    def sync(self) -> None:
+        """Write every line so far now (opening the file with its header if none is open yet)
+        and wait for it: a ``kill -9`` after this keeps them. Blocks for one small write."""
+        if not self._buf and not self._unreported_drops and self._handed_off:
             return
+        self.syncs += 1
+        self._hand_off(block=True, force=True)
+        if self._queue is not None:
+            self._queue.join()
+
+    def _hand_off(self, *, block: bool = False, force: bool = False) -> None:
+        if not self._buf and not self._unreported_drops and not force:
+            return
+        self._handed_off = True
         now_ns, wall_ns = self._clock.now_ns(), self._clock.wall_ns()
         lines, self._buf, self._buf_bytes = self._buf, [], 0
         self._buf_since_ns = now_ns
@@ -361,6 +377,8 @@ class Recorder:
                 self._queue.task_done()
 
     def _write_batch(self, lines: list[str], now_ns: int, wall_ns: int) -> None:
+        if self._gz is None:
+            self._rotate(now_ns, wall_ns)  # an empty batch from sync(): the header at least
         for line in lines:
             if self._gz is None or self._due_for_rotation(now_ns):
                 self._rotate(now_ns, wall_ns)

@@ -229,6 +229,22 @@ class Runtime:
         log.info("quoting_resumed")
         self._apply_all(self.kernel.resume(self.clock.now_ns()))
 
+    async def drained(self) -> None:
+        """Wait until the engine, the workers and the I/O jobs have nothing queued or in hand:
+        every event posted so far was stepped and every request it caused was sent (or refused)
+        and answered. Work on one queue feeds the others, so this repeats until one pass finds
+        them all empty. Tests use it instead of sleeping "long enough" for a wrong request."""
+        queues = (self._inbox, self._exec, self._pricing, self._confirms, self._jobs)
+        while True:
+            for q in queues:
+                await q.join()
+            await asyncio.sleep(0)  # let a worker that was just handed an item take it
+            if all(q.empty() for q in queues):
+                for q in queues:
+                    await q.join()
+                if all(q.empty() for q in queues):
+                    return
+
     def cancel_all(self) -> list[tuple[str, str]]:
         """Queue a cancel for every open quote we placed; returns them as (rfq_id, quote_id)."""
         actions = self.kernel.cancel_all()
@@ -560,6 +576,8 @@ class Runtime:
                 await self._confirm(command, queued_ns)
             except Exception as exc:
                 self._crashed("confirm", exc)
+            finally:
+                self._confirms.task_done()
 
     async def _confirm(self, command: cmd.ConfirmQuote, queued_ns: int) -> None:
         now = self.clock.now_ns()
@@ -591,6 +609,8 @@ class Runtime:
                 log.warning("io_job_failed", what=what, error=str(exc))
             except Exception as exc:
                 self._crashed(f"io job {what}", exc)
+            finally:
+                self._jobs.task_done()
 
     async def _fetch_market(self, ticker: str) -> None:
         try:

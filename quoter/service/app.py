@@ -40,6 +40,7 @@ from quoter.errors import (
     ConfigError,
     ControlRefusedError,
     DecodeError,
+    ExchangeRejectedError,
     FatalError,
     QuoterError,
     TransientError,
@@ -49,6 +50,7 @@ from quoter.kalshi.adapter import KalshiExecution, KalshiMarketData
 from quoter.kalshi.auth import Signer
 from quoter.kalshi.decode import decode
 from quoter.kalshi.rest import KalshiRest
+from quoter.kalshi.rest_models import Quote
 from quoter.kalshi.source import FeedSource, build_feed_source
 from quoter.observability.metrics import Metrics
 from quoter.recording.format import PerfTape
@@ -75,11 +77,15 @@ from quoter.service.markouts import marked_value_micros
 from quoter.service.reconcile import Reconciler
 from quoter.service.resync import NoticeHandler, Resync, StartupInfo
 from quoter.service.status import PositionView, QuoteView, StatusSnapshot, to_json_dict
-from quoter.service.store import FillRow, Store
+from quoter.service.store import ConfirmState, FillRow, Store
 
 __all__ = ["HaltGate", "HaltedRequestError", "Service", "ServiceOptions"]
 
 log = structlog.get_logger("quoter.service.app")
+
+#: The longest confirm window Kalshi gives (30 s, kalshi-api.md §0): an accept younger than
+#: this may still be confirmed by a request the dead process sent.
+_ACCEPT_WINDOW_NS: Final = 30 * 1_000_000_000
 
 NS_PER_S = 1_000_000_000
 #: Halts a restart keeps (until an operator resumes): the operator's and the engine's own.
@@ -214,10 +220,12 @@ class Service:
         # What a replay needs to rebuild this engine (backtests.replay).
         self._record_config(self.config)
         self.hooks.record_engine_start(config_hash(self.config), wall_offset_ns)
+        if self.recorder is not None:
+            self.recorder.sync()  # the header, config and engine start survive a kill -9
         self.runtime = Runtime(
             clock=self.clock, engine=self.engine, decode=decode,
             execution=KalshiExecution(self.rest), market_data=KalshiMarketData(self.rest),
-            hooks=self.hooks, journal=StoreConfirmJournal(self.store, self.clock),
+            hooks=self.hooks, journal=StoreConfirmJournal(self.store, self.clock, self.recorder),
             send=settings.sends_orders, perf=self.perf,
             prefilter=build_prefilter(self.config),
             pricing_pool=PricingPool(options.pricing_workers, eager=any(
@@ -232,6 +240,7 @@ class Service:
             known_rfqs=lambda: list(self.engine.rfqs), reconciler=self.reconciler,
             ours=self.positions_centi,
             book_tickers=lambda: self.source.books.tickers() if self.source.books else (),
+            quote_state=self._quote_state, clock=self.clock,
         )
         self.source: FeedSource = build_feed_source(
             settings.ws_url, self.signer, wall_ms=lambda: self.clock.wall_ns() // 1_000_000,
@@ -268,6 +277,11 @@ class Service:
                 log.error("stored_fill_refused", trade_id=row.trade_id, error=str(exc))
         log.info("positions_restored", snapshot=latest is not None, fills_replayed=replayed,
                  markets=len(self.engine.ledger.tickers()))
+
+    def _quote_state(self, quote_id: str) -> str | None:
+        """The engine's state of one of our quotes (None if it does not track it)."""
+        q = self.engine.quotes.get(quote_id)
+        return None if q is None else str(q.state)
 
     def positions_centi(self) -> dict[str, int]:
         """Our authoritative positions (from fills), by market."""
@@ -440,6 +454,7 @@ class Service:
             log.info("service_started", mode=self.settings.mode, env=self.settings.env,
                      communications_id=info.communications_id)
             if self.settings.sends_orders:
+                await self._resolve_confirms()
                 await self._cancel_orphans()
             if self.options.install_signals:
                 self._install_signals(stop)
@@ -492,6 +507,58 @@ class Service:
             await self._close()
         if self.fatal is not None:
             raise self.fatal
+
+    async def _resolve_confirms(self) -> None:
+        """Settle confirms a dead process left ``claimed``/``sent`` from the exchange's quote.
+
+        The claim stays (a quote is never confirmed twice); only its outcome is written:
+        ``confirmed`` if the exchange says confirmed or executed, ``failed`` (with the status)
+        if it says anything else or has no such quote. An accept still inside its window is
+        left for the next start: a confirm sent just before the kill may still land.
+        """
+        pending = self.store.unresolved_confirms()
+        if not pending:
+            return
+        listed: dict[str, Quote] = {}
+        if any(rfq_id is None for _, rfq_id, _, _ in pending):
+            # The quote row was lost with the process (buffered writes): find it in the list.
+            since_s = min(c for *_, c in pending) // 1_000_000_000 - 60
+            try:
+                async with asyncio.timeout(10.0):
+                    quotes = await self.rest.list_quotes(user_filter="self", min_ts=since_s)
+                listed = {q.id: q for q in quotes}
+            except (QuoterError, TimeoutError) as exc:
+                log.warning("confirms_unlisted", error=str(exc))
+        resolved = 0
+        for quote_id, rfq_id, state, _claimed in pending:
+            quote: Quote | None = listed.get(quote_id)
+            if quote is None and rfq_id is not None:
+                try:
+                    async with asyncio.timeout(10.0):
+                        quote = await self.rest.get_quote(rfq_id, quote_id)
+                except ExchangeRejectedError as exc:
+                    if exc.status_code != 404:
+                        log.warning("confirm_unresolved", quote_id=quote_id, error=str(exc))
+                        continue
+                except (QuoterError, TimeoutError) as exc:
+                    log.warning("confirm_unresolved", quote_id=quote_id, error=str(exc))
+                    continue
+            status = quote.status if quote is not None else "not_found"
+            wall = self.clock.wall_ns()
+            if status in ("confirmed", "executed"):
+                outcome = ConfirmState.CONFIRMED
+            elif (status == "accepted" and quote is not None and quote.accepted_ts_ms is not None
+                  and wall - quote.accepted_ts_ms * 1_000_000 < _ACCEPT_WINDOW_NS):
+                log.info("confirm_unresolved", quote_id=quote_id, status=status)
+                continue
+            else:
+                outcome = ConfirmState.FAILED
+            self.store.mark_confirm(quote_id, outcome, wall,
+                                    {"resolved": "startup", "status": status, "was": str(state)})
+            resolved += 1
+            log.info("confirm_resolved", quote_id=quote_id, was=str(state), status=status,
+                     outcome=str(outcome))
+        log.info("confirms_resolved", count=resolved, pending=len(pending))
 
     async def _cancel_orphans(self, when: Literal["startup", "exit"] = "startup") -> None:
         """Withdraw open quotes nothing here tracks: a previous process's (at startup), or

@@ -26,6 +26,7 @@ from quoter.observability.metrics import Metrics
 from quoter.ports import InboundFrame
 from quoter.recording.format import (
     CONFIG_KIND,
+    CONFIRM_CLAIM_KIND,
     ENGINE_START_KIND,
     PRICER_TIMEOUT_KIND,
     STEP_KIND,
@@ -92,6 +93,11 @@ class ServiceHooks(RuntimeHooks):
         self._rfq_recv_ns: dict[str, int] = {}
         # RFQ ids already counted: a backfill can re-deliver an RFQ whose frame raced it.
         self._seen_rfqs: dict[str, None] = {}
+        # Facts already counted or persisted, so that a re-delivered event (a backfill racing
+        # the live frame) is never counted twice nor written again: (kind, id) and the last
+        # state written per quote.
+        self._counted: dict[tuple[str, str], None] = {}
+        self._quote_state: dict[str, str] = {}
         self._risk_day = engine.risk.day_state()
 
     # -- frames ------------------------------------------------------------------------
@@ -126,11 +132,17 @@ class ServiceHooks(RuntimeHooks):
         if origin is not None:
             frame, index = origin
             n = self.recorder.frame_seq(frame.conn_id, frame.ts_recv_ns, frame.data)
-            if n is not None:
-                self.recorder.record_step(now_ns, n, index)
-                return
-        # Not from a recorded frame (REST result, timer, backfill, control...): the event.
-        self.recorder.record_event(STEP_KIND, {"now_ns": now_ns, "event": encode_event(event)})
+        else:
+            n, index = None, 0
+        if n is not None:
+            self.recorder.record_step(now_ns, n, index)
+        else:
+            # Not from a recorded frame (REST result, timer, backfill, control...): the event.
+            self.recorder.record_event(STEP_KIND,
+                                       {"now_ns": now_ns, "event": encode_event(event)})
+        if isinstance(event, ev.FillReceived):
+            # Money: on disk (with its frame) before the engine books it (item 11).
+            self.recorder.sync()
 
     def record_config(self, config_text: str, digest: str, path: str) -> None:
         """Record the text of a config the engine runs with (initial or reloaded)."""
@@ -188,7 +200,8 @@ class ServiceHooks(RuntimeHooks):
             self.no_quote_reasons[decision.reason] = (
                 self.no_quote_reasons.get(decision.reason, 0) + 1
             )
-            if decision.reason == "no_route" or decision.reason.startswith("filtered"):
+            if ((decision.reason == "no_route" or decision.reason.startswith("filtered"))
+                    and self._first("unrouted", decision.rfq_id)):
                 self._unrouted += 1
 
     def _shadow_decision(self, decision: cmd.RecordDecision) -> cmd.RecordDecision:
@@ -257,21 +270,20 @@ class ServiceHooks(RuntimeHooks):
                     self._accepted(event.quote_id, event.accepted_side, event.ts_recv_ns,
                                    commands, wall)
             case ev.QuoteConfirmed():
-                self.counts["confirmed"] += 1
-                self.store.mark_confirm(event.quote_id, ConfirmState.CONFIRMED, wall)
-                self.store.record_quote_state(event.quote_id, "confirmed", wall)
+                if self._first("confirmed", event.quote_id):
+                    self.counts["confirmed"] += 1
+                    self.store.mark_confirm(event.quote_id, ConfirmState.CONFIRMED, wall)
+                self._quote_row(event.quote_id, "confirmed", wall)
             case ev.ConfirmFailed():
                 if self.store.confirm_state(event.quote_id) is not None:
                     self.store.mark_confirm(event.quote_id, ConfirmState.FAILED, wall,
                                             {"code": event.code})
-                self.store.record_quote_state(event.quote_id, "confirm_failed", wall,
-                                              {"code": event.code})
+                self._quote_row(event.quote_id, "confirm_failed", wall, {"code": event.code})
             case ev.QuoteExecuted():
-                self.store.record_quote_state(event.quote_id, "executed", wall,
-                                              {"order_id": event.order_id})
+                self._quote_row(event.quote_id, "executed", wall, {"order_id": event.order_id})
                 self.markouts.attribute(event.order_id, self._strategy_of(event.quote_id))
             case ev.QuoteCancelled():
-                self.store.record_quote_state(event.quote_id, "cancelled", wall)
+                self._quote_row(event.quote_id, "cancelled", wall)
             case ev.MarketLifecycleChanged(event_type="determined" | "settled" | "finalized"):
                 # What a YES contract of it pays: marks fills by strategy after settlement.
                 value = event.settlement_value_micros
@@ -303,10 +315,31 @@ class ServiceHooks(RuntimeHooks):
         rec = r.rfqs.get(q.rfq_id) if q is not None else None
         return rec.strategy if rec is not None else ""
 
+    def _first(self, kind: str, key: str) -> bool:
+        """True the first time ``(kind, key)`` is seen (bounded memory)."""
+        k = (kind, key)
+        if k in self._counted:
+            return False
+        self._counted[k] = None
+        if len(self._counted) > _MAX_TRACKED:
+            del self._counted[next(iter(self._counted))]
+        return True
+
+    def _quote_row(self, quote_id: str, state: str, wall: int,
+                   detail: dict[str, object] | None = None) -> None:
+        """Write a quote's state row unless it is the state written last (a replay)."""
+        if self._quote_state.get(quote_id) == state:
+            return
+        self._quote_state[quote_id] = state
+        if len(self._quote_state) > _MAX_TRACKED:
+            del self._quote_state[next(iter(self._quote_state))]
+        self.store.record_quote_state(quote_id, state, wall, detail)
     def _accepted(self, quote_id: str, side: Side | None, recv_ns: int | None,
                   commands: list[cmd.Command], wall: int) -> None:
+        if not self._first("accepted", quote_id):
+            return  # a re-delivered accept: counted and written once
         self.counts["accepted"] += 1
-        self.store.record_quote_state(quote_id, "accepted", wall, {"side": str(side)})
+        self._quote_row(quote_id, "accepted", wall, {"side": str(side)})
         if recv_ns is not None and any(isinstance(c, cmd.ConfirmQuote) for c in commands):
             self._accepted_ns[quote_id] = recv_ns
 
@@ -399,12 +432,19 @@ def restore_requesters(engine: Engine, store: Store) -> None:
 
 class StoreConfirmJournal:
     """The ``ConfirmJournal`` of the service: claims committed to SQLite before a confirm leaves,
-    so a quote is never confirmed twice, even across a ``kill -9`` and a restart."""
+    so a quote is never confirmed twice, even across a ``kill -9`` and a restart. With a
+    recorder, the claim is also recorded (``confirm_claimed``) and the recording synced to disk
+    before the confirm leaves."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, recorder: Recorder | None = None) -> None:
         self._store = store
         self._clock = clock
+        self._recorder = recorder
 
     def claim(self, quote_id: str, now_ns: int) -> bool:
         """Durably claim a confirm (stored with the wall time); False if claimed before."""
-        return self._store.claim_confirm(quote_id, self._clock.wall_ns())
+        claimed = self._store.claim_confirm(quote_id, self._clock.wall_ns())
+        if claimed and self._recorder is not None:
+            self._recorder.record_event(CONFIRM_CLAIM_KIND, {"quote_id": quote_id})
+            self._recorder.sync()
+        return claimed

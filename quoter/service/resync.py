@@ -19,7 +19,18 @@ have produced, so the engine needs no special "resync mode":
   - ``executed`` -> ``QuoteExecuted`` with ``order_id = creator_order_id`` (joins fills);
   - ``cancelled`` -> ``QuoteCancelled`` (e.g. an open quote lost in a server roll, §3.1).
 
-  The engine ignores each of these when it already knows (duplicates are harmless).
+  The engine ignores each of these when it already knows; even so a replay is not sent: see
+  below.
+
+**Only since the gap, never twice** (issue 12 item 7: every gap used to replay the last ten
+minutes of our quotes, ~100,000 cancels in a 4.5-minute run, and counters went wrong). The
+first backfill of a feed reads the whole lookback (after a restart we know nothing). After
+that, :class:`NoticeHandler` remembers per feed when the connection's last frame arrived and
+reads only quotes updated since then (``min_ts``, less ``gap_margin_s`` for clock skew and the
+exchange's whole-second timestamps); a sequence gap without a frame time reads since the last
+backfill. Open RFQs created before that point were delivered live and are not re-sent. Every
+quote fact is then passed through a :class:`ReplayFilter`: it is sent only if the engine's
+state of that quote does not already imply it, and never twice.
 
 Fills and positions are the reconciler's job (``quoter.service.reconcile``); run both after a
 reconnect. Events are returned in a stable order (RFQs, then quotes by update time).
@@ -60,6 +71,7 @@ __all__ = [
     "Backfill",
     "ExchangeClosedError",
     "NoticeHandler",
+    "ReplayFilter",
     "Resync",
     "StartupFailedError",
     "StartupInfo",
@@ -71,6 +83,12 @@ __all__ = [
 log = structlog.get_logger("quoter.service.resync")
 
 NS_PER_MS = 1_000_000
+NS_PER_S = 1_000_000_000
+#: Quotes updated this long before a gap's start are read too: clock skew between us and the
+#: exchange, and ``min_ts`` is in whole seconds (kalshi-api.md §5.2).
+DEFAULT_GAP_MARGIN_S = 5
+#: Facts remembered by the replay filter (the oldest are forgotten first).
+_MAX_REMEMBERED = 100_000
 #: How far back (by last update) to list our quotes: accepts matter for 30 s, executions for
 #: the 15 s timer after that; anything older is already settled or reconciled from fills.
 DEFAULT_QUOTE_LOOKBACK_S = 600
@@ -104,6 +122,8 @@ class Backfill:
     quotes: int
     accepted_open: int
     accepted_lapsed: int
+    #: Facts left out because the engine already had them or they were sent before.
+    replays_skipped: int = 0
 
 
 def rfq_event(rfq: Rfq, ts_recv_ns: int) -> ev.RfqReceived:
@@ -175,6 +195,53 @@ def quote_events(quote: Quote, now_ns: int, wall_now_ns: int) -> list[ev.Event]:
             return [ev.QuoteCancelled(quote.rfq_id, quote.id, now_ns)]
         case _:
             return []
+
+
+# The engine states in which a quote's REST status is news (anything else already implies it).
+_LIVE: Final = frozenset({"open", "replaced", "cancelling"})
+_NEWS_IN: Final[dict[str, frozenset[str]]] = {
+    "accepted": _LIVE,
+    "cancelled": _LIVE,
+    "confirmed": frozenset({"accepted", "confirming"}),
+    "executed": frozenset({"accepted", "confirming", "confirmed"}),
+}
+
+
+class ReplayFilter:
+    """Decide which backfilled facts the engine has not seen: each is sent at most once.
+
+    ``quote_state`` reads the engine's state of a quote (``QuoteState`` value, None if the
+    engine does not track it). A fact about a quote the engine does not know is sent once
+    (its create response may be in flight: the engine holds such an accept), then never again.
+    """
+
+    def __init__(self, quote_state: Callable[[str], str | None] = lambda _q: None) -> None:
+        self._state = quote_state
+        self._sent: dict[tuple[str, str], None] = {}
+
+    def quote_is_news(self, quote_id: str, status: str) -> bool:
+        """True (and remembered) if the engine has not seen ``status`` of ``quote_id``."""
+        key = (quote_id, status)
+        if key in self._sent:
+            return False
+        state = self._state(quote_id)
+        news = status in _NEWS_IN and (state is None or state in _NEWS_IN[status])
+        if news:
+            self._remember(key)
+        return news
+
+    def rfq_is_news(self, rfq_id: str, kind: str) -> bool:
+        """True (and remembered) the first time an RFQ is sent as ``kind`` (new / deleted)."""
+        key = (rfq_id, "rfq:" + kind)
+        if key in self._sent:
+            return False
+        self._remember(key)
+        return True
+
+    def _remember(self, key: tuple[str, str]) -> None:
+        self._sent[key] = None
+        if len(self._sent) > _MAX_REMEMBERED:
+            del self._sent[next(iter(self._sent))]
 
 
 class Resync:
@@ -262,18 +329,26 @@ class Resync:
                             error_type=type(exc).__name__, delay_ms=int(delay_s * 1000))
                 await sleep(delay_s)
 
-    async def backfill(self, known_rfqs: Mapping[str, str] | Iterable[str] = ()) -> Backfill:
+    async def backfill(
+        self, known_rfqs: Mapping[str, str] | Iterable[str] = (), *,
+        since_wall_ns: int | None = None, replays: ReplayFilter | None = None,
+    ) -> Backfill:
         """Read open RFQs and our recent quotes; return the events the engine missed.
 
         ``known_rfqs``: RFQs the engine tracks (ids, or id -> market ticker), sampled
         *before* this call so that an RFQ arriving meanwhile is not taken for a closed one.
+        ``since_wall_ns``: the gap's start (wall time); quotes updated before it (less the
+        margin the caller allowed) and RFQs created before it are not read back. ``replays``
+        leaves out what the engine has already seen (every fact passes it otherwise).
         """
         known: dict[str, str] = (
             dict(known_rfqs) if isinstance(known_rfqs, Mapping)
             else dict.fromkeys(known_rfqs, "")
         )
         wall_now_ns = self._clock.wall_ns()
-        min_ts_s = wall_now_ns // 1_000_000_000 - self._lookback_s
+        min_ts_s = wall_now_ns // NS_PER_S - self._lookback_s
+        if since_wall_ns is not None:
+            min_ts_s = max(min_ts_s, since_wall_ns // NS_PER_S)
         rfqs = await self._rest.list_rfqs(max_pages=self._max_pages, status="open")
         quotes = await self._rest.list_quotes(
             max_pages=self._max_pages, user_filter="self", min_ts=min_ts_s
@@ -283,21 +358,35 @@ class Resync:
         wall_now_ns = self._clock.wall_ns()
         events: list[ev.Event] = []
         open_ids: set[str] = set()
+        skipped = 0
         for rfq in rfqs:
             open_ids.add(rfq.id)
             if rfq.id in known or rfq.status != "open":
                 continue
             if self.communications_id and rfq.creator_id == self.communications_id:
                 continue  # our own RFQ (demo testing): never quote it
+            if (since_wall_ns is not None and rfq.created_ts_ms is not None
+                    and rfq.created_ts_ms * NS_PER_MS < since_wall_ns):
+                skipped += 1  # delivered live before the gap (the engine let it go)
+                continue
+            if replays is not None and not replays.rfq_is_news(rfq.id, "new"):
+                skipped += 1
+                continue
             events.append(rfq_event(rfq, now_ns))
         for rfq_id, ticker in known.items():
             if rfq_id not in open_ids:
+                if replays is not None and not replays.rfq_is_news(rfq_id, "deleted"):
+                    skipped += 1
+                    continue
                 events.append(ev.RfqDeleted(rfq_id, ticker, now_ns))
         mine = [q for q in quotes if not self.communications_id
                 or not q.creator_id or q.creator_id == self.communications_id]
         mine.sort(key=lambda q: (q.updated_ts_ms or 0, q.id))
         accepted_open = accepted_lapsed = 0
         for quote in mine:
+            if replays is not None and not replays.quote_is_news(quote.id, quote.status):
+                skipped += 1
+                continue
             produced = quote_events(quote, now_ns, wall_now_ns)
             for event in produced:
                 if isinstance(event, ev.QuoteAccepted):
@@ -313,15 +402,19 @@ class Resync:
             events=len(events),
             accepted_open=accepted_open,
             accepted_lapsed=accepted_lapsed,
+            replays_skipped=skipped,
+            min_ts_s=min_ts_s,
         )
-        return Backfill(tuple(events), len(rfqs), len(mine), accepted_open, accepted_lapsed)
+        return Backfill(tuple(events), len(rfqs), len(mine), accepted_open, accepted_lapsed,
+                        skipped)
 
     async def backfill_into(
         self, post: Callable[[ev.Event], None],
-        known_rfqs: Mapping[str, str] | Iterable[str] = (),
+        known_rfqs: Mapping[str, str] | Iterable[str] = (), *,
+        since_wall_ns: int | None = None, replays: ReplayFilter | None = None,
     ) -> Backfill:
         """Backfill and hand every event to ``post`` (e.g. ``Runtime.post``), in order."""
-        result = await self.backfill(known_rfqs)
+        result = await self.backfill(known_rfqs, since_wall_ns=since_wall_ns, replays=replays)
         for event in result.events:
             post(event)
         return result
@@ -340,7 +433,12 @@ class NoticeHandler:
     ``post`` queues an event for the engine (``Runtime.post``); ``known_rfqs`` and ``ours``
     read the engine's RFQs and positions (sampled before each REST read);
     ``book_tickers`` lists the subscribed books (``BookSubscriptions.tickers``);
-    ``data_feed`` names the connection that carries books.
+    ``data_feed`` names the connection that carries books; ``quote_state`` reads the engine's
+    state of a quote (for the :class:`ReplayFilter`).
+
+    Per feed it keeps the start of the current gap (when the connection's last frame
+    arrived) and backfills since then when the feed is back; ``synced_wall_ns`` is when the
+    last backfill read the exchange, the start for a gap whose frames are not dated.
     """
 
     def __init__(
@@ -354,6 +452,9 @@ class NoticeHandler:
         book_tickers: Callable[[], Iterable[str]] = tuple,
         book_sid: Callable[[], int | None] = lambda: None,
         data_feed: str = "data",
+        quote_state: Callable[[str], str | None] = lambda _q: None,
+        clock: Clock | None = None,
+        gap_margin_s: int = DEFAULT_GAP_MARGIN_S,
     ) -> None:
         self._post = post
         self._resync = resync
@@ -363,19 +464,32 @@ class NoticeHandler:
         self._book_tickers = book_tickers
         self._book_sid = book_sid
         self._data_feed = data_feed
+        self._clock = clock
+        self._margin_ns = gap_margin_s * NS_PER_S
+        self.replays = ReplayFilter(quote_state)
+        #: Per feed: wall time the current gap started at (a frame time less the margin).
+        self._gap_since: dict[str, int] = {}
+        self._connected_once: set[str] = set()
+        self.synced_wall_ns: int | None = None
         self.backfills = 0
         self.reconciles = 0
 
     async def __call__(self, notice: FeedNotice) -> None:
         """Handle one notice (the feed source awaits it before the next)."""
         match notice:
-            case FeedConnected(subscriptions=subs):
+            case FeedConnected(feed=feed, subscriptions=subs):
                 channels = {s.channel for s in subs}
                 if _COMMS in channels:
-                    await self.backfill()
+                    # The first connection of a feed reads the whole lookback (a restart);
+                    # a reconnection reads since its gap.
+                    first = feed not in self._connected_once
+                    self._connected_once.add(feed)
+                    since = self._gap_since.pop(feed, None)
+                    await self.backfill(since_wall_ns=None if first else since)
                 if channels & _PORTFOLIO:
                     await self.reconcile()
             case FeedDisconnected(feed=feed):
+                self._mark_gap(feed, notice.last_frame_ns)
                 if feed == self._data_feed:
                     self._book_gaps(self._book_sid(), self._book_tickers(), notice.ts_recv_ns)
             case SubscriptionLost(channel=channel):
@@ -385,9 +499,33 @@ class NoticeHandler:
             case _:
                 pass
 
+    def _wall_of(self, ts_ns: int) -> int | None:
+        """The wall time of engine time ``ts_ns`` less the margin; None if not known."""
+        if self._clock is None or ts_ns <= 0:
+            return None
+        return self._clock.wall_ns() - (self._clock.now_ns() - ts_ns) - self._margin_ns
+
+    def _since_synced(self) -> int | None:
+        return None if self.synced_wall_ns is None else self.synced_wall_ns - self._margin_ns
+
+    def _mark_gap(self, feed: str, last_frame_ns: int) -> None:
+        # Keep the earliest start if the feed drops again before it was backfilled.
+        since = self._wall_of(last_frame_ns)
+        if since is None:
+            since = self._since_synced()
+        if since is None:
+            self._gap_since.pop(feed, None)
+            self._connected_once.discard(feed)  # no start known: read the whole lookback
+            return
+        prev = self._gap_since.get(feed)
+        self._gap_since[feed] = since if prev is None else min(prev, since)
+
     async def _channel_broken(self, channel: str, notice: FeedNotice) -> None:
         if channel == _COMMS:
-            await self.backfill()
+            since = (self._wall_of(notice.last_frame_ns)
+                     if isinstance(notice, SubscriptionLost) else None)
+            await self.backfill(since_wall_ns=since if since is not None
+                                else self._since_synced())
         elif channel in _PORTFOLIO:
             await self.reconcile()
         elif channel == _BOOK and isinstance(notice, SubscriptionLost):
@@ -401,13 +539,18 @@ class NoticeHandler:
             self._post(ev.SequenceGap(_BOOK, sid if sid is not None else -1, 0, 0, ts_ns,
                                       market_ticker=ticker))
 
-    async def backfill(self) -> Backfill | None:
-        """Backfill communications now; None if the REST reads failed (retried next notice)."""
+    async def backfill(self, *, since_wall_ns: int | None = None) -> Backfill | None:
+        """Backfill communications now (since ``since_wall_ns``, else the whole lookback);
+        None if the REST reads failed (retried at the next notice)."""
+        started = self._clock.wall_ns() if self._clock is not None else None
         try:
-            result = await self._resync.backfill_into(self._post, self._known())
+            result = await self._resync.backfill_into(
+                self._post, self._known(), since_wall_ns=since_wall_ns, replays=self.replays)
         except _RETRYABLE as exc:
             log.warning("resync_backfill_failed", error=str(exc), error_type=type(exc).__name__)
             return None
+        if started is not None:
+            self.synced_wall_ns = started
         self.backfills += 1
         return result
 

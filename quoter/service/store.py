@@ -463,6 +463,17 @@ class Store:
         if cur.rowcount != 1:
             raise KeyError(f"no confirm claim for quote {quote_id!r}")
 
+    def unresolved_confirms(self) -> list[tuple[str, str | None, ConfirmState, int]]:
+        """Confirms claimed or sent whose outcome was never booked (a ``kill -9`` mid-confirm):
+        ``(quote_id, rfq_id or None if the quote row was lost, state, claimed_wall_ns)``."""
+        rows = self._db.execute(
+            "SELECT c.quote_id, q.rfq_id, c.state, c.claimed_wall_ns FROM confirms c"
+            " LEFT JOIN quotes q ON q.quote_id = c.quote_id WHERE c.state IN (?, ?)"
+            " ORDER BY c.claimed_wall_ns",
+            (ConfirmState.CLAIMED.value, ConfirmState.SENT.value),
+        ).fetchall()
+        return [(r[0], r[1], ConfirmState(r[2]), r[3]) for r in rows]
+
     def confirm_state(self, quote_id: str) -> ConfirmState | None:
         """Return the confirm state of ``quote_id``, or None if it was never claimed."""
         row = self._db.execute(

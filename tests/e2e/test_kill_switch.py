@@ -50,7 +50,9 @@ async def _assert_nothing_left_after_halt(
     await until(lambda: svc.hooks.counts["rfqs_seen"] == 3, what="the late RFQ")
     await until(lambda: env.exchange.get_quote(open_quote).status == QuoteStatus.CANCELLED,
                 what="the open quote cancelled")
-    await asyncio.sleep(0.3)  # room for a wrongly sent confirm or quote to arrive
+    # Every event so far stepped and every request it caused sent and answered: a wrongly
+    # released confirm or quote would have reached the simulator by now.
+    await svc.runtime.drained()
     assert confirm_posts(env.faults, accepted) == 0
     assert env.exchange.get_quote(accepted).status == QuoteStatus.ACCEPTED
     assert bot_quotes(env.exchange, late_rfq) == []
@@ -118,7 +120,7 @@ async def test_kill_file_halts(tmp_path: Path) -> None:
                         what="the open quote cancelled")
             late = env.rfq(T2)
             await until(lambda: svc.hooks.counts["rfqs_seen"] == 2, what="the late RFQ")
-            await asyncio.sleep(0.2)
+            await svc.runtime.drained()
             assert bot_quotes(env.exchange, late) == []
             # While the file is there, resume is refused (the watcher would halt again).
             with pytest.raises(ControlRefusedError, match="remove it first"):
@@ -181,7 +183,7 @@ async def test_kill_file_present_at_startup_means_no_quote_ever(tmp_path: Path) 
             await until(lambda: svc.hooks.counts["rfqs_seen"] == 1, what="the open RFQ")
             late = env.rfq(T2)
             await until(lambda: svc.hooks.counts["rfqs_seen"] == 2, what="a new RFQ")
-            await asyncio.sleep(0.5)  # past the KILL file watcher's poll
+            await svc.runtime.drained()
             assert bot_quotes(env.exchange, rfq_id) == []
             assert bot_quotes(env.exchange, late) == []
             assert env.faults.count(*QUOTE_POSTS) == 0

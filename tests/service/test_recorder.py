@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from quoter.clock import ReplayClock
+from quoter.errors import DecodeError
 from quoter.kalshi.auth import Signer
 from quoter.kalshi.frames import iter_frames
 from quoter.kalshi.rest import KalshiRest
@@ -180,7 +181,7 @@ def test_truncated_file_reads_up_to_the_damage(tmp_path: Path) -> None:
 def test_rejects_a_file_without_header(tmp_path: Path) -> None:
     path = tmp_path / "rec-1.000-00000-1.jsonl.gz"
     path.write_bytes(gzip.compress(b'{"k":"in","ts_recv_ns":1,"wall_ns":1,"conn":"c","frame":"{}"}\n'))
-    with pytest.raises(ValueError, match="header"):
+    with pytest.raises(DecodeError, match="header"):
         list(read_recording(path))
 
 

@@ -97,7 +97,7 @@ async def _run_service(workdir: Path) -> tuple[Service, CapturingHooks]:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(service_task), timeout=RUN_SECONDS)
             service.halt("test_finished")  # a kill switch step, recorded like any other
-            await asyncio.sleep(0.3)
+            await service.runtime.drained()  # the halt's cancels sent and answered
             stop.set()
             await service_task
             world_task.cancel()
