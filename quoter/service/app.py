@@ -52,12 +52,14 @@ from quoter.kalshi.decode import decode
 from quoter.kalshi.rest import KalshiRest
 from quoter.kalshi.rest_models import Quote
 from quoter.kalshi.source import FeedSource, build_feed_source
+from quoter.kalshi.ws_types import FeedDisconnected, FeedNotice
 from quoter.observability.metrics import Metrics
 from quoter.recording.format import PerfTape
 from quoter.recording.recorder import Recorder, RecordingTransport
 from quoter.runtime.driver import Runtime
 from quoter.runtime.prefilter import build_prefilter
 from quoter.runtime.pricing_pool import PricingPool
+from quoter.service.alerts import Alerter
 from quoter.service.environment import Settings
 from quoter.service.hooks import (
     ServiceHooks,
@@ -164,6 +166,8 @@ class ServiceOptions:
     #: while it redraws) and this banner above (e.g. the demo's countdown).
     log_lines: Callable[[], Sequence[str]] | None = None
     banner: Callable[[], str] | None = None
+    #: Tests: where alert webhooks are sent (an ASGI app); None = the network.
+    alert_transport: httpx.AsyncBaseTransport | None = None
 
 
 class Service:
@@ -217,6 +221,10 @@ class Service:
         self.hooks = ServiceHooks(clock=self.clock, engine=self.engine, store=self.store,
                                   metrics=self.metrics, recorder=self.recorder,
                                   perf=self.perf, shadow=not self.settings.sends_orders)
+        url = settings.alert_webhook_url
+        self.alerts = Alerter(None if url is None else url.get_secret_value(),
+                              now_ns=self.clock.now_ns, transport=options.alert_transport)
+        self.hooks.alerts = self.alerts
         # What a replay needs to rebuild this engine (backtests.replay).
         self._record_config(self.config)
         self.hooks.record_engine_start(config_hash(self.config), wall_offset_ns)
@@ -244,7 +252,7 @@ class Service:
         )
         self.source: FeedSource = build_feed_source(
             settings.ws_url, self.signer, wall_ms=lambda: self.clock.wall_ns() // 1_000_000,
-            now_ns=self.clock.now_ns, shards=options.shards, on_notice=self.notices,
+            now_ns=self.clock.now_ns, shards=options.shards, on_notice=self._on_notice,
             tap=self.recorder.tap if self.recorder else None,
             tap_out=self.recorder.tap_out if self.recorder else None,
         )
@@ -464,6 +472,7 @@ class Service:
                                                   interval_s=self.options.reconcile_interval_s)),
                 ("housekeeping", self._housekeeping()),
                 ("watch-config-and-kill", self._watch_files()),
+                ("alerts", self.alerts.run()),
             ]
             if self.options.http:
                 self.http = HttpServer(create_app(
@@ -597,7 +606,15 @@ class Service:
             self.runtime.halt(f"task {name} crashed", source="fatal")
             self.stop()
 
+    async def _on_notice(self, notice: FeedNotice) -> None:
+        if isinstance(notice, FeedDisconnected):
+            self.alerts.notify("feed_lost", f"{notice.feed} connection lost: {notice.reason}",
+                               feed=notice.feed, conn_id=notice.conn_id)
+        await self.notices(notice)
+
     async def _close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.alerts.drain()  # e.g. the halt that ended this run
         try:
             self._save_positions()
             self.store.flush()

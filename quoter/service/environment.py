@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     control_token_file: Path = DEFAULT_TOKEN_FILE
     #: When set, /metrics needs ``Authorization: Bearer <metrics_token>`` (QUOTER_METRICS_TOKEN).
     metrics_token: SecretStr | None = None
+    #: Where alerts go (halt, reconciliation mismatch, repeated rejections, feed loss): a
+    #: Slack-style incoming webhook URL, secret (QUOTER_ALERT_WEBHOOK_URL). None: logged only.
+    alert_webhook_url: SecretStr | None = None
     #: A second address for /metrics and /healthz only (no control routes), e.g. 0.0.0.0 for
     #: a Prometheus in another container; None serves them on the control port only.
     metrics_port: int | None = Field(default=None, ge=0, le=65535)

@@ -35,6 +35,7 @@ from quoter.recording.format import (
 )
 from quoter.recording.recorder import Recorder
 from quoter.runtime.driver import RuntimeHooks
+from quoter.service.alerts import Alerter
 from quoter.service.markouts import ONE_DOLLAR_MICROS, MarkoutTracker
 from quoter.service.status import DecisionView, FillView, LatencyRecorder, ShadowQuoteView
 from quoter.service.store import ConfirmState, Store
@@ -71,6 +72,8 @@ class ServiceHooks(RuntimeHooks):
         self.shadow = shadow
         self.recent_shadow: deque[ShadowQuoteView] = deque(maxlen=recent)
         self.markouts = MarkoutTracker()
+        #: Told about halts, reconciliation mismatches and repeated rejections (the service's).
+        self.alerts: Alerter | None = None
         #: YES payout of markets determined or settled, by ticker.
         self.settled_values: dict[str, int] = {}
         self._would_send: dict[str, cmd.SubmitQuote] = {}
@@ -171,6 +174,13 @@ class ServiceHooks(RuntimeHooks):
             if decision.decision == "rejected" and decision.reason == "shadow":
                 return  # every shadow quote is "rejected" at the wire: that is the mode
             decision = self._shadow_decision(decision)
+        if self.alerts is not None:
+            if decision.decision == "rejected" and decision.reason != "halted":
+                self.alerts.on_rejection(decision.reason)
+            elif decision.decision == "reconcile_mismatch":
+                self.alerts.notify("reconcile_mismatch",
+                                   f"{decision.market_ticker}: {decision.reason} "
+                                   f"{decision.detail}", market=decision.market_ticker)
         if self.recorder is not None and decision.reason == "pricer_timeout":
             # Timing-dependent: reproduced from the perf tape, or listed by a replay run
             # without it (backtests.replay, budgets=False).
@@ -395,6 +405,9 @@ class ServiceHooks(RuntimeHooks):
         service."""
         self.store.record_halt(True, reason, source, self.clock.wall_ns())
         self.metrics.set_halted(True)
+        if self.alerts is not None:
+            self.alerts.notify("halt", f"quoting halted ({source}): {reason}",
+                               reason=reason, source=source)
         if self.halt_listener is not None:
             self.halt_listener(True)
 
