@@ -34,7 +34,7 @@ conservative for correlated markets and combos).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -233,7 +233,6 @@ class RiskManager:
         signed: bool,
     ) -> str | None:
         """Check contract limits with ``add_centi`` more on ``ticker`` (signed or either side)."""
-        lim = self.limits
         target = exposures[ticker]
 
         def gross(e: MarketExposure) -> int:
@@ -242,21 +241,7 @@ class RiskManager:
                 return abs(base)
             return abs(base + add_centi) if signed else abs(base) + abs(add_centi)
 
-        if _over(gross(target), lim.max_position_centi_per_market):
-            return "max_position_per_market"
-        if _over(
-            sum(gross(e) for e in exposures.values() if e.event_ticker == target.event_ticker),
-            lim.max_position_centi_per_event,
-        ):
-            return "max_position_per_event"
-        if _over(
-            sum(gross(e) for e in exposures.values() if e.series_ticker == target.series_ticker),
-            lim.max_position_centi_per_series,
-        ):
-            return "max_position_per_series"
-        if _over(sum(gross(e) for e in exposures.values()), lim.max_position_centi_total):
-            return "max_position_total"
-        return None
+        return self._scope_limits(exposures, target, gross)
 
     def _loss(
         self, exposures: Mapping[str, MarketExposure], ticker: str, extra: QuoteExposure | None
@@ -278,7 +263,6 @@ class RiskManager:
         self, exposures: Mapping[str, MarketExposure], ticker: str, quote: QuoteExposure
     ) -> str | None:
         """Contract limits against the worst case of every open quote plus ``quote``."""
-        lim = self.limits
         target = exposures[ticker]
 
         def worst(e: MarketExposure) -> int:
@@ -288,19 +272,31 @@ class RiskManager:
             n = sum(q.size_centi for q in quotes if q.no_bid_micros > 0)
             return max(abs(c + y), abs(c - n))
 
-        if _over(worst(target), lim.max_position_centi_per_market):
+        return self._scope_limits(exposures, target, worst)
+
+    def _scope_limits(
+        self, exposures: Mapping[str, MarketExposure], target: MarketExposure,
+        measure: Callable[[MarketExposure], int],
+    ) -> str | None:
+        """The contract limits with ``measure`` of each market summed by scope."""
+        values = [(e, measure(e)) for e in exposures.values()]
+        return self._over_scope(
+            measure(target),
+            sum(v for e, v in values if e.event_ticker == target.event_ticker),
+            sum(v for e, v in values if e.series_ticker == target.series_ticker),
+            sum(v for _, v in values),
+        )
+
+    def _over_scope(self, market: int, event: int, series: int, total: int) -> str | None:
+        """The first contract limit (market, event, series, total) these sizes break."""
+        lim = self.limits
+        if _over(market, lim.max_position_centi_per_market):
             return "max_position_per_market"
-        if _over(
-            sum(worst(e) for e in exposures.values() if e.event_ticker == target.event_ticker),
-            lim.max_position_centi_per_event,
-        ):
+        if _over(event, lim.max_position_centi_per_event):
             return "max_position_per_event"
-        if _over(
-            sum(worst(e) for e in exposures.values() if e.series_ticker == target.series_ticker),
-            lim.max_position_centi_per_series,
-        ):
+        if _over(series, lim.max_position_centi_per_series):
             return "max_position_per_series"
-        if _over(sum(worst(e) for e in exposures.values()), lim.max_position_centi_total):
+        if _over(total, lim.max_position_centi_total):
             return "max_position_total"
         return None
 
@@ -367,27 +363,18 @@ class RiskManager:
         self, book: ExposureBook, ticker: str, add_centi: int, signed: bool
     ) -> str | None:
         """``_contracts`` on the book's totals: only ``ticker``'s gross changes."""
-        lim = self.limits
         m = book.market(ticker)
         base = abs(m.committed_centi)
         gross = abs(m.committed_centi + add_centi) if signed else base + abs(add_centi)
         delta = gross - base
-        if _over(gross, lim.max_position_centi_per_market):
-            return "max_position_per_market"
-        if _over(book.event_gross_centi(m.event_ticker) + delta, lim.max_position_centi_per_event):
-            return "max_position_per_event"
-        if _over(book.series_gross_centi(m.series_ticker) + delta,
-                 lim.max_position_centi_per_series):
-            return "max_position_per_series"
-        if _over(book.total_gross_centi + delta, lim.max_position_centi_total):
-            return "max_position_total"
-        return None
+        return self._over_scope(gross, book.event_gross_centi(m.event_ticker) + delta,
+                                book.series_gross_centi(m.series_ticker) + delta,
+                                book.total_gross_centi + delta)
 
     def _quote_contracts_book(
         self, book: ExposureBook, ticker: str, quote: QuoteExposure, less: tuple[int, int]
     ) -> str | None:
         """``_quote_contracts`` on the book's totals (``less``: the replaced quotes' sizes)."""
-        lim = self.limits
         m = book.market(ticker)
         size = quote.size_centi
         worst = m.worst_gross_with(
@@ -395,16 +382,9 @@ class RiskManager:
             (size if quote.no_bid_micros > 0 else 0) - less[1],
         )
         delta = worst - m.worst_gross_centi
-        if _over(worst, lim.max_position_centi_per_market):
-            return "max_position_per_market"
-        if _over(book.event_worst_centi(m.event_ticker) + delta, lim.max_position_centi_per_event):
-            return "max_position_per_event"
-        if _over(book.series_worst_centi(m.series_ticker) + delta,
-                 lim.max_position_centi_per_series):
-            return "max_position_per_series"
-        if _over(book.total_worst_centi + delta, lim.max_position_centi_total):
-            return "max_position_total"
-        return None
+        return self._over_scope(worst, book.event_worst_centi(m.event_ticker) + delta,
+                                book.series_worst_centi(m.series_ticker) + delta,
+                                book.total_worst_centi + delta)
 
     def _loss_book(
         self, book: ExposureBook, ticker: str, loss_if_yes: int, loss_if_no: int,
