@@ -304,8 +304,16 @@ class LastLook:
             out.append(C.RecordDecision(ev.rfq_id, ev.market_ticker, "ignored", "unknown_quote",
                                         quote_id=ev.quote_id))
             return
-        if q.state not in (QuoteState.CONFIRMING, QuoteState.CONFIRMED):
+        if q.state not in (QuoteState.CONFIRMING, QuoteState.CONFIRMED, QuoteState.EXPIRED):
             return
+        if q.state is QuoteState.EXPIRED and q.accepted_side is not None:
+            # Our confirm looked refused (a retry's 4xx after the first attempt landed), yet it
+            # executed: the trade is ours. Its exposure counts again until its fills arrive.
+            q.provisional_centi = q.size_centi if q.accepted_side is Side.YES else -q.size_centi
+            self.r.ledger.add_provisional(q.quote_id, q.market_ticker, q.provisional_centi)
+            self.totals.sync_prov(q)
+            out.append(C.RecordDecision(q.rfq_id, q.market_ticker, "executed",
+                                        "after_confirm_failed", quote_id=q.quote_id))
         q.move(QuoteState.EXECUTED)
         q.order_id = ev.order_id
         self.r.orders[ev.order_id] = q.quote_id

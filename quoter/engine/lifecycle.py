@@ -83,7 +83,8 @@ _QUOTE_MOVES: dict[QuoteState, tuple[QuoteState, ...]] = {
     _Q.CONFIRMED: (_Q.EXECUTED,),
     _Q.CANCELLED: (),
     _Q.DECLINED: (),
-    _Q.EXPIRED: (),
+    # A confirm that looked refused can still have landed: its execution is booked.
+    _Q.EXPIRED: (_Q.EXECUTED,),
     _Q.EXECUTED: (),
     _Q.DEAD: (),
 }

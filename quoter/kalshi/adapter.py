@@ -60,12 +60,30 @@ class KalshiExecution:
     async def confirm_quote(
         self, rfq_id: str, quote_id: str, *, deadline_ns: int | None = None
     ) -> None:
-        """Confirm an accepted quote (last look: yes), retrying until ``deadline_ns``."""
+        """Confirm an accepted quote (last look: yes), retrying until ``deadline_ns``.
+
+        A retried confirm can be refused (4xx) although an earlier attempt, whose response was
+        lost, succeeded: a refusal is therefore checked by reading the quote back, and counts
+        as confirmed if the exchange says it is confirmed or executed.
+        """
         try:
             await self._rest.confirm_quote(rfq_id, quote_id, timeout_s=self._confirm_timeout_s,
                                            deadline_ns=deadline_ns)
         except ValueError as exc:
             raise _bad_id("PUT", _QUOTE_PATH + "/confirm", exc) from exc
+        except ExchangeRejectedError:
+            if not await self._confirmed_anyway(rfq_id, quote_id):
+                raise
+
+    async def _confirmed_anyway(self, rfq_id: str, quote_id: str) -> bool:
+        try:
+            quote = await self._rest.get_quote(rfq_id, quote_id)
+        except (ExchangeRejectedError, DecodeError, TransientError):
+            return False  # cannot tell: the refusal stands (startup resolution reads it again)
+        if quote.status in ("confirmed", "executed"):
+            log.warning("confirm_refused_but_confirmed", quote_id=quote_id, status=quote.status)
+            return True
+        return False
 
     async def cancel_quote(self, rfq_id: str, quote_id: str) -> None:
         """Withdraw a quote; a 404 (gone, or accepted: kalshi-api.md §0a) raises."""

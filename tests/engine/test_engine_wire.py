@@ -42,3 +42,20 @@ def test_an_accept_without_bids_is_confirmed_on_our_quotes_prices() -> None:
     assert decisions(out) == [("confirmed", "edge_ok")]
     assert of(out, C.ConfirmQuote)
     assert h.engine.quotes["q1"].no_bid_micros == 480_000
+
+
+def test_an_execution_after_a_confirm_that_looked_refused_is_booked() -> None:
+    h = Harness()
+    h.ready()
+    h.quote()
+    h.accept("q1", Side.YES)
+    # The retried confirm answered 4xx although the first attempt landed.
+    h.send(E.ConfirmFailed("r1", "q1", "invalid_parameters", "already confirmed", h.now))
+    assert h.engine.ledger.provisional_centi(T) == 0
+    out = h.send(E.QuoteExecuted("q1", "r1", T, "o1", h.now))
+    assert ("executed", "after_confirm_failed") in decisions(out)
+    assert h.engine.quotes["q1"].state.value == "executed"
+    assert h.engine.ledger.provisional_centi(T) == 10_000  # counted again until its fills
+    h.send(_fill(0, True, h.now))
+    assert h.engine.ledger.provisional_centi(T) == 0
+    assert h.engine.ledger.position_centi(T) == 10_000

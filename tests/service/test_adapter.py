@@ -108,6 +108,30 @@ async def test_submit_confirm_against_sim(world: SimWorld) -> None:
     assert world.ex.get_quote(quote_id).status == QuoteStatus.CONFIRMED
 
 
+async def test_a_refused_retry_of_a_confirm_that_landed_counts_as_confirmed(
+        world: SimWorld) -> None:
+    execution = KalshiExecution(world.maker)
+    rfq_id = await world.rfq()
+    quote_id = await execution.submit_quote(rfq_id, 480_000, 470_000, rest_remainder=False,
+                                            post_only=False, subaccount=None)
+    await world.requester.accept_quote(rfq_id, quote_id, Side.NO)
+    # The first attempt landed but its response was lost; the retry is refused (4xx).
+    world.ex.confirm_quote("maker", quote_id, rfq_id)
+    with pytest.raises(ExchangeRejectedError):
+        await world.maker.confirm_quote(rfq_id, quote_id)
+    await execution.confirm_quote(rfq_id, quote_id)  # read back: it is confirmed
+    assert world.ex.get_quote(quote_id).status == QuoteStatus.CONFIRMED
+
+
+async def test_a_refused_confirm_of_a_quote_not_confirmed_still_fails(world: SimWorld) -> None:
+    execution = KalshiExecution(world.maker)
+    rfq_id = await world.rfq()
+    quote_id = await execution.submit_quote(rfq_id, 480_000, 470_000, rest_remainder=False,
+                                            post_only=False, subaccount=None)
+    with pytest.raises(ExchangeRejectedError):  # never accepted: nothing to confirm
+        await execution.confirm_quote(rfq_id, quote_id)
+
+
 async def test_cancel_open_then_accepted_is_404(world: SimWorld) -> None:
     execution = KalshiExecution(world.maker)
     rfq_id = await world.rfq()
