@@ -282,6 +282,9 @@ class LifecycleParams(_Strict):
     confirm_window_ms: Ms = 30_000
     # HVM (all combos): 3 s to confirm; we design for 1 s (kalshi-api.md §0, §6).
     hvm_confirm_window_ms: Ms = 3_000
+    # Market tickers (fnmatch globs, case-insensitive) the operator knows are HVM: no documented
+    # field marks a single market HVM, so its shorter window is opt-in ("*" for every market).
+    hvm_markets: tuple[StrictStr, ...] = ()
     confirm_safety_margin_ms: Ms = 200
     cancel_before_close_ms: Ms = 60_000
     # Opt-in age limit for a book that has not changed. Off by default: a quiet book is not a
@@ -289,6 +292,18 @@ class LifecycleParams(_Strict):
     # cannot know it is current (no snapshot yet, a sequence gap, a lost connection).
     book_stale_after_ms: Ms | None = None
     pending_rfq_timeout_ms: Ms = 2_000
+
+    _hvm_re: re.Pattern[str] | None = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Precompile the HVM patterns once (read at every accept)."""
+        self._hvm_re = _compile(self.hvm_markets, ignore_case=True) if self.hvm_markets else None
+
+    def declared_hvm(self, market_ticker: str) -> bool:
+        """True when ``hvm_markets`` names the market (``"*"`` names every one)."""
+        if not self.hvm_markets:
+            return False
+        return self._hvm_re is None or self._hvm_re.fullmatch(market_ticker) is not None
 
     @model_validator(mode="after")
     def _windows(self) -> Self:

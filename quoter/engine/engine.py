@@ -223,7 +223,7 @@ class Engine:
         r.rfq_load.clear()
         r.prov_load.clear()
         for t, event, series in ledger.registered():
-            r.book.set_meta(t, event, series)
+            r.book.set_meta(t, event, series, event in r.exclusive_events)
         for t in ledger.tickers():
             totals.on_position_changed(t)
         for q in r.quotes.values():

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from quoter.domain.money import CENTI_PER_CONTRACT, MAX_PRICE_MICROS, notional_micros
+from quoter.engine.outcomes import exclusive_event_centi
 
 __all__ = ["ExposureBook", "MarketTotals", "market_loss_micros"]
 
@@ -95,6 +96,10 @@ class ExposureBook:
         self._event_worst: dict[str, int] = {}
         self._series_worst: dict[str, int] = {}
         self.total_worst_centi = 0
+        # Markets by event, and the events whose markets are mutually exclusive (measured per
+        # outcome, ``exclusive_event_centi``; an event's structure does not change).
+        self._event_markets: dict[str, dict[str, None]] = {}
+        self._exclusive: set[str] = set()
         # Markets with at least one live quote (for the breach pre-check), insertion ordered.
         self._quoted: dict[str, None] = {}
         self.total_gross_centi = 0
@@ -132,6 +137,40 @@ class ExposureBook:
     def series_worst_centi(self, series_ticker: str) -> int:
         """Sum of the worst-case gross over a series' markets."""
         return self._series_worst.get(series_ticker, 0)
+
+    def is_exclusive(self, event_ticker: str) -> bool:
+        """True when the event's markets are known to be mutually exclusive."""
+        return event_ticker in self._exclusive
+
+    def event_centi_with(
+        self, ticker: str, up_centi: int, down_centi: int, *, quotes: bool = True
+    ) -> int:
+        """The event contract measure of ``ticker``'s event with ``ticker`` moved up to
+        ``+up_centi`` (YES hits) and down to ``+down_centi`` (NO hits, so usually <= 0).
+
+        With ``quotes`` every live quote is hit too (the worst case), else only committed
+        sizes count. Summed per market for an ordinary event (O(1) from the totals), per
+        outcome for a mutually exclusive one (O(markets in the event)).
+        """
+        m = self.market(ticker)
+        event = m.event_ticker
+        if event not in self._exclusive:
+            if quotes:
+                worst = m.worst_gross_with(up_centi, -down_centi)
+                return self.event_worst_centi(event) + worst - m.worst_gross_centi
+            c = m.committed_centi
+            gross = max(abs(c + up_centi), abs(c + down_centi))
+            return self.event_gross_centi(event) + gross - m.gross_centi
+
+        def point(t: MarketTotals) -> tuple[int, int]:
+            c = t.committed_centi
+            hi, lo = (c + t.quote_yes_centi, c - t.quote_no_centi) if quotes else (c, c)
+            return (hi + up_centi, lo + down_centi) if t.ticker == ticker else (hi, lo)
+
+        points = [point(self._markets[t]) for t in self._event_markets.get(event, {})]
+        if ticker not in self._markets:
+            points.append(point(m))
+        return exclusive_event_centi(points)
 
     def quoted_markets(self) -> list[MarketTotals]:
         """Markets with at least one live quote."""
@@ -178,11 +217,18 @@ class ExposureBook:
         else:
             self._quoted.pop(m.ticker, None)
 
-    def set_meta(self, ticker: str, event_ticker: str, series_ticker: str) -> None:
-        """Record which event and series a market belongs to."""
+    def set_meta(
+        self, ticker: str, event_ticker: str, series_ticker: str, exclusive: bool = False
+    ) -> None:
+        """Record which event and series a market belongs to (and that the event's markets
+        are mutually exclusive, once known: a later call without the flag keeps it)."""
         m = self._get(ticker)
         self._unlink(m)
+        self._event_markets.get(m.event_ticker, {}).pop(ticker, None)
         m.event_ticker, m.series_ticker = event_ticker, series_ticker
+        self._event_markets.setdefault(event_ticker, {})[ticker] = None
+        if exclusive and event_ticker:
+            self._exclusive.add(event_ticker)
         self._link(m)
 
     def set_position(self, ticker: str, position_centi: int, cost_micros: int) -> None:

@@ -114,7 +114,9 @@ class LastLook:
         """The last engine time a confirm of ``ev`` may leave: its window, less the margin."""
         lc = self.r.ctx[rec.rfq_id].lifecycle
         market = self.r.md.markets[rec.market_ticker]
-        hvm = market.is_hvm or market.is_combo  # every combo is HVM (kalshi-api.md §6)
+        # Every combo is HVM (kalshi-api.md §6); a single market when its metadata says so or
+        # the operator declared it (no documented field marks one).
+        hvm = market.is_hvm or market.is_combo or lc.declared_hvm(market.ticker)
         window_ms = lc.hvm_confirm_window_ms if hvm else lc.confirm_window_ms
         return ev.ts_recv_ns + (window_ms - lc.confirm_safety_margin_ms) * MS
 

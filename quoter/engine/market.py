@@ -52,7 +52,10 @@ class Market:
         m = ev.market
         self.r.md.markets[m.ticker] = m
         self.r.ledger.register_market(m.ticker, m.event_ticker, m.series_ticker)
-        self.r.book.set_meta(m.ticker, m.event_ticker, m.series_ticker)
+        if m.mutually_exclusive and m.event_ticker:
+            self.r.exclusive_events.add(m.event_ticker)
+        self.r.book.set_meta(m.ticker, m.event_ticker, m.series_ticker,
+                             m.event_ticker in self.r.exclusive_events)
         self.r.fetching.pop(m.ticker, None)
         self.intake.try_pending((m.ticker,), now, out)
 

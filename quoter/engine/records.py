@@ -86,6 +86,8 @@ class Records:
         self.by_book: dict[str, dict[str, None]] = {}
         self.books_of: dict[str, tuple[str, ...]] = {}
         self.orders: dict[str, str] = {}
+        #: Events whose markets are mutually exclusive (their contract limit is per outcome).
+        self.exclusive_events: set[str] = set()
         #: Collateral: the last reported cash balance (None until one arrives), what our fills
         #: have spent since that report, and whether the exchange refused a quote for want of
         #: cash since then (quoting pauses until the next report).

@@ -2,7 +2,9 @@
 
 Contracts. A market's exposure is ``|position + provisional|`` (signed hundredths; provisional
 is what we confirmed and have not yet seen filled). Event, series and total exposure are the
-sums of the markets' absolute exposures (gross: different markets do not net). Quoting is
+sums of the markets' absolute exposures (gross: different markets do not net), except for an
+event whose markets are mutually exclusive (at most one resolves YES), which is measured per
+outcome: see :func:`exclusive_event_centi`. Quoting is
 checked against the worst case of *every* open quote: a market's worst-case gross is
 ``max(|c + Y|, |c - N|)`` with ``c`` its exposure and ``Y`` / ``N`` the sizes of the live
 quotes whose YES / NO side could be hit (a 0 bid cannot be), i.e. all of them hit at once in
@@ -41,6 +43,7 @@ from typing import Protocol
 from quoter.domain.money import CENTI_PER_CONTRACT, MAX_PRICE_MICROS, notional_micros
 from quoter.domain.types import Side
 from quoter.engine.exposure import ExposureBook
+from quoter.engine.outcomes import exclusive_event_centi
 
 __all__ = [
     "Limits",
@@ -48,6 +51,7 @@ __all__ = [
     "QuoteExposure",
     "RiskManager",
     "Trade",
+    "exclusive_event_centi",
     "worst_case_loss_micros",
 ]
 
@@ -136,6 +140,8 @@ class MarketExposure:
     cost_micros: int = 0
     provisional: list[Trade] = field(default_factory=list)
     quotes: list[QuoteExposure] = field(default_factory=list)
+    #: The event's markets are mutually exclusive (measured per outcome, not summed).
+    exclusive: bool = False
 
     @property
     def committed_centi(self) -> int:
@@ -235,11 +241,13 @@ class RiskManager:
         """Check contract limits with ``add_centi`` more on ``ticker`` (signed or either side)."""
         target = exposures[ticker]
 
-        def gross(e: MarketExposure) -> int:
+        def gross(e: MarketExposure) -> tuple[int, int]:
             base = e.committed_centi
             if e.ticker != ticker:
-                return abs(base)
-            return abs(base + add_centi) if signed else abs(base) + abs(add_centi)
+                return base, base
+            if signed:
+                return base + add_centi, base + add_centi
+            return base + abs(add_centi), base - abs(add_centi)
 
         return self._scope_limits(exposures, target, gross)
 
@@ -265,26 +273,34 @@ class RiskManager:
         """Contract limits against the worst case of every open quote plus ``quote``."""
         target = exposures[ticker]
 
-        def worst(e: MarketExposure) -> int:
+        def worst(e: MarketExposure) -> tuple[int, int]:
             quotes = [*e.quotes, quote] if e.ticker == ticker else e.quotes
             c = e.committed_centi
             y = sum(q.size_centi for q in quotes if q.yes_bid_micros > 0)
             n = sum(q.size_centi for q in quotes if q.no_bid_micros > 0)
-            return max(abs(c + y), abs(c - n))
+            return c + y, c - n
 
         return self._scope_limits(exposures, target, worst)
 
     def _scope_limits(
         self, exposures: Mapping[str, MarketExposure], target: MarketExposure,
-        measure: Callable[[MarketExposure], int],
+        measure: Callable[[MarketExposure], tuple[int, int]],
     ) -> str | None:
-        """The contract limits with ``measure`` of each market summed by scope."""
+        """The contract limits with each market's ``(high, low)`` signed size: its worst
+        ``max(|high|, |low|)`` summed by scope, or an exclusive event per outcome."""
         values = [(e, measure(e)) for e in exposures.values()]
+        same_event = [(e, v) for e, v in values if e.event_ticker == target.event_ticker]
+        if target.exclusive:
+            event = exclusive_event_centi(v for _, v in same_event)
+        else:
+            event = sum(max(abs(h), abs(lo)) for _, (h, lo) in same_event)
+        here = measure(target)
         return self._over_scope(
-            measure(target),
-            sum(v for e, v in values if e.event_ticker == target.event_ticker),
-            sum(v for e, v in values if e.series_ticker == target.series_ticker),
-            sum(v for _, v in values),
+            max(abs(here[0]), abs(here[1])),
+            event,
+            sum(max(abs(h), abs(lo)) for e, (h, lo) in values
+                if e.series_ticker == target.series_ticker),
+            sum(max(abs(h), abs(lo)) for _, (h, lo) in values),
         )
 
     def _over_scope(self, market: int, event: int, series: int, total: int) -> str | None:
@@ -339,7 +355,7 @@ class RiskManager:
         exp = exposures[ticker]
         with_trade = MarketExposure(
             exp.ticker, exp.event_ticker, exp.series_ticker, exp.position_centi,
-            exp.cost_micros, [*exp.provisional, trade], exp.quotes,
+            exp.cost_micros, [*exp.provisional, trade], exp.quotes, exp.exclusive,
         )
         return self._loss({**exposures, ticker: with_trade}, ticker, None)
 
@@ -367,7 +383,8 @@ class RiskManager:
         base = abs(m.committed_centi)
         gross = abs(m.committed_centi + add_centi) if signed else base + abs(add_centi)
         delta = gross - base
-        return self._over_scope(gross, book.event_gross_centi(m.event_ticker) + delta,
+        up, down = (add_centi, add_centi) if signed else (abs(add_centi), -abs(add_centi))
+        return self._over_scope(gross, book.event_centi_with(ticker, up, down, quotes=False),
                                 book.series_gross_centi(m.series_ticker) + delta,
                                 book.total_gross_centi + delta)
 
@@ -377,12 +394,11 @@ class RiskManager:
         """``_quote_contracts`` on the book's totals (``less``: the replaced quotes' sizes)."""
         m = book.market(ticker)
         size = quote.size_centi
-        worst = m.worst_gross_with(
-            (size if quote.yes_bid_micros > 0 else 0) - less[0],
-            (size if quote.no_bid_micros > 0 else 0) - less[1],
-        )
+        add_yes = (size if quote.yes_bid_micros > 0 else 0) - less[0]
+        add_no = (size if quote.no_bid_micros > 0 else 0) - less[1]
+        worst = m.worst_gross_with(add_yes, add_no)
         delta = worst - m.worst_gross_centi
-        return self._over_scope(worst, book.event_worst_centi(m.event_ticker) + delta,
+        return self._over_scope(worst, book.event_centi_with(ticker, add_yes, -add_no),
                                 book.series_worst_centi(m.series_ticker) + delta,
                                 book.total_worst_centi + delta)
 

@@ -47,9 +47,10 @@ class Totals:
         def get(t: str) -> MarketExposure:
             e = exp.get(t)
             if e is None:
-                pos = ledger.market(t)
+                pos, event = ledger.market(t), ledger.event_of(t)
                 e = exp[t] = MarketExposure(
-                    t, ledger.event_of(t), ledger.series_of(t), pos.position_centi, pos.cost_micros
+                    t, event, ledger.series_of(t), pos.position_centi, pos.cost_micros,
+                    exclusive=event in self.r.exclusive_events,
                 )
             return e
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import pytest
 from engine_fixtures import (
     BOOK_MID,
     MS,
@@ -317,6 +318,21 @@ def test_hvm_market_uses_the_short_window() -> None:
     h.quote()
     (conf,) = of(h.accept(), C.ConfirmQuote)
     assert conf.deadline_ns == h.now + (3_000 - 200) * MS
+
+
+@pytest.mark.parametrize(("declared", "window_ms"), [
+    ("[KXTEST-26JAN01-*]", 3_000), ('["*"]', 3_000), ("[KXOTHER*]", 30_000), ("[]", 30_000),
+])
+def test_a_market_the_operator_declares_hvm_uses_the_short_window(
+    declared: str, window_ms: int
+) -> None:
+    # No documented field marks a single market HVM: ``lifecycle.hvm_markets`` does.
+    h = Harness(config(lifecycle=f"{{hvm_markets: {declared}}}"))
+    h.ready()
+    h.quote()
+    ts = h.now
+    (conf,) = of(h.accept(ts_ns=ts), C.ConfirmQuote)
+    assert conf.deadline_ns == ts + (window_ms - 200) * MS
 
 
 def test_accept_past_the_deadline_is_never_confirmed() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from engine_fixtures import BOOK_MID, T2, Harness, T, config, of
+from dataclasses import replace
+
+from engine_fixtures import BOOK_MID, T2, Harness, T, config, market, of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +15,7 @@ from quoter.domain.types import BookSide, Side
 from quoter.engine.engine import Engine
 from quoter.engine.exposure import ExposureBook
 from quoter.engine.lifecycle import LIVE_QUOTE_STATES, QuoteState, RfqState
+from quoter.engine.outcomes import exclusive_event_centi
 from quoter.engine.positions import PositionLedger
 from quoter.engine.risk import MarketExposure, QuoteExposure, Trade, worst_case_loss_micros
 from quoter.engine.totals import RISK_LIVE
@@ -78,6 +81,20 @@ def assert_book_matches(eng: Engine) -> None:
     for se in {e.series_ticker for e in exps.values()}:
         assert book.series_worst_centi(se) == sum(
             worst(e) for e in exps.values() if e.series_ticker == se)
+    # The event measure the limits use: per outcome for an exclusive event, else the sum.
+    for t, e in exps.items():
+        same = [x for x in exps.values() if x.event_ticker == e.event_ticker]
+        y = {x.ticker: sum(q.size_centi for q in x.quotes if q.yes_bid_micros > 0) for x in same}
+        n = {x.ticker: sum(q.size_centi for q in x.quotes if q.no_bid_micros > 0) for x in same}
+        if e.exclusive:
+            held = exclusive_event_centi((x.committed_centi,) * 2 for x in same)
+            hit = exclusive_event_centi(
+                (x.committed_centi + y[x.ticker], x.committed_centi - n[x.ticker]) for x in same)
+        else:
+            held = sum(abs(x.committed_centi) for x in same)
+            hit = sum(worst(x) for x in same)
+        assert book.event_centi_with(t, 0, 0, quotes=False) == held, t
+        assert book.event_centi_with(t, 0, 0) == hit, t
 
 
 def assert_same_decisions(eng: Engine, size: int, yes: int, no: int) -> None:
@@ -201,13 +218,14 @@ def _run(h: Harness, ops: list[tuple[object, ...]], probe: tuple[int, int, int])
         assert_same_decisions(h.engine, *probe)
 
 
-def _harness(pricer: str) -> Harness:
+def _harness(pricer: str, exclusive: bool = False) -> Harness:
+    """T and T2 share an event (its markets mutually exclusive if ``exclusive``); T3 not."""
     h = Harness(config(
         pricer=pricer, risk=TIGHT, match="{series: [KXTEST, KXOTHER]}",
         lifecycle="{min_replace_interval_ms: 0}",
     ))
-    h.ready(T)
-    h.ready(T2)
+    h.ready(T, replace(market(T), mutually_exclusive=exclusive))
+    h.ready(T2, replace(market(T2), mutually_exclusive=exclusive))
     h.ready(T3)
     return h
 
@@ -218,13 +236,14 @@ def _harness(pricer: str) -> Harness:
     probe=st.tuples(st.integers(1, 9000), st.integers(0, 99).map(lambda c: c * 10_000),
                     st.integers(0, 99).map(lambda c: c * 10_000)),
     mid=st.booleans(),
+    exclusive=st.booleans(),
 )
 def test_running_totals_equal_full_recompute(
-    ops: list[tuple[object, ...]], probe: tuple[int, int, int], mid: bool
+    ops: list[tuple[object, ...]], probe: tuple[int, int, int], mid: bool, exclusive: bool
 ) -> None:
     h = _harness(BOOK_MID if mid else
                  'fixed, params: {edge_dollars: "0.02", fair_yes_dollars: '
-                 f'{{{T}: "0.50", {T2}: "0.30", {T3}: "0.70"}}}}')
+                 f'{{{T}: "0.50", {T2}: "0.30", {T3}: "0.70"}}}}', exclusive)
     _run(h, ops, probe)
 
 
