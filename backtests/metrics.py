@@ -113,6 +113,8 @@ class Metrics:
     #: and at the end, for the report's plot.
     pnl_curve: list[tuple[int, int, int]] = field(default_factory=list)
     _strategy_of_rfq: dict[str, str] = field(default_factory=dict)
+    #: Per RFQ, the quotes sent and not yet answered (placed or rejected), oldest first.
+    _sent: dict[str, list[cmd.SubmitQuote]] = field(default_factory=dict)
     _rfq_of_quote: dict[str, str] = field(default_factory=dict)
     _quote_of_order: dict[str, str] = field(default_factory=dict)
     _positions: dict[str, _Position] = field(default_factory=dict)
@@ -133,6 +135,7 @@ class Metrics:
         """A quote left for the exchange."""
         self.quotes_sent += 1
         self._strategy_of_rfq[command.rfq_id] = command.strategy
+        self._sent.setdefault(command.rfq_id, []).append(command)
 
     def observe(self, event: ev.Event, now_ns: int, loop: BacktestLoop) -> None:
         """Follow what the engine sees."""
@@ -144,8 +147,10 @@ class Metrics:
                 self._rfq_of_quote[quote_id] = rfq_id
                 self._quoted_by_strategy[self._strategy_of_rfq.get(rfq_id, "")] += 1
                 self._edge(loop, rfq_id, quote_id)
-            case ev.QuoteRejected():
+            case ev.QuoteRejected(rfq_id=rfq_id):
                 self.quotes_rejected += 1
+                if self._sent.get(rfq_id):
+                    self._sent[rfq_id].pop(0)
             case ev.QuoteAccepted(quote_id=quote_id):
                 self.accepts += 1
                 rfq_id = self._rfq_of_quote.get(quote_id, "")
@@ -175,13 +180,12 @@ class Metrics:
                 pass
 
     def _edge(self, loop: BacktestLoop, rfq_id: str, quote_id: str) -> None:
-        venue = loop.venue
-        if venue is None:
+        # The prices are the quote we sent (the exchange places them as sent), not the venue's
+        # copy: a recorded-answers run places recorded quotes the venue never sees.
+        sent = self._sent.get(rfq_id)
+        if not sent:
             return
-        try:
-            q = venue.exchange.get_quote(quote_id)
-        except Exception:  # a quote the venue does not know (e.g. the world's replay)
-            return
+        q = sent.pop(0)
         book = loop.mirror.get(q.market_ticker)
         mid = book.mid_micros() if book is not None else None
         if mid is None:

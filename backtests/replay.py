@@ -129,11 +129,11 @@ class EngineInput:
 class _Configs:
     """The configs a recording names, parsed lazily from their recorded text."""
 
-    def __init__(self, given: QuoterConfig | None) -> None:
+    def __init__(self, given: QuoterConfig | None, known: Iterable[QuoterConfig] = ()) -> None:
         self._parsed: dict[str, QuoterConfig] = {}
         self._texts: dict[str, tuple[str, str | None]] = {}
-        if given is not None:
-            self._parsed[config_hash(given)] = given
+        for cfg in (*known, *([given] if given is not None else [])):
+            self._parsed[config_hash(cfg)] = cfg
 
     def add_text(self, payload: Mapping[str, Any]) -> None:
         self._texts[str(payload["config_hash"])] = (str(payload["text"]), payload.get("path"))
@@ -165,17 +165,19 @@ def iter_engine_inputs(
     *,
     config: QuoterConfig | None = None,
     decode: Decoder | None = None,
+    known: Iterable[QuoterConfig] = (),
 ) -> Iterator[EngineStart | EngineInput]:
     """Yield each run's start and then its engine inputs, in the order the engine ran them.
 
     ``config`` replaces the recorded initial config (a what-if replay); by default the
-    recorded config text is used. Frames are decoded with ``decode`` (the production decoder
+    recorded config text is used, or one of the ``known`` configs with the recorded hash (a
+    recording without config text). Frames are decoded with ``decode`` (the production decoder
     :func:`quoter.kalshi.decode.decode` by default).
     """
     if decode is None:
         decode = production_decode
     pending: EngineInput | None = None  # held until we know whether a ``perf`` line follows
-    for item in _inputs(paths, config, decode):
+    for item in _inputs(paths, config, decode, known):
         if isinstance(item, tuple):
             if pending is not None:
                 pending = replace(pending, perf_readings=item)
@@ -192,9 +194,10 @@ def iter_engine_inputs(
 
 
 def _inputs(
-    paths: Iterable[Path | str], config: QuoterConfig | None, decode: Decoder
+    paths: Iterable[Path | str], config: QuoterConfig | None, decode: Decoder,
+    known: Iterable[QuoterConfig] = (),
 ) -> Iterator[EngineStart | EngineInput | tuple[int, ...]]:
-    configs = _Configs(config)
+    configs = _Configs(config, known)
     frames: OrderedDict[int, InLine] = OrderedDict()
     decoded: tuple[int, list[ev.Event]] | None = None
     started = False

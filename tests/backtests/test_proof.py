@@ -1,8 +1,10 @@
-"""The proof on the simulator: a recorded world run, backtested, reproduces the live run; a
-counterfactual with a wider edge fills less, as the auction model predicts."""
+"""The proof on the simulator: a recorded world run, backtested with the same config and the
+recorded answers, reproduces the live run exactly; a counterfactual with a wider edge fills
+less, as the auction model predicts."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from backtests.engine import BacktestLoop, run_backtest
 from backtests.models import BookAuction, LatencyModel, RecordedAuction
 from backtests.world import run_world
 from quoter.config import load_config, parse_config
+from quoter.domain import commands as cmd
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "config" / "demo.yaml"
@@ -21,7 +24,8 @@ SECONDS = 120.0
 def live(tmp_path_factory: pytest.TempPathFactory) -> tuple[BacktestLoop, Path]:
     rec = tmp_path_factory.mktemp("world") / "world.jsonl.gz"
     loop = run_world(load_config(DEMO), seed=3, seconds=SECONDS, record=rec,
-                     latency=LatencyModel(seed=1))
+                     latency=LatencyModel(seed=1), config_text=DEMO.read_text(),
+                     config_path=str(DEMO))
     return loop, rec
 
 
@@ -32,19 +36,47 @@ def _backtest(rec: Path, text: str | None = None, *, fallback: bool = False) -> 
     return run_backtest([rec], cfg, auction=auction, latency=LatencyModel(seed=1))
 
 
+def _wire(commands: list[cmd.Command]) -> list[cmd.Command]:
+    return [c for c in commands if isinstance(c, cmd.SubmitQuote | cmd.ConfirmQuote
+                                              | cmd.CancelQuote)]
+
+
 def test_the_backtest_reproduces_the_live_run(live: tuple[BacktestLoop, Path]) -> None:
+    """Parity: the same config and ``recorded`` answers give the live run's every command,
+    fill and micro-dollar."""
     loop, rec = live
     actual = loop.metrics.summary
     assert actual["fills"] > 20  # the world traded with us: there is something to reproduce
-    predicted = _backtest(rec).metrics.summary
-    assert predicted["rfqs_seen"] == actual["rfqs_seen"]
-    assert predicted["decisions"]["confirmed"] == actual["decisions"]["confirmed"]
-    # Fills and accepts within 10 %: the rest is what the world did that a recording cannot
-    # show (requester profiles fed by others' flow, maker orders trading with the LP first).
-    assert abs(predicted["fills"] - actual["fills"]) <= actual["fills"] // 10
-    assert abs(predicted["accepts"] - actual["accepts"]) <= actual["accepts"] // 10
-    assert abs(predicted["contracts_centi"] - actual["contracts_centi"]) <= (
-        actual["contracts_centi"] // 10)
+    bt = _backtest(rec)
+    kinds = Counter(type(c).__name__ for c in _wire(loop.commands))
+    assert kinds["SubmitQuote"] > 100
+    assert kinds["ConfirmQuote"] > 20
+    assert kinds["CancelQuote"] > 5
+    # Byte-equal: quote ids (the recorded answers give the engine the recorded ids), prices,
+    # deadlines, reasons, timers and decisions, in order.
+    assert _wire(bt.commands) == _wire(loop.commands)
+    assert bt.commands == loop.commands
+    predicted = bt.metrics.summary
+    assert {k: v for k, v in predicted.items() if k != "auction"} == {
+        k: v for k, v in actual.items() if k != "auction"}
+    assert predicted["pnl_realized_micros"] == actual["pnl_realized_micros"]
+    assert predicted["pnl_marked_micros"] == actual["pnl_marked_micros"]
+    assert bt.engine.ledger.snapshot() == loop.engine.ledger.snapshot()
+    # Nothing left the recording: every step was the recorded one.
+    assert bt.answers is not None
+    assert bt.answers.divergences == []
+    assert bt.answers.steps_modelled == 0
+    assert bt.answers.steps_dropped == 0
+
+
+def test_the_parity_check_is_sensitive(live: tuple[BacktestLoop, Path]) -> None:
+    """Without the recorded answers (frames at their receive times, the modelled exchange
+    answering everything) the same config does not reproduce the run: the parity above is the
+    recorded answers' doing, not a property of any backtest."""
+    loop, rec = live
+    modelled = run_backtest([rec], load_config(DEMO), auction=RecordedAuction(),
+                            latency=LatencyModel(seed=1), answers="model")
+    assert _wire(modelled.commands) != _wire(loop.commands)
 
 
 def test_a_wider_edge_fills_less(live: tuple[BacktestLoop, Path]) -> None:
