@@ -212,7 +212,7 @@ class ModelledVenue:
         markets: Mapping[str, MarketInfo], books: Mapping[str, list[ev.BookSnapshotReceived]],
         recorded_quotes: Mapping[str, list[RecordedQuote]], mirror: Mapping[str, OrderBook],
         deliver: Callable[[bytes], None], at: Callable[[int, Callable[[], None]], None],
-        seed: int = 0,
+        seed: int = 0, fair_of: Callable[[str], int | None] | None = None,
     ) -> None:
         self.exchange = SimExchange(clock, ExchangeConfig(check_balance=False, id_seed=seed,
                                                           max_open_rfqs=10**9))
@@ -225,6 +225,7 @@ class ModelledVenue:
         self._mirror = mirror
         self._deliver = deliver
         self._at = at
+        self._fair_of = fair_of
         self._frames = FrameRenderer()
         self._to_sim: dict[str, str] = {}
         self._to_rec: dict[str, str] = {}
@@ -333,7 +334,8 @@ class ModelledVenue:
             rec_id, q.market_ticker, q.yes_bid_micros, q.no_bid_micros, now,
             book.mid_micros() if book is not None else None,
             best_yes[0] if best_yes else None, best_no[0] if best_no else None,
-            _matching(self._recorded.get(rec_id, ()), q.yes_bid_micros, q.no_bid_micros))
+            _matching(self._recorded.get(rec_id, ()), q.yes_bid_micros, q.no_bid_micros),
+            self._fair_of(rec_id) if self._fair_of is not None else None)
         decision = self.auction.decide(ctx)
         if decision is None:
             return

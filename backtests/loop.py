@@ -91,6 +91,8 @@ class BacktestLoop:
         self._agenda: list[tuple[int, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._pricing = InlinePricing()
+        #: Our fair of YES in the last quote sent per RFQ (auction models may read it).
+        self.fair_of_rfq: dict[str, int | None] = {}
         #: A recorded-answers run's threads (``backtests.tape.RecordedAnswers``), if any.
         self.answers: Any = None
 
@@ -278,6 +280,7 @@ class BacktestLoop:
         assert venue is not None
         if count:
             self.metrics.submitted(command, now)
+        self.fair_of_rfq[command.rfq_id] = command.fair_yes_micros
         self._round_trip(
             "submit", now,
             lambda: venue.submit(command.rfq_id, command.yes_bid_micros, command.no_bid_micros,

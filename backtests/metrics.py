@@ -20,12 +20,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from backtests.models import SideSample, side_samples
 from quoter.clock import VirtualClock
 from quoter.domain import commands as cmd
 from quoter.domain import events as ev
 from quoter.domain.book import OrderBook
 from quoter.domain.money import CENTI_PER_CONTRACT, MAX_PRICE_MICROS
-from quoter.domain.types import BookSide
+from quoter.domain.types import BookSide, Side
 from quoter.sim.exchange import SimExchange
 
 
@@ -121,8 +122,12 @@ class Metrics:
     _quoted_by_strategy: Counter[str] = field(default_factory=Counter)
     _accepted_by_strategy: Counter[str] = field(default_factory=Counter)
     #: Our quotes and whether they were accepted: (our edge over the mid, accepted), for
-    #: calibrating an auction model on a run.
+    #: the report's win rate against edge.
     quote_edges: dict[str, tuple[int, bool]] = field(default_factory=dict)
+    #: Our quotes as placed, for calibrating an auction model on a run: (mid, YES bid, NO
+    #: bid, the book's best YES bid, best NO bid, the side taken or None, our fair of YES).
+    quotes_seen: dict[str, tuple[int | None, int, int, int | None, int | None, Side | None,
+                                 int | None]] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
 
     def decision(self, command: cmd.RecordDecision, now_ns: int) -> None:
@@ -157,6 +162,10 @@ class Metrics:
                 self._accepted_by_strategy[self._strategy_of_rfq.get(rfq_id, "")] += 1
                 if quote_id in self.quote_edges:
                     self.quote_edges[quote_id] = (self.quote_edges[quote_id][0], True)
+                if quote_id in self.quotes_seen and event.accepted_side is not None:
+                    mid, yes, no, best_yes, best_no, _, fair = self.quotes_seen[quote_id]
+                    self.quotes_seen[quote_id] = (mid, yes, no, best_yes, best_no,
+                                                  event.accepted_side, fair)
             case ev.QuoteConfirmed():
                 self.confirms += 1
             case ev.ConfirmFailed():
@@ -189,6 +198,8 @@ class Metrics:
         book = loop.mirror.get(q.market_ticker)
         mid = book.mid_micros() if book is not None else None
         if mid is None:
+            self.quotes_seen[quote_id] = (None, q.yes_bid_micros, q.no_bid_micros, None, None,
+                                          None, q.fair_yes_micros)
             return
         # Our edge: the smaller of what each side of our quote keeps below/above the mid.
         edges = []
@@ -198,6 +209,17 @@ class Metrics:
             edges.append((MAX_PRICE_MICROS - mid) - q.no_bid_micros)
         if edges:
             self.quote_edges[quote_id] = (min(edges), False)
+        assert book is not None  # a mid was read from it
+        best_yes, best_no = book.best_yes_bid(), book.best_no_bid()
+        self.quotes_seen[quote_id] = (mid, q.yes_bid_micros, q.no_bid_micros,
+                                      best_yes[0] if best_yes else None,
+                                      best_no[0] if best_no else None, None,
+                                      q.fair_yes_micros)
+
+    def side_samples(self) -> list[SideSample]:
+        """Every side of every quote seen, for :func:`backtests.models.fit_calibrated`."""
+        return [s for quote_id in sorted(self.quotes_seen)
+                for s in side_samples(*self.quotes_seen[quote_id])]
 
     def _fill(self, fill: ev.FillReceived, now_ns: int, loop: BacktestLoop) -> None:
         bought_yes = fill.book_side is BookSide.BID

@@ -254,6 +254,7 @@ class RecordedAnswers:
                 # Released as the live driver would; a refusal's QuoteRejected is recorded.
                 if kernel.release_submit(action, now).event is None:
                     metrics.submitted(action, now)
+                    self.loop.fair_of_rfq[action.rfq_id] = action.fair_yes_micros
                     self.inflight.setdefault(owner, []).append(action)
             case cmd.ConfirmQuote():
                 if kernel.release_confirm(action, now).send:  # claims it in the journal
@@ -402,7 +403,8 @@ def run_recorded(
                         wall_offset_ns=pre.wall_offset_ns)
     loop.venue = ModelledVenue(loop.clock, auction, markets=pre.markets, books=pre.books,
                                recorded_quotes=pre.quotes, mirror=loop.mirror,
-                               deliver=loop.deliver, at=loop.at, seed=seed)
+                               deliver=loop.deliver, at=loop.at, seed=seed,
+                               fair_of=loop.fair_of_rfq.get)
     loop.metrics.auction = auction.name
     answers = RecordedAnswers(loop, order_rfq=dict(pre.order_rfq))
     loop.answers = answers
