@@ -124,6 +124,8 @@ class EngineInput:
     in_seq: int | None
     #: The pricer clock readings the live engine took during this step, in order.
     perf_readings: tuple[int, ...] = ()
+    #: Which of its frame's decoded events this is (None: not from a frame).
+    index: int | None = None
 
 
 class _Configs:
@@ -252,7 +254,7 @@ def _inputs(
                 raise ReplayError(
                     f"frame #{n} decodes to {len(events)} events, the step wants #{index}"
                 )
-            yield EngineInput(events[index], now_ns, n)
+            yield EngineInput(events[index], now_ns, n, index=index)
 
 
 # --- re-running the engine -------------------------------------------------------------------

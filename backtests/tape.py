@@ -131,7 +131,6 @@ class RecordedAnswers:
     steps_modelled: int = 0
     #: (now_ns, thread) of every divergence, in order.
     divergences: list[tuple[int, Thread]] = field(default_factory=list)
-    _frames: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.loop.carry = self._carry_modelled
@@ -200,6 +199,12 @@ class RecordedAnswers:
             case _:
                 return None
 
+    def _learn(self, actions: Iterable[Action]) -> None:
+        """The market of every RFQ we act on (a diverging RFQ diverges its market's positions)."""
+        for action in actions:
+            if isinstance(action, cmd.SubmitQuote | cmd.RecordDecision) and action.rfq_id:
+                self.market_of_rfq[action.rfq_id] = action.market_ticker
+
     def _by_thread(self, actions: Iterable[Action]) -> dict[Thread, list[Action]]:
         out: dict[Thread, list[Action]] = {}
         for action in actions:
@@ -220,14 +225,13 @@ class RecordedAnswers:
             # The modelled exchange answers this thread now; the live run acted on this
             # input, and we do not get it, so whatever it did there did not happen here.
             self.steps_dropped += 1
+            self._learn(oracle)
             for thread in self._by_thread(oracle):
                 self.diverge(thread, now)
             return
         self.steps_recorded += 1
         if from_frame:
-            assert item.in_seq is not None
-            if item.in_seq not in self._frames:
-                self._frames.add(item.in_seq)
+            if item.index == 0:  # each frame's first event is stepped once: count the frame
                 loop.frames += 1
             loop.mirror_event(event)
         if owner is None and loop.venue is not None:
@@ -236,6 +240,8 @@ class RecordedAnswers:
         loop.metrics.observe(event, now, loop)
         perf.load(item.perf_readings)
         actions = loop.kernel.step(event, now)
+        self._learn(oracle)
+        self._learn(actions)
         recorded, mine = self._by_thread(oracle), self._by_thread(actions)
         for thread in recorded.keys() | mine.keys():
             if recorded.get(thread) != mine.get(thread):
@@ -277,6 +283,7 @@ class RecordedAnswers:
             self.steps_modelled += 1
             self._note(action.event)
         elif isinstance(action, _COMPARED):
+            self._learn((action,))
             owner = self.action_owner(action)
             if owner is not None:
                 self.diverge(owner, self.loop.clock.now_ns())
@@ -294,8 +301,6 @@ class RecordedAnswers:
     def _note(self, event: ev.Event) -> None:
         """Follow our quotes and what answers what, in an input about to be stepped."""
         match event:
-            case ev.RfqReceived(rfq_id=rfq, market_ticker=ticker):
-                self.market_of_rfq[rfq] = ticker
             case ev.QuotePlaced(rfq_id=rfq, quote_id=qid):
                 self.quote_rfq[qid] = rfq
                 waiting = [c for c in self.inflight.get(("rfq", rfq), ())

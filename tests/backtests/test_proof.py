@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from backtests.engine import BacktestLoop, run_backtest
+from backtests.exchange import ModelledVenue
 from backtests.models import BookAuction, LatencyModel, RecordedAuction
 from backtests.world import run_world
 from quoter.config import load_config, parse_config
@@ -93,3 +94,32 @@ def test_a_wider_edge_fills_less(live: tuple[BacktestLoop, Path]) -> None:
 def test_same_inputs_same_summary(live: tuple[BacktestLoop, Path]) -> None:
     _, rec = live
     assert _backtest(rec).metrics.summary == _backtest(rec).metrics.summary
+
+
+def test_a_last_look_change_leaves_the_recording_at_that_confirm_only(
+    live: tuple[BacktestLoop, Path],
+) -> None:
+    """A stricter last look on combos: the quotes are the same, so every RFQ stays on the
+    recording until an accept the new rule declines; that RFQ's accepted quote is adopted by
+    the modelled exchange and is not confirmed, and nothing else changes."""
+    loop, rec = live
+    text = DEMO.read_text().replace('last_look_min_edge_dollars: "0.005"',
+                                    'last_look_min_edge_dollars: "0.090"')
+    assert text != DEMO.read_text()
+    bt = _backtest(rec, text)
+    assert bt.answers is not None
+    diverged = [name for kind, name in bt.answers.diverged if kind == "rfq"]
+    assert len(diverged) == 1
+    assert isinstance(bt.venue, ModelledVenue)
+    assert bt.venue.quotes_adopted == 1
+    [rfq] = diverged
+    live_confirms = [c for c in loop.commands if isinstance(c, cmd.ConfirmQuote)]
+    assert rfq in {c.rfq_id for c in live_confirms}
+    ours = _wire(bt.commands)
+    assert [c for c in ours if c.rfq_id != rfq] == [
+        c for c in _wire(loop.commands) if c.rfq_id != rfq]
+    assert not [c for c in ours if isinstance(c, cmd.ConfirmQuote) and c.rfq_id == rfq]
+    actual, predicted = loop.metrics.summary, bt.metrics.summary
+    assert predicted["decisions"]["confirmed"] == actual["decisions"]["confirmed"] - 1
+    assert predicted["fills"] < actual["fills"]
+    assert predicted["engine_errors"] == 0
