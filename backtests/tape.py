@@ -33,14 +33,21 @@ reports then no longer describe our fills) and the ``account`` thread (balances)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from backtests.exchange import ModelledVenue
 from backtests.loop import BacktestLoop, Prepass, prepass
 from backtests.models import AuctionModel, LatencyModel
-from backtests.replay import EngineInput, EngineStart, iter_engine_inputs, new_engine
+from backtests.replay import (
+    MAX_PENDING_FRAMES,
+    EngineInput,
+    EngineStart,
+    iter_engine_inputs_and_frames,
+    new_engine,
+)
 from quoter.config import QuoterConfig, config_hash
 from quoter.domain import commands as cmd
 from quoter.domain import events as ev
@@ -50,10 +57,12 @@ from quoter.recording.format import (
     CONFIG_KIND,
     ENGINE_START_KIND,
     EventLine,
+    InLine,
     PerfPlayer,
     read_recording,
 )
 from quoter.runtime.kernel import Action, InputTaken, Kernel, Post
+from quoter.runtime.prefilter import build_prefilter
 
 __all__ = ["RecordedAnswers", "Thread", "has_engine_steps", "run_recorded"]
 
@@ -131,6 +140,10 @@ class RecordedAnswers:
     steps_modelled: int = 0
     #: (now_ns, thread) of every divergence, in order.
     divergences: list[tuple[int, Thread]] = field(default_factory=list)
+    #: Recent frames the live run stepped and our pre-filter drops (their numbers).
+    dropped_frames: OrderedDict[int, None] = field(default_factory=OrderedDict)
+    #: Frames the live pre-filter dropped and ours keeps: stepped as modelled inputs.
+    frames_added: int = 0
 
     def __post_init__(self) -> None:
         self.loop.carry = self._carry_modelled
@@ -214,6 +227,35 @@ class RecordedAnswers:
                     out.setdefault(owner, []).append(_comparable(action))
         return out
 
+    # -- the recorded frames and steps -------------------------------------------------------
+
+    def frame(self, line: InLine, live_keep: Callable[[bytes], bool]) -> None:
+        """A recorded frame, before the steps that use it: which pre-filter keeps it?
+
+        The live run stepped it if its pre-filter kept it (the recorded config's); ours may
+        differ. Kept by both: its recorded steps follow. Kept by the live run only: its steps
+        are dropped (``recorded``). Kept by ours only: it is stepped now, at its receive time,
+        as an input the recording does not have.
+        """
+        loop = self.loop
+        data = line.frame.encode("utf-8")
+        if live_keep(data):
+            loop.frames += 1
+            if not loop.keep(data):
+                loop.metrics.prefiltered += 1
+                if line.n is not None:
+                    self.dropped_frames[line.n] = None
+                    if len(self.dropped_frames) > MAX_PENDING_FRAMES:
+                        self.dropped_frames.popitem(last=False)
+            return
+        if loop.keep(data):
+            self.frames_added += 1
+            loop.run_until(line.ts_recv_ns)
+            loop.frame(data)  # counts the frame; its actions diverge their threads
+            return
+        loop.frames += 1
+        loop.metrics.prefiltered += 1
+
     # -- the recorded steps ------------------------------------------------------------------
 
     def recorded(self, item: EngineInput, oracle: list[Action], perf: PerfPlayer) -> None:
@@ -221,7 +263,8 @@ class RecordedAnswers:
         loop, event, now = self.loop, item.event, item.now_ns
         from_frame = item.in_seq is not None
         owner = self.event_owner(event, from_frame)
-        if owner is not None and owner in self.diverged:
+        ours_dropped = from_frame and item.in_seq in self.dropped_frames  # our pre-filter's
+        if ours_dropped or (owner is not None and owner in self.diverged):
             # The modelled exchange answers this thread now; the live run acted on this
             # input, and we do not get it, so whatever it did there did not happen here.
             self.steps_dropped += 1
@@ -231,8 +274,6 @@ class RecordedAnswers:
             return
         self.steps_recorded += 1
         if from_frame:
-            if item.index == 0:  # each frame's first event is stepped once: count the frame
-                loop.frames += 1
             loop.mirror_event(event)
         if owner is None and loop.venue is not None:
             loop.venue.observe(event, now)  # RFQs to open, results to settle
@@ -415,8 +456,14 @@ def run_recorded(
     loop.answers = answers
     oracle_perf, perf = PerfPlayer(), PerfPlayer()
     oracle: Kernel | None = None
-    for item in iter_engine_inputs(files, known=(config,)):
+    live_keep: Callable[[bytes], bool] | None = None
+    for item in iter_engine_inputs_and_frames(files, known=(config,)):
+        if isinstance(item, InLine):
+            if live_keep is not None:  # frames before the first run start are not the engine's
+                answers.frame(item, live_keep)
+            continue
         if isinstance(item, EngineStart):
+            live_keep = build_prefilter(item.config)
             oracle = Kernel(new_engine(item, oracle_perf), journal=MemoryConfirmJournal())
             loop.engine = new_engine(replace(item, config=config), perf)
             loop.kernel = Kernel(loop.engine, journal=MemoryConfirmJournal())

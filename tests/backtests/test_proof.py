@@ -123,3 +123,52 @@ def test_a_last_look_change_leaves_the_recording_at_that_confirm_only(
     assert predicted["decisions"]["confirmed"] == actual["decisions"]["confirmed"] - 1
     assert predicted["fills"] < actual["fills"]
     assert predicted["engine_errors"] == 0
+
+
+def _without_series_c() -> str:
+    """demo.yaml with the singles routed on series KXSIMA and KXSIMB only (not KXSIMC)."""
+    text = DEMO.read_text()
+    assert text.count('series: ["KXSIM*"]') == 1
+    return text.replace('series: ["KXSIM*"]', 'series: ["KXSIMA*", "KXSIMB*"]')
+
+
+def _series_c_quotes(commands: list[cmd.Command]) -> list[cmd.Command]:
+    return [c for c in commands
+            if isinstance(c, cmd.SubmitQuote) and c.market_ticker.startswith("KXSIMC-")]
+
+
+def test_rfqs_the_live_prefilter_dropped_reach_a_config_that_routes_them(
+    tmp_path: Path,
+) -> None:
+    """Recorded without series KXSIMC, its RFQs were pre-filtered live (no engine step): a
+    backtest of a config that routes them gets those frames at their receive times."""
+    text = _without_series_c()
+    rec = tmp_path / "ab.jsonl.gz"
+    live = run_world(parse_config(text, str(DEMO), base_dir=DEMO.parent), seed=3,
+                     seconds=40.0, record=rec, latency=LatencyModel(seed=1), config_text=text,
+                     config_path=str(DEMO))
+    assert live.metrics.prefiltered > 0  # the KXSIMC RFQs
+    assert not _series_c_quotes(live.commands)
+    wider = _backtest(rec)
+    assert wider.answers is not None
+    assert wider.answers.frames_added == live.metrics.prefiltered
+    assert wider.metrics.prefiltered == 0
+    assert _series_c_quotes(wider.commands)
+    # And its own config reproduces it exactly, the pre-filtered frames included.
+    own = _backtest(rec, text)
+    assert own.answers is not None
+    assert own.answers.divergences == []
+    assert own.commands == live.commands
+    assert own.metrics.summary["prefiltered"] == live.metrics.summary["prefiltered"]
+    assert own.metrics.summary["frames"] == live.metrics.summary["frames"]
+
+
+def test_a_narrower_config_drops_what_the_live_run_routed(
+    live: tuple[BacktestLoop, Path],
+) -> None:
+    loop, rec = live
+    narrower = _backtest(rec, _without_series_c())
+    assert narrower.metrics.prefiltered > 0
+    assert _series_c_quotes(loop.commands)
+    assert not _series_c_quotes(narrower.commands)
+    assert narrower.metrics.engine_errors == 0
