@@ -1,355 +1,32 @@
-"""The backtest loop: recorded frames through the production decoder, pre-filter and kernel.
+"""Run a backtest: the recorded frames, or a service recording's steps with recorded answers.
 
-One synchronous shell of :class:`quoter.runtime.kernel.Kernel` (no second copy of its rules):
-
-* a :class:`~quoter.clock.VirtualClock` advances to each input's receive time, and on the way
-  fires, in time order, everything due before it: the kernel's timers (``TimerFired``), the
-  answers of requests in flight, frames the venue sent us, the venue's own confirm-window and
-  execution timers and the auction model's accepts;
-* each frame goes through the production pre-filter and decoder
-  (:func:`quoter.kalshi.decode.decode`), then every event to the venue (which replays RFQs) and
-  the kernel; the kernel's actions are carried out as the service's driver does, with the
-  release gates asked at the moment a request leaves and round trips from the latency model;
-* pricing requests are answered inline (``InlinePricing``), as the replay does.
-
-:func:`run_backtest` does a first pass over the inputs for what the modelled exchange must know
-in advance (market metadata, REST books, our recorded quotes and their outcomes), then the run.
-Memory is constant in the number of frames; it grows with the number of markets and of our own
-recorded quotes.
+:func:`run_backtest` picks the driver. With the ``recorded`` auction on service recordings
+(files with ``engine_start`` and ``step`` lines), the run walks the recorded engine steps and
+keeps the recorded answers while our commands are the recorded ones (:mod:`backtests.tape`): the
+same config then reproduces the live run's commands and PnL exactly. Otherwise (other auction
+models, ``quoter record`` captures, interchange files, or ``answers="model"``) the recorded
+frames are replayed at their receive times and the modelled exchange answers everything.
+The loop itself is :class:`backtests.loop.BacktestLoop`.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-from backtests.exchange import ModelledVenue, Venue
-from backtests.inputs import Fact, Frame, RoundTrip, is_recording, merged
-from backtests.metrics import Metrics
-from backtests.models import AuctionModel, LatencyModel, RecordedQuote
-from quoter.clock import VirtualClock
+from backtests.exchange import ModelledVenue
+from backtests.inputs import Frame, merged
+from backtests.loop import DRAIN_NS, BacktestLoop, Prepass, prepass
+from backtests.models import AuctionModel, LatencyModel, RecordedAuction
+from backtests.tape import has_engine_steps, run_recorded
 from quoter.config import QuoterConfig
-from quoter.domain import commands as cmd
-from quoter.domain import events as ev
-from quoter.domain.book import OrderBook
-from quoter.domain.types import MarketInfo
-from quoter.engine.engine import Engine
-from quoter.engine.pricing import pricing_completed
-from quoter.errors import DecodeError, ExchangeRejectedError, QuoterError
-from quoter.kalshi.decode import decode as production_decode
-from quoter.ports import InboundFrame, MemoryConfirmJournal
-from quoter.recording.format import EventLine, HeaderLine, read_recording
-from quoter.runtime.kernel import Action, EngineFailed, EngineStepped, Halted, Kernel, Post
-from quoter.runtime.prefilter import build_prefilter
-from quoter.runtime.pricing_pool import InlinePricing
-from quoter.sim.exchange import SimError
 
-__all__ = ["BacktestLoop", "Prepass", "prepass", "run_backtest"]
+__all__ = ["DRAIN_NS", "PROGRESS_EVERY", "BacktestLoop", "Prepass", "frames_of", "prepass",
+           "run_backtest"]
 
 #: How often (frames) ``run_backtest`` reports progress.
 PROGRESS_EVERY = 10_000
-
-#: After the last input, keep running this long so confirms, executions and markouts finish.
-DRAIN_NS = 120 * 1_000_000_000
-
-
-class BacktestLoop:
-    """Step a kernel over inputs in virtual time against a venue."""
-
-    def __init__(self, config: QuoterConfig, latency: LatencyModel, *, start_ns: int = 0,
-                 wall_offset_ns: int = 0, metrics: Metrics | None = None) -> None:
-        self.config = config
-        self.clock = VirtualClock(start_ns, wall_offset_ns)
-        self.start_ns = start_ns
-        self.kernel = Kernel(Engine(config, perf_ns=None, wall_offset_ns=wall_offset_ns),
-                             journal=MemoryConfirmJournal())
-        self.latency = latency
-        self.metrics = metrics if metrics is not None else Metrics()
-        self.venue: Venue | None = None
-        self.mirror: dict[str, OrderBook] = {}
-        self.keep = build_prefilter(config)
-        self.commands: list[cmd.Command] = []
-        self.frames = 0
-        self.decode_errors = 0
-        #: Called with each frame delivered to the engine (the world recorder uses it).
-        self.on_frame: Callable[[bytes, int], None] | None = None
-        self._agenda: list[tuple[int, int, Callable[[], None]]] = []
-        self._seq = itertools.count()
-        self._pricing = InlinePricing()
-
-    # -- scheduling --------------------------------------------------------------------------
-
-    def at(self, due_ns: int, fn: Callable[[], None]) -> None:
-        """Run ``fn`` at ``due_ns`` (now, if that has passed)."""
-        heapq.heappush(self._agenda, (max(due_ns, self.clock.now_ns()), next(self._seq), fn))
-
-    def deliver(self, data: bytes) -> None:
-        """A frame the venue sent us: it arrives after the feed delay."""
-        sent = self.clock.now_ns()
-        self.at(sent + self.latency.feed_delay_ns, lambda: self.frame(data, recorded=False))
-
-    def run_until(self, ts_ns: int) -> None:
-        """Fire everything due by ``ts_ns`` in time order (timers, answers, venue), then stop."""
-        clock = self.clock
-        while True:
-            candidates = []
-            if self._agenda:
-                candidates.append((self._agenda[0][0], 0))
-            timer_at = clock.timers.next_at()
-            if timer_at is not None:
-                candidates.append((timer_at, 1))
-            venue_at = self.venue.exchange.next_deadline_ns() if self.venue else None
-            if venue_at is not None:
-                candidates.append((venue_at, 2))
-            if not candidates:
-                break
-            at, which = min(candidates)
-            if at > ts_ns:
-                break
-            clock.advance_to(max(at, clock.now_ns()))
-            if which == 0:
-                heapq.heappop(self._agenda)[2]()
-            elif which == 1:
-                for _, key in clock.timers.pop_due(clock.now_ns()):
-                    self.step(ev.TimerFired(key, clock.now_ns()))
-            else:
-                assert self.venue is not None
-                self.venue.exchange.advance(clock.now_ns())
-        clock.advance_to(max(ts_ns, clock.now_ns()))
-
-    def drain(self, extra_ns: int = DRAIN_NS) -> None:
-        """Let everything in flight finish (bounded: ``extra_ns`` past now)."""
-        self.run_until(self.clock.now_ns() + extra_ns)
-
-    # -- inputs ------------------------------------------------------------------------------
-
-    def frame(self, data: bytes, *, recorded: bool = True) -> None:
-        """One frame at the current time: pre-filter, production decoder, venue, kernel.
-
-        A ``recorded`` frame is shown to the venue first (it replays RFQs, and keeps our
-        recorded quotes' story from the engine); the venue's own frames go straight in.
-        """
-        now = self.clock.now_ns()
-        self.frames += 1
-        if not self.keep(data):
-            self.metrics.prefiltered += 1
-            return
-        try:
-            _, events = production_decode(data, now)
-        except DecodeError:
-            self.decode_errors += 1
-            return
-        frame = InboundFrame(data, now)
-        delivered = False
-        for i, event in enumerate(events):
-            self._mirror(event)
-            if recorded and self.venue is not None and not self.venue.observe(event, now):
-                continue
-            delivered = True
-            self.metrics.observe(event, now, self)
-            self.step(event, (frame, i))
-        if delivered and self.on_frame is not None:
-            self.on_frame(data, now)
-
-    def _mirror(self, event: ev.Event) -> None:
-        with_book = isinstance(event, ev.BookSnapshotReceived | ev.BookDeltaReceived)
-        if not with_book:
-            return
-        assert isinstance(event, ev.BookSnapshotReceived | ev.BookDeltaReceived)
-        book = self.mirror.setdefault(event.market_ticker, OrderBook(event.market_ticker))
-        try:
-            if isinstance(event, ev.BookSnapshotReceived):
-                book.apply_snapshot(event.yes_levels, event.no_levels, event.ts_recv_ns,
-                                    yes_priced=event.yes_priced)
-            else:
-                book.apply_delta(event.side.value == "yes", event.price_micros,
-                                 event.delta_centi, event.ts_recv_ns,
-                                 yes_priced=event.yes_priced)
-        except QuoterError:
-            book.clear()
-
-    def post(self, event: ev.Event, at_ns: int | None = None) -> None:
-        """Feed a non-frame event (a REST result) to the kernel at ``at_ns`` (default now)."""
-        def run() -> None:
-            self.metrics.observe(event, self.clock.now_ns(), self)
-            self.step(event)
-        self.at(self.clock.now_ns() if at_ns is None else at_ns, run)
-
-    def step(self, event: ev.Event, origin: tuple[InboundFrame, int] | None = None) -> None:
-        """One kernel step at the current time; carry out its actions."""
-        for action in self.kernel.step(event, self.clock.now_ns(), origin):
-            self._apply(action)
-
-    # -- actions -----------------------------------------------------------------------------
-
-    def _apply(self, action: Action) -> None:
-        now = self.clock.now_ns()
-        match action:
-            case EngineStepped(commands=commands):
-                self.commands.extend(commands)
-            case EngineFailed():
-                self.metrics.engine_errors += 1
-            case Halted():
-                self.metrics.halts += 1
-            case Post(event=event):
-                self.post(event)
-            case cmd.SubmitQuote():
-                self._submit(action, now)
-            case cmd.CancelQuote():
-                self._cancel(action, now)
-            case cmd.ConfirmQuote():
-                self._confirm(action, now)
-            case cmd.ScheduleTimer(key=key, fire_at_ns=at):
-                self.clock.timers.arm(key, at)
-            case cmd.CancelTimer(key=key):
-                self.clock.timers.cancel(key)
-            case cmd.RecordDecision():
-                self.metrics.decision(action, now)
-            case cmd.FetchMarket(market_ticker=ticker):
-                self._fetch_market(ticker, now)
-            case cmd.RequestBookSnapshot(market_ticker=ticker):
-                rtt = self.latency.rtt_ns("book")
-                venue = self.venue
-                if venue is not None:
-                    self.at(now + rtt, lambda: self.post(venue.book(ticker, self.clock.now_ns())))
-            case cmd.SubscribeMarkets(market_tickers=tickers):
-                if self.venue is not None:
-                    self.venue.subscribe(tickers)
-            case cmd.PriceInPool():
-                result = self._pricing.price(action)
-                self.post(pricing_completed(action.rfq_id, action.request_id, result, now))
-            case _:
-                pass
-
-    def _fetch_market(self, ticker: str, now: int) -> None:
-        def answer() -> None:
-            info = self.venue.market(ticker) if self.venue is not None else None
-            t = self.clock.now_ns()
-            self.post(ev.MarketLoaded(info, t) if info is not None
-                      else ev.MarketLoadFailed(ticker, "unknown market in the recording", t))
-        self.at(now + self.latency.rtt_ns("market"), answer)
-
-    def _round_trip(self, kind: str, now: int, act: Callable[[], Any],
-                    done: Callable[[Any, int], ev.Event],
-                    failed: Callable[[QuoterError, int], ev.Event]) -> None:
-        rtt = self.latency.rtt_ns(kind)
-
-        def at_exchange() -> None:
-            try:
-                result = act()
-            except SimError as exc:
-                err = ExchangeRejectedError("REST", kind, exc.status, exc.code, exc.message)
-                self.at(now + rtt, lambda: self.post(failed(err, self.clock.now_ns())))
-                return
-            self.at(now + rtt, lambda: self.post(done(result, self.clock.now_ns())))
-
-        self.at(now + rtt // 2, at_exchange)
-
-    def _submit(self, command: cmd.SubmitQuote, now: int) -> None:
-        release = self.kernel.release_submit(command, now)
-        if release.event is not None:
-            self.post(release.event)
-            return
-        venue = self.venue
-        assert venue is not None
-        self.metrics.submitted(command, now)
-        self._round_trip(
-            "submit", now,
-            lambda: venue.submit(command.rfq_id, command.yes_bid_micros, command.no_bid_micros,
-                                 rest_remainder=command.rest_remainder,
-                                 post_only=command.post_only),
-            lambda qid, t: self.kernel.submitted(command, qid, t),
-            lambda exc, t: self.kernel.submit_failed(command, exc, t))
-
-    def _cancel(self, command: cmd.CancelQuote, now: int) -> None:
-        if not self.kernel.release_cancel(command).send:
-            return
-        venue = self.venue
-        assert venue is not None
-        self._round_trip("cancel", now, lambda: venue.cancel(command.rfq_id, command.quote_id),
-                         lambda _, t: self.kernel.cancelled(command, t),
-                         lambda exc, t: self.kernel.cancel_failed(command, exc, t))
-
-    def _confirm(self, command: cmd.ConfirmQuote, now: int) -> None:
-        release = self.kernel.release_confirm(command, now)
-        if not release.send:
-            if release.event is not None:
-                self.post(release.event)
-            return
-        venue = self.venue
-        assert venue is not None
-        self._round_trip("confirm", now, lambda: venue.confirm(command.rfq_id, command.quote_id),
-                         lambda _, t: self.kernel.confirmed(command, t),
-                         lambda exc, t: self.kernel.confirm_failed(command, exc, t))
-
-
-# --- the first pass ----------------------------------------------------------------------------
-
-
-@dataclass
-class Prepass:
-    """What a backtest must know before the run: metadata, books, our quotes' outcomes."""
-
-    markets: dict[str, MarketInfo] = field(default_factory=dict)
-    books: dict[str, list[ev.BookSnapshotReceived]] = field(default_factory=dict)
-    quotes: dict[str, list[RecordedQuote]] = field(default_factory=dict)
-    round_trips: list[tuple[str, str, int]] = field(default_factory=list)
-    first_ns: int | None = None
-    wall_offset_ns: int = 0
-    frames: int = 0
-
-
-def prepass(paths: Iterable[Path | str]) -> Prepass:
-    """Collect metadata, REST books, round trips and our recorded quotes (one streaming pass)."""
-    files = [Path(p) for p in paths]
-    out = Prepass()
-    by_quote: dict[str, tuple[str, int]] = {}
-    for item in merged(files):
-        if isinstance(item, RoundTrip):
-            out.round_trips.append((item.method, item.path, item.rtt_ns))
-            continue
-        if out.first_ns is None:
-            out.first_ns = item.ts_recv_ns
-        if isinstance(item, Frame):
-            out.frames += 1
-        if isinstance(item, Fact):
-            if isinstance(item.event, ev.MarketLoaded):
-                out.markets[item.event.market.ticker] = item.event.market
-            else:
-                out.books.setdefault(item.event.market_ticker, []).append(item.event)
-            continue
-        if b"quote_" not in item.data:
-            continue
-        try:
-            _, events = production_decode(item.data, item.ts_recv_ns)
-        except DecodeError:
-            continue
-        for event in events:
-            if isinstance(event, ev.QuoteCreated):
-                quotes = out.quotes.setdefault(event.rfq_id, [])
-                by_quote[event.quote_id] = (event.rfq_id, len(quotes))
-                quotes.append(RecordedQuote(event.yes_bid_micros, event.no_bid_micros,
-                                            event.ts_recv_ns))
-            elif isinstance(event, ev.QuoteAccepted) and event.quote_id in by_quote:
-                rfq_id, index = by_quote[event.quote_id]
-                q = out.quotes[rfq_id][index]
-                out.quotes[rfq_id][index] = RecordedQuote(
-                    q.yes_bid_micros, q.no_bid_micros, q.created_ns, event.accepted_side,
-                    event.ts_recv_ns)
-    for f in (f for f in files if f.suffix == ".gz" and is_recording(f)):
-        for line in read_recording(f):
-            if isinstance(line, HeaderLine) and "wall_offset_ns" in line.fields:
-                out.wall_offset_ns = int(line.fields["wall_offset_ns"])
-                break
-            if isinstance(line, EventLine) and line.kind == "engine_start":
-                out.wall_offset_ns = int(line.payload["wall_offset_ns"])
-                break
-        break
-    return out
 
 
 def frames_of(paths: Iterable[Path | str]) -> Iterator[Frame]:
@@ -363,14 +40,25 @@ def run_backtest(
     paths: Iterable[Path | str], config: QuoterConfig, *, auction: AuctionModel,
     latency: LatencyModel | None = None, seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    answers: Literal["auto", "recorded", "model"] = "auto",
 ) -> BacktestLoop:
     """Backtest ``config`` on the inputs; return the finished loop (metrics, commands).
 
+    ``answers``: ``"recorded"`` walks a service recording's steps with the recorded answers
+    (:mod:`backtests.tape`); ``"model"`` replays the frames against the modelled exchange;
+    ``"auto"`` (the default) takes the recorded answers for the ``recorded`` auction on
+    service recordings whose own config is known (recorded text, or ``config`` itself).
     ``progress(frames_done, frames_total)`` is called every ``PROGRESS_EVERY`` frames and at
     the end.
     """
     files = [Path(p) for p in paths]
     pre = prepass(files)
+    if answers == "recorded" or (answers == "auto" and isinstance(auction, RecordedAuction)
+                                 and has_engine_steps(files, config)):
+        loop = run_recorded(files, config, auction=auction, latency=latency, seed=seed, pre=pre)
+        if progress is not None:
+            progress(pre.frames, pre.frames)
+        return loop
     if latency is None:
         latency = LatencyModel(seed=seed)
         latency.add_measurements(pre.round_trips)
@@ -378,7 +66,8 @@ def run_backtest(
     loop = BacktestLoop(config, latency, start_ns=start, wall_offset_ns=pre.wall_offset_ns)
     loop.venue = ModelledVenue(loop.clock, auction, markets=pre.markets, books=pre.books,
                                recorded_quotes=pre.quotes, mirror=loop.mirror,
-                               deliver=loop.deliver, at=loop.at, seed=seed)
+                               deliver=loop.deliver, at=loop.at, seed=seed,
+                               fair_of=loop.fair_of_rfq.get)
     loop.metrics.auction = auction.name
     for n, frame in enumerate(frames_of(files), start=1):
         loop.run_until(frame.ts_recv_ns)

@@ -27,6 +27,7 @@ from backtests.models import AuctionContext, AuctionModel, RecordedQuote
 from quoter.clock import Clock
 from quoter.domain import events as ev
 from quoter.domain.book import OrderBook
+from quoter.domain.commands import SubmitQuote
 from quoter.domain.grid import grid_for_structure
 from quoter.domain.money import MAX_PRICE_MICROS
 from quoter.domain.types import MarketInfo, MarketStatus, Side
@@ -211,7 +212,7 @@ class ModelledVenue:
         markets: Mapping[str, MarketInfo], books: Mapping[str, list[ev.BookSnapshotReceived]],
         recorded_quotes: Mapping[str, list[RecordedQuote]], mirror: Mapping[str, OrderBook],
         deliver: Callable[[bytes], None], at: Callable[[int, Callable[[], None]], None],
-        seed: int = 0,
+        seed: int = 0, fair_of: Callable[[str], int | None] | None = None,
     ) -> None:
         self.exchange = SimExchange(clock, ExchangeConfig(check_balance=False, id_seed=seed,
                                                           max_open_rfqs=10**9))
@@ -224,10 +225,17 @@ class ModelledVenue:
         self._mirror = mirror
         self._deliver = deliver
         self._at = at
+        self._fair_of = fair_of
         self._frames = FrameRenderer()
         self._to_sim: dict[str, str] = {}
         self._to_rec: dict[str, str] = {}
         self._requester: dict[str, str] = {}
+        # Quotes adopted from the recording (backtests.tape): the exchange's id <-> the
+        # recorded id the engine knows them by.
+        self._alias: dict[str, str] = {}
+        self._sim_quote: dict[str, str] = {}
+        self._quiet = False
+        self.quotes_adopted = 0
         self.rfqs_replayed = 0
         self.rfqs_refused = 0
         self.accepts_refused = 0
@@ -303,17 +311,20 @@ class ModelledVenue:
     def _on_out(self, out: OutMessage) -> None:
         if out.recipients is None or MAKER_USER_ID not in out.recipients:
             return
-        if out.type not in _PRIVATE_TYPES:
+        if out.type not in _PRIVATE_TYPES or self._quiet:
             return
         msg = dict(out.msg)
         if "rfq_id" in msg:
             msg["rfq_id"] = self._to_rec.get(str(msg["rfq_id"]), msg["rfq_id"])
+        if "quote_id" in msg:
+            msg["quote_id"] = self._alias.get(str(msg["quote_id"]), msg["quote_id"])
         self._deliver(self._frames.render(out.type, out.channel, msg))
         if out.type == "quote_created":
             self._auction(msg)
 
     def _auction(self, msg: Mapping[str, Any]) -> None:
         rec_id, quote_id = str(msg["rfq_id"]), str(msg["quote_id"])
+        quote_id = self._sim_quote.get(quote_id, quote_id)
         q = self.exchange.get_quote(quote_id)
         book = self._mirror.get(q.market_ticker)
         best_yes = book.best_yes_bid() if book is not None else None
@@ -323,7 +334,8 @@ class ModelledVenue:
             rec_id, q.market_ticker, q.yes_bid_micros, q.no_bid_micros, now,
             book.mid_micros() if book is not None else None,
             best_yes[0] if best_yes else None, best_no[0] if best_no else None,
-            _matching(self._recorded.get(rec_id, ()), q.yes_bid_micros, q.no_bid_micros))
+            _matching(self._recorded.get(rec_id, ()), q.yes_bid_micros, q.no_bid_micros),
+            self._fair_of(rec_id) if self._fair_of is not None else None)
         decision = self.auction.decide(ctx)
         if decision is None:
             return
@@ -336,6 +348,36 @@ class ModelledVenue:
                 self.accepts_refused += 1  # replaced, withdrawn or the RFQ closed meanwhile
 
         self._at(at_ns, accept)
+
+    def adopt(self, rfq_id: str, quote_id: str, command: SubmitQuote,
+              accepted_side: Side | None, confirmed: bool) -> None:
+        """Take over a quote the recording placed (``quote_id``) on a recorded RFQ.
+
+        A recorded-answers run (``backtests.tape``) calls this when the RFQ's thread leaves the
+        recording: the quote is created here with the recorded prices, and accepted (on the
+        recorded side) and confirmed if the recording had got that far, without telling the
+        engine again what it already saw. A quote not yet accepted goes to the auction model.
+        """
+        sim_rfq = self._to_sim.get(rfq_id)
+        if sim_rfq is None:
+            return
+        self._quiet = True
+        try:
+            sim_id = self.exchange.create_quote(
+                MAKER_USER_ID, sim_rfq, command.yes_bid_micros, command.no_bid_micros,
+                rest_remainder=command.rest_remainder, post_only=command.post_only)
+            self._alias[sim_id], self._sim_quote[quote_id] = quote_id, sim_id
+            if accepted_side is not None:
+                self.exchange.accept_quote(self._requester[rfq_id], None, sim_id, accepted_side)
+                if confirmed:
+                    self.exchange.confirm_quote(MAKER_USER_ID, sim_id, sim_rfq)
+        except SimError:
+            return  # the RFQ closed, or the exchange no longer takes it: nothing to adopt
+        finally:
+            self._quiet = False
+        self.quotes_adopted += 1
+        if accepted_side is None:
+            self._auction({"rfq_id": rfq_id, "quote_id": quote_id})
 
     # -- our requests ------------------------------------------------------------------------
 
@@ -354,11 +396,15 @@ class ModelledVenue:
 
     def confirm(self, rfq_id: str, quote_id: str) -> None:
         """Confirm our accepted quote."""
-        self.exchange.confirm_quote(MAKER_USER_ID, quote_id, self._sim_rfq(rfq_id))
+        self.exchange.confirm_quote(MAKER_USER_ID, self._sim_quote.get(quote_id, quote_id),
+                                    self._sim_rfq(rfq_id))
 
     def cancel(self, rfq_id: str, quote_id: str) -> None:
         """Withdraw our quote."""
-        self.exchange.delete_quote(MAKER_USER_ID, quote_id, self._sim_rfq(rfq_id))
+        # A recorded quote never adopted here is unknown: a 404, as Kalshi answers for a
+        # quote that is gone.
+        self.exchange.delete_quote(MAKER_USER_ID, self._sim_quote.get(quote_id, quote_id),
+                                   self._sim_rfq(rfq_id))
 
     def market(self, ticker: str) -> MarketInfo | None:
         """The recorded metadata (None: the recording never described the market)."""

@@ -20,12 +20,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from backtests.models import SideSample, side_samples
 from quoter.clock import VirtualClock
 from quoter.domain import commands as cmd
 from quoter.domain import events as ev
 from quoter.domain.book import OrderBook
 from quoter.domain.money import CENTI_PER_CONTRACT, MAX_PRICE_MICROS
-from quoter.domain.types import BookSide
+from quoter.domain.types import BookSide, Side
 from quoter.sim.exchange import SimExchange
 
 
@@ -113,14 +114,20 @@ class Metrics:
     #: and at the end, for the report's plot.
     pnl_curve: list[tuple[int, int, int]] = field(default_factory=list)
     _strategy_of_rfq: dict[str, str] = field(default_factory=dict)
+    #: Per RFQ, the quotes sent and not yet answered (placed or rejected), oldest first.
+    _sent: dict[str, list[cmd.SubmitQuote]] = field(default_factory=dict)
     _rfq_of_quote: dict[str, str] = field(default_factory=dict)
     _quote_of_order: dict[str, str] = field(default_factory=dict)
     _positions: dict[str, _Position] = field(default_factory=dict)
     _quoted_by_strategy: Counter[str] = field(default_factory=Counter)
     _accepted_by_strategy: Counter[str] = field(default_factory=Counter)
     #: Our quotes and whether they were accepted: (our edge over the mid, accepted), for
-    #: calibrating an auction model on a run.
+    #: the report's win rate against edge.
     quote_edges: dict[str, tuple[int, bool]] = field(default_factory=dict)
+    #: Our quotes as placed, for calibrating an auction model on a run: (mid, YES bid, NO
+    #: bid, the book's best YES bid, best NO bid, the side taken or None, our fair of YES).
+    quotes_seen: dict[str, tuple[int | None, int, int, int | None, int | None, Side | None,
+                                 int | None]] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
 
     def decision(self, command: cmd.RecordDecision, now_ns: int) -> None:
@@ -133,6 +140,7 @@ class Metrics:
         """A quote left for the exchange."""
         self.quotes_sent += 1
         self._strategy_of_rfq[command.rfq_id] = command.strategy
+        self._sent.setdefault(command.rfq_id, []).append(command)
 
     def observe(self, event: ev.Event, now_ns: int, loop: BacktestLoop) -> None:
         """Follow what the engine sees."""
@@ -144,14 +152,20 @@ class Metrics:
                 self._rfq_of_quote[quote_id] = rfq_id
                 self._quoted_by_strategy[self._strategy_of_rfq.get(rfq_id, "")] += 1
                 self._edge(loop, rfq_id, quote_id)
-            case ev.QuoteRejected():
+            case ev.QuoteRejected(rfq_id=rfq_id):
                 self.quotes_rejected += 1
+                if self._sent.get(rfq_id):
+                    self._sent[rfq_id].pop(0)
             case ev.QuoteAccepted(quote_id=quote_id):
                 self.accepts += 1
                 rfq_id = self._rfq_of_quote.get(quote_id, "")
                 self._accepted_by_strategy[self._strategy_of_rfq.get(rfq_id, "")] += 1
                 if quote_id in self.quote_edges:
                     self.quote_edges[quote_id] = (self.quote_edges[quote_id][0], True)
+                if quote_id in self.quotes_seen and event.accepted_side is not None:
+                    mid, yes, no, best_yes, best_no, _, fair = self.quotes_seen[quote_id]
+                    self.quotes_seen[quote_id] = (mid, yes, no, best_yes, best_no,
+                                                  event.accepted_side, fair)
             case ev.QuoteConfirmed():
                 self.confirms += 1
             case ev.ConfirmFailed():
@@ -175,16 +189,17 @@ class Metrics:
                 pass
 
     def _edge(self, loop: BacktestLoop, rfq_id: str, quote_id: str) -> None:
-        venue = loop.venue
-        if venue is None:
+        # The prices are the quote we sent (the exchange places them as sent), not the venue's
+        # copy: a recorded-answers run places recorded quotes the venue never sees.
+        sent = self._sent.get(rfq_id)
+        if not sent:
             return
-        try:
-            q = venue.exchange.get_quote(quote_id)
-        except Exception:  # a quote the venue does not know (e.g. the world's replay)
-            return
+        q = sent.pop(0)
         book = loop.mirror.get(q.market_ticker)
         mid = book.mid_micros() if book is not None else None
         if mid is None:
+            self.quotes_seen[quote_id] = (None, q.yes_bid_micros, q.no_bid_micros, None, None,
+                                          None, q.fair_yes_micros)
             return
         # Our edge: the smaller of what each side of our quote keeps below/above the mid.
         edges = []
@@ -194,6 +209,17 @@ class Metrics:
             edges.append((MAX_PRICE_MICROS - mid) - q.no_bid_micros)
         if edges:
             self.quote_edges[quote_id] = (min(edges), False)
+        assert book is not None  # a mid was read from it
+        best_yes, best_no = book.best_yes_bid(), book.best_no_bid()
+        self.quotes_seen[quote_id] = (mid, q.yes_bid_micros, q.no_bid_micros,
+                                      best_yes[0] if best_yes else None,
+                                      best_no[0] if best_no else None, None,
+                                      q.fair_yes_micros)
+
+    def side_samples(self) -> list[SideSample]:
+        """Every side of every quote seen, for :func:`backtests.models.fit_calibrated`."""
+        return [s for quote_id in sorted(self.quotes_seen)
+                for s in side_samples(*self.quotes_seen[quote_id])]
 
     def _fill(self, fill: ev.FillReceived, now_ns: int, loop: BacktestLoop) -> None:
         bought_yes = fill.book_side is BookSide.BID

@@ -17,9 +17,14 @@ happened to our own quote on that RFQ; it answers with ``(accepted_side, at_ns)`
 * ``book`` (the simulator's uninformed requester): the requester wants one side (seeded coin)
   and accepts if our price for it beats the book's best offer on that side by
   ``min_improvement_micros``, ``accept_delay_ns`` after our quote;
-* ``calibrated``: P(accept | our edge over the mid), binned by ``bin_micros``, fitted from our
-  own recorded quotes and their outcomes (:func:`fit_calibrated`); the requester takes the
-  side where our edge is smallest. Its fit (counts per bin) is reported.
+* ``calibrated``: per side of our quote, P(that side is taken | our edge over the mid on it),
+  binned by ``bin_micros``, fitted from our own recorded quotes and their outcomes
+  (:func:`fit_calibrated` on :func:`side_samples`), and only for a side whose price beats the
+  requester's book alternative (the book's best bid on that side: a quote that does not beat
+  it is never taken, the issue's rule). The per-side rate folds in the requester wanting that
+  side and the competitors' best price (a distribution around the mid we do not see: what is
+  left of it is the rate's fall with our edge). Sparse bins borrow from their neighbours until
+  ``min_samples`` side-quotes back the rate. Its fit (counts per bin) is reported.
 """
 
 from __future__ import annotations
@@ -40,8 +45,10 @@ __all__ = [
     "LatencyModel",
     "RecordedAuction",
     "RecordedQuote",
+    "SideSample",
     "fit_calibrated",
     "request_kind",
+    "side_samples",
 ]
 
 NS_PER_MS = 1_000_000
@@ -134,6 +141,8 @@ class AuctionContext:
     best_yes_bid_micros: int | None
     best_no_bid_micros: int | None
     recorded: RecordedQuote | None
+    #: Our fair value of YES when we quoted (the reference where the market has no book).
+    fair_yes_micros: int | None = None
 
 
 class AuctionModel(Protocol):
@@ -216,60 +225,117 @@ class RecordedAuction:
         return rec.accepted_side, max(rec.accepted_ns, ctx.now_ns)
 
 
+#: One side of one of our quotes, for calibration: (our edge on that side, whether its
+#: price beat the book's best bid on that side, whether that side was taken, whether the
+#: market had a book: the edge is then over the mid, else over our fair).
+SideSample = tuple[int, bool, bool, bool]
+
+
+def side_samples(
+    mid_micros: int | None, yes_bid_micros: int, no_bid_micros: int,
+    best_yes_bid_micros: int | None, best_no_bid_micros: int | None,
+    accepted_side: Side | None, fair_yes_micros: int | None = None,
+) -> list[SideSample]:
+    """The sides our quote offers (a bid of 0 offers nothing), as the calibration sees them.
+
+    Our YES bid is taken by a requester buying NO at $1 - bid; the book offers that at $1 -
+    its best YES bid, so our bid beats the book if it is higher (likewise for NO). Our edge on
+    a side is what the bid keeps below the side's value at the mid (YES: mid, NO: $1 - mid).
+    A market without a mid (a combo) has no book alternative we can see: the edge is over our
+    fair, and it counts as beating the book (its requester's private value is unknown).
+    """
+    return [(edge, beats, accepted_side is side, booked) for side, edge, beats, booked in
+            _sides(mid_micros, yes_bid_micros, no_bid_micros, best_yes_bid_micros,
+                   best_no_bid_micros, fair_yes_micros)]
+
+
+def _sides(mid: int | None, yes_bid: int, no_bid: int, best_yes: int | None,
+           best_no: int | None, fair: int | None) -> list[tuple[Side, int, bool, bool]]:
+    booked = mid is not None
+    ref = mid if mid is not None else fair
+    if ref is None:
+        return []
+    out = []
+    for side, bid, best, value in ((Side.YES, yes_bid, best_yes, ref),
+                                   (Side.NO, no_bid, best_no, MAX_PRICE_MICROS - ref)):
+        if bid > 0:
+            beats = (best is not None and bid > best) if booked else True
+            out.append((side, value - bid, beats, booked))
+    return out
+
+
 @dataclass
 class CalibratedAuction:
-    """P(accept | our edge over the mid), binned; the requester takes its best side."""
+    """Per side: P(taken | our edge over the mid, beats the book), binned and fitted."""
 
     bin_micros: int
-    #: bin index (edge // bin_micros) -> (quotes, accepts)
+    #: bin index (our edge on a side // bin_micros) -> (side-quotes beating the book, taken)
     bins: Mapping[int, tuple[int, int]]
     accept_delay_ns: int = 300 * NS_PER_MS
     seed: int = 0
     name: str = "calibrated"
+    #: A rate is read from the nearest bins holding at least this many side-quotes together.
+    min_samples: int = 20
+    #: The same for markets without a book (combos), by our edge over our fair.
+    unbooked_bins: Mapping[int, tuple[int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
 
-    def probability(self, our_edge_micros: int) -> float:
-        """The fitted accept probability at ``our_edge_micros`` (nearest fitted bin)."""
-        if not self.bins:
+    def probability(self, our_edge_micros: int, *, booked: bool = True) -> float:
+        """The fitted rate at ``our_edge_micros``: the nearest bins, widened to ``min_samples``."""
+        bins = self.bins if booked else self.unbooked_bins
+        if not bins:
             return 0.0
         index = our_edge_micros // self.bin_micros
-        nearest = min(self.bins, key=lambda b: (abs(b - index), b))
-        quotes, accepts = self.bins[nearest]
+        quotes = accepts = 0
+        for b in sorted(bins, key=lambda b: (abs(b - index), b)):
+            q, a = bins[b]
+            quotes, accepts = quotes + q, accepts + a
+            if quotes >= self.min_samples:
+                break
         return accepts / quotes if quotes else 0.0
 
     def decide(self, ctx: AuctionContext) -> tuple[Side, int] | None:
-        """Draw an accept with the fitted probability of our smallest edge."""
-        edges = requester_edges(ctx)
+        """One draw: each side that beats the book is taken with its fitted rate."""
         draw = self._rng.random()
-        if not edges:
-            return None
-        gain, side = max(edges, key=lambda e: (e[0], e[1].value))
-        if draw < self.probability(-gain):
-            return side, ctx.now_ns + self.accept_delay_ns
+        at = 0.0
+        for side, edge, beats, booked in _sides(
+                ctx.mid_micros, ctx.yes_bid_micros, ctx.no_bid_micros, ctx.best_yes_bid_micros,
+                ctx.best_no_bid_micros, ctx.fair_yes_micros):
+            if not beats:
+                continue  # the requester has a better price in the book
+            at += self.probability(edge, booked=booked)
+            if draw < at:
+                return side, ctx.now_ns + self.accept_delay_ns
         return None
 
     def fit_report(self) -> dict[str, object]:
-        """The fit: per bin (lower edge in micros) quotes, accepts and the rate."""
-        return {
-            "bin_micros": self.bin_micros,
-            "bins": [
-                {"edge_from_micros": b * self.bin_micros, "quotes": q, "accepts": a,
-                 "rate": round(a / q, 6) if q else 0.0}
-                for b, (q, a) in sorted(self.bins.items())
-            ],
-        }
+        """The fit: per bin (lower edge in micros) side-quotes, accepts and the rate."""
+        def rows(bins: Mapping[int, tuple[int, int]]) -> list[dict[str, object]]:
+            return [{"edge_from_micros": b * self.bin_micros, "quotes": q, "accepts": a,
+                     "rate": round(a / q, 6) if q else 0.0} for b, (q, a) in sorted(bins.items())]
+        return {"bin_micros": self.bin_micros, "bins": rows(self.bins),
+                "unbooked_bins": rows(self.unbooked_bins)}
 
 
 def fit_calibrated(
-    samples: Sequence[tuple[int, bool]], *, bin_micros: int = 5_000,
+    samples: Sequence[SideSample], *, bin_micros: int = 10_000,
     accept_delay_ns: int = 300 * NS_PER_MS, seed: int = 0,
 ) -> CalibratedAuction:
-    """Fit the binned model from ``(our_edge_micros, accepted)`` of our recorded quotes."""
+    """Fit the binned model from :func:`side_samples` of our recorded quotes.
+
+    Only sides that beat the book are counted: the others are never taken (the rule the
+    model applies). The default 1-cent bins: quotes sit on a 1-cent grid and mids on half
+    cents, so finer bins alternate between full and empty.
+    """
     bins: dict[int, tuple[int, int]] = {}
-    for edge, accepted in samples:
+    unbooked: dict[int, tuple[int, int]] = {}
+    for edge, beats, accepted, booked in samples:
+        if not beats:
+            continue
+        into = bins if booked else unbooked
         b = edge // bin_micros
-        q, a = bins.get(b, (0, 0))
-        bins[b] = (q + 1, a + int(accepted))
-    return CalibratedAuction(bin_micros, bins, accept_delay_ns, seed)
+        q, a = into.get(b, (0, 0))
+        into[b] = (q + 1, a + int(accepted))
+    return CalibratedAuction(bin_micros, bins, accept_delay_ns, seed, unbooked_bins=unbooked)

@@ -81,6 +81,7 @@ __all__ = [
     "decode_event",
     "encode_event",
     "iter_engine_inputs",
+    "iter_engine_inputs_and_frames",
     "new_engine",
     "new_kernel",
     "replay",
@@ -124,16 +125,18 @@ class EngineInput:
     in_seq: int | None
     #: The pricer clock readings the live engine took during this step, in order.
     perf_readings: tuple[int, ...] = ()
+    #: Which of its frame's decoded events this is (None: not from a frame).
+    index: int | None = None
 
 
 class _Configs:
     """The configs a recording names, parsed lazily from their recorded text."""
 
-    def __init__(self, given: QuoterConfig | None) -> None:
+    def __init__(self, given: QuoterConfig | None, known: Iterable[QuoterConfig] = ()) -> None:
         self._parsed: dict[str, QuoterConfig] = {}
         self._texts: dict[str, tuple[str, str | None]] = {}
-        if given is not None:
-            self._parsed[config_hash(given)] = given
+        for cfg in (*known, *([given] if given is not None else [])):
+            self._parsed[config_hash(cfg)] = cfg
 
     def add_text(self, payload: Mapping[str, Any]) -> None:
         self._texts[str(payload["config_hash"])] = (str(payload["text"]), payload.get("path"))
@@ -165,45 +168,82 @@ def iter_engine_inputs(
     *,
     config: QuoterConfig | None = None,
     decode: Decoder | None = None,
+    known: Iterable[QuoterConfig] = (),
 ) -> Iterator[EngineStart | EngineInput]:
     """Yield each run's start and then its engine inputs, in the order the engine ran them.
 
     ``config`` replaces the recorded initial config (a what-if replay); by default the
-    recorded config text is used. Frames are decoded with ``decode`` (the production decoder
+    recorded config text is used, or one of the ``known`` configs with the recorded hash (a
+    recording without config text). Frames are decoded with ``decode`` (the production decoder
     :func:`quoter.kalshi.decode.decode` by default).
     """
+    for item in _engine_inputs(paths, config, decode, known, frames=False):
+        assert not isinstance(item, InLine)
+        yield item
+
+
+def iter_engine_inputs_and_frames(
+    paths: Iterable[Path | str],
+    *,
+    config: QuoterConfig | None = None,
+    known: Iterable[QuoterConfig] = (),
+) -> Iterator[EngineStart | EngineInput | InLine]:
+    """:func:`iter_engine_inputs`, with every recorded frame (``in`` line) in file order too.
+
+    A frame comes after the step written before it; the steps that use it come later.
+    """
+    yield from _engine_inputs(paths, config, None, known, frames=True)
+
+
+def _engine_inputs(
+    paths: Iterable[Path | str], config: QuoterConfig | None, decode: Decoder | None,
+    known: Iterable[QuoterConfig], *, frames: bool,
+) -> Iterator[EngineStart | EngineInput | InLine]:
     if decode is None:
         decode = production_decode
     pending: EngineInput | None = None  # held until we know whether a ``perf`` line follows
-    for item in _inputs(paths, config, decode):
+    held: list[InLine] = []  # frames seen while a step is pending: they come after it
+    for item in _inputs(paths, config, decode, known, frames=frames):
         if isinstance(item, tuple):
             if pending is not None:
                 pending = replace(pending, perf_readings=item)
             continue
+        if isinstance(item, InLine):
+            if pending is not None:
+                held.append(item)
+            else:
+                yield item
+            continue
         if pending is not None:
             yield pending
             pending = None
+        yield from held
+        held.clear()
         if isinstance(item, EngineInput):
             pending = item
         else:
             yield item
     if pending is not None:
         yield pending
+    yield from held
 
 
 def _inputs(
-    paths: Iterable[Path | str], config: QuoterConfig | None, decode: Decoder
-) -> Iterator[EngineStart | EngineInput | tuple[int, ...]]:
-    configs = _Configs(config)
-    frames: OrderedDict[int, InLine] = OrderedDict()
+    paths: Iterable[Path | str], config: QuoterConfig | None, decode: Decoder,
+    known: Iterable[QuoterConfig] = (), *, frames: bool = False,
+) -> Iterator[EngineStart | EngineInput | InLine | tuple[int, ...]]:
+    configs = _Configs(config, known)
+    recent: OrderedDict[int, InLine] = OrderedDict()
     decoded: tuple[int, list[ev.Event]] | None = None
     started = False
     for line in read_recordings(paths):
         if isinstance(line, InLine):
             if line.n is not None:
-                frames[line.n] = line
-                if len(frames) > MAX_PENDING_FRAMES:
-                    frames.popitem(last=False)
+                recent[line.n] = line
+                if len(recent) > MAX_PENDING_FRAMES:
+                    recent.popitem(last=False)
+            if frames:
+                yield line
             continue
         if not isinstance(line, EventLine):
             continue
@@ -214,7 +254,7 @@ def _inputs(
             configs.add_text(payload)
         elif line.kind == ENGINE_START_KIND:
             started = True
-            frames.clear()  # frame numbers restart with each recorder run
+            recent.clear()  # frame numbers restart with each recorder run
             decoded = None
             digest = str(payload["config_hash"])
             cfg = config if config is not None else configs(digest)
@@ -236,7 +276,7 @@ def _inputs(
                 continue
             n, index = int(payload["in"]), int(payload["i"])
             if decoded is None or decoded[0] != n:
-                frame = frames.get(n)
+                frame = recent.get(n)
                 if frame is None:
                     raise ReplayError(f"step refers to frame #{n}, which is not in the files")
                 try:
@@ -249,7 +289,7 @@ def _inputs(
                 raise ReplayError(
                     f"frame #{n} decodes to {len(events)} events, the step wants #{index}"
                 )
-            yield EngineInput(events[index], now_ns, n)
+            yield EngineInput(events[index], now_ns, n, index=index)
 
 
 # --- re-running the engine -------------------------------------------------------------------

@@ -47,14 +47,16 @@ class AuctionSpec:
     name: str
     seed: int = 0
     fallback: str = "none"
-    bin_micros: int = 5_000
+    bin_micros: int = 10_000
     bins: tuple[tuple[int, int, int], ...] = ()  # (bin, quotes, accepts)
+    unbooked: tuple[tuple[int, int, int], ...] = ()  # the same for markets without a book
 
     def fit_report(self) -> dict[str, object] | None:
         """The calibrated model's fit, or None for the others."""
         if self.name != "calibrated":
             return None
-        return CalibratedAuction(self.bin_micros, _bins(self.bins)).fit_report()
+        return CalibratedAuction(self.bin_micros, _bins(self.bins),
+                                 unbooked_bins=_bins(self.unbooked)).fit_report()
 
 
 def _bins(bins: Iterable[tuple[int, int, int]]) -> dict[int, tuple[int, int]]:
@@ -70,7 +72,8 @@ def make_auction(spec: AuctionSpec) -> AuctionModel:
     if spec.name == "book":
         return BookAuction(seed=spec.seed)
     if spec.name == "calibrated":
-        return CalibratedAuction(spec.bin_micros, _bins(spec.bins), seed=spec.seed)
+        return CalibratedAuction(spec.bin_micros, _bins(spec.bins), seed=spec.seed,
+                                 unbooked_bins=_bins(spec.unbooked))
     raise ValueError(f"unknown auction model {spec.name!r}")
 
 
@@ -78,21 +81,23 @@ def auction_spec(name: str, paths: Sequence[Path], config: QuoterConfig, *, seed
                  fallback: str = "none") -> AuctionSpec:
     """The spec for ``name``; ``calibrated`` is fitted here on our own quotes in ``paths``.
 
-    The fit replays the inputs with ``config`` and the recorded outcomes, and learns P(accept |
-    our edge over the mid) from the quotes the recording holds an outcome for.
+    The fit replays the inputs with ``config`` and the recorded outcomes, and learns, per side
+    of our quotes that beat the book, P(taken | our edge over the mid) from the quotes the
+    recording holds an outcome for.
     """
     if name not in AUCTIONS:
         raise ValueError(f"unknown auction model {name!r} (one of {', '.join(AUCTIONS)})")
     if name != "calibrated":
         return AuctionSpec(name, seed, fallback)
     loop = run_backtest(paths, config, auction=RecordedAuction(), seed=seed)
-    samples = list(loop.metrics.quote_edges.values())
+    samples = loop.metrics.side_samples()
     if not samples:
         raise RecordingError("cannot calibrate: the inputs hold none of our quotes and their "
                              "outcomes (use --auction book)")
     model = fit_calibrated(samples, seed=seed)
     return AuctionSpec(name, seed, fallback, model.bin_micros,
-                       tuple((b, q, a) for b, (q, a) in sorted(model.bins.items())))
+                       tuple((b, q, a) for b, (q, a) in sorted(model.bins.items())),
+                       tuple((b, q, a) for b, (q, a) in sorted(model.unbooked_bins.items())))
 
 
 @dataclass(frozen=True)
