@@ -37,9 +37,13 @@ class _Envelope(msgspec.Struct):
 class _RfqProbe(msgspec.Struct):
     market_ticker: str = ""
     mve_collection_ticker: str | None = None
-    mve_selected_legs: msgspec.Raw | None = None
+    # Raw, not ``Raw | None``: msgspec reads ``X | None`` as "null or X" and a Raw there
+    # rejects an array, which made every combo listing its legs unreadable (kept, unfiltered).
+    mve_selected_legs: msgspec.Raw = msgspec.Raw(b"null")
 
 
+#: What ``mve_selected_legs`` holds when the RFQ names no legs (the decoder's "not a combo").
+_NO_LEGS = (b"null", b"[]")
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _RFQ = msgspec.json.Decoder(_RfqProbe)
 
@@ -87,7 +91,7 @@ def build_prefilter(config: QuoterConfig) -> Callable[[bytes | str], bool]:
         if not rfq.market_ticker:
             return True
         key = (rfq.market_ticker, rfq.mve_collection_ticker is not None
-               or rfq.mve_selected_legs is not None)
+               or bytes(rfq.mve_selected_legs).strip() not in _NO_LEGS)
         verdict = verdicts.get(key)
         if verdict is None:
             verdict = any(rule.admits(*key) for rule in rules)

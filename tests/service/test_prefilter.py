@@ -31,11 +31,15 @@ strategies:
 """
 
 
+LEGS = [{"event_ticker": "KXA-1", "market_ticker": "KXA-1-Y", "side": "yes"},
+        {"event_ticker": "KXB-1", "market_ticker": "KXB-1-Y", "side": "no"}]
+
+
 def _rfq(ticker: str, *, combo: bool = False, spaced: bool = False) -> bytes:
     msg: dict[str, object] = {"id": "r1", "market_ticker": ticker, "contracts_fp": "10.00"}
     if combo:
         msg["mve_collection_ticker"] = "KXMVECROSSCATEGORY-R"
-        msg["mve_selected_legs"] = []
+        msg["mve_selected_legs"] = LEGS
     raw = msgspec.json.encode({"type": "rfq_created", "sid": 1, "msg": msg})
     return raw.replace(b'":', b'": ') if spaced else raw
 
@@ -57,6 +61,18 @@ def test_kind_is_honoured() -> None:
     assert not keep(_rfq("KXMVESPORTS-S1"))
     # a combo on a weather series: the weather strategy is single-only
     assert keep(_rfq("KXHIGHNY-X", combo=True))  # the combo strategy takes any ticker
+
+
+def test_a_combo_listing_its_legs_is_read_and_filtered() -> None:
+    singles = build_prefilter(parse_config(CONFIG.split("  - name: combos")[0]))
+    assert not singles(_rfq("KXMVESPORTS-S1", combo=True))
+    assert not singles(_rfq("KXHIGHNY-X", combo=True))  # weather is single-only
+    assert singles(_rfq("KXHIGHNY-X"))
+    # Legs alone (no collection ticker) make a combo too, as in the decoder.
+    legs_only = msgspec.json.encode({"type": "rfq_created", "msg": {
+        "id": "r1", "market_ticker": "KXHIGHNY-X", "mve_selected_legs": LEGS}})
+    assert not singles(legs_only)
+    assert keep(legs_only)
 
 
 def test_never_drops_other_frames_or_unreadable_tickers() -> None:
