@@ -64,7 +64,7 @@ def test_kind_is_honoured() -> None:
 
 
 def test_a_combo_listing_its_legs_is_read_and_filtered() -> None:
-    singles = build_prefilter(parse_config(CONFIG.split("  - name: combos")[0]))
+    singles = build_prefilter(parse_config(CONFIG.split("  - name: combos", maxsplit=1)[0]))
     assert not singles(_rfq("KXMVESPORTS-S1", combo=True))
     assert not singles(_rfq("KXHIGHNY-X", combo=True))  # weather is single-only
     assert singles(_rfq("KXHIGHNY-X"))
