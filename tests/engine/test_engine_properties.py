@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
-from engine_fixtures import BOOK_MID, MS, T2, Harness, T, config, market, of
+from engine_fixtures import BOOK_MID, T2, Harness, T, config, market, of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -186,7 +184,8 @@ def test_ledger_equals_reference_recompute(
     assert PositionLedger.restore(led.snapshot()).snapshot() == led.snapshot()
 
 
-def test_rfq_to_submit_is_well_under_a_millisecond() -> None:
+def test_three_hundred_rfqs_within_the_limits_are_all_quoted() -> None:
+    # Timings are measured by ``make bench`` (benchmarks/bench_engine.py), not asserted here.
     h = Harness(config(risk=(
         '{max_open_quotes: 1000, max_worst_case_loss_dollars_per_market: "100000", '
         'max_worst_case_loss_dollars_total: "100000", max_position_contracts_per_market: 1000, '
@@ -196,23 +195,21 @@ def test_rfq_to_submit_is_well_under_a_millisecond() -> None:
     h.ready()
     h.ready(T2)
     n = 300
-    start = time.perf_counter_ns()
     for i in range(n):
         out = h.rfq(f"r{i}", T if i % 2 else T2, 100)
         assert len(of(out, C.SubmitQuote)) == 1
         h.placed(f"r{i}", f"q{i}")
-    per_rfq_ns = (time.perf_counter_ns() - start) // n
-    assert per_rfq_ns < 1 * MS, f"{per_rfq_ns} ns per RFQ"
+    assert h.engine.book.open_rfqs == n
 
 
-def test_book_mid_replace_path_is_fast() -> None:
+def test_book_mid_replace_path_requotes_on_book_moves() -> None:
     h = Harness(config(pricer=BOOK_MID, lifecycle="{min_replace_interval_ms: 0}"))
     h.ready()
     for i in range(20):
         h.rfq(f"r{i}")
         h.placed(f"r{i}", f"q{i}")
-    start = time.perf_counter_ns()
+    moved = []
     for i in range(100):
         h.advance_ms(1)
-        h.delta(price=480_000 + (i % 3) * 10_000, delta=100)
-    assert (time.perf_counter_ns() - start) // 100 < 5 * MS
+        moved += of(h.delta(price=480_000 + (i % 3) * 10_000, delta=100), C.SubmitQuote)
+    assert moved  # the moving book re-priced quotes (timings: make bench)
