@@ -10,17 +10,17 @@ demo`` runs it), with the service's own hooks capturing every command the live e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from live_session import CapturingHooks, run_live_session
 
 from backtests.engine import run_backtest
 from backtests.exchange import ModelledVenue
 from backtests.loop import BacktestLoop
 from backtests.models import LatencyModel, RecordedAuction
-from quoter.clock import LiveClock, VirtualClock
+from quoter.clock import VirtualClock
 from quoter.config import load_config, parse_config
 from quoter.domain import commands as cmd
 from quoter.domain import events as ev
@@ -28,74 +28,20 @@ from quoter.domain.grid import grid_for_structure
 from quoter.domain.types import MarketInfo, MarketStatus, Side
 from quoter.kalshi.decode import decode
 from quoter.recording.format import recording_files
-from quoter.service.app import Service, ServiceOptions
-from quoter.service.environment import Settings
-from quoter.service.hooks import ServiceHooks
-from quoter.sim.config import SimConfig
-from quoter.sim.exchange import ExchangeConfig, SimExchange
-from quoter.sim.server import serve_sim
-from quoter.sim.world import World
+from quoter.sim.exchange import ExchangeConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "config" / "demo.yaml"
 RUN_SECONDS = 8.0
 
 
-class CapturingHooks(ServiceHooks):
-    """The service's hooks, also keeping every command list the live engine returned."""
-
-    def __init__(self, base: ServiceHooks) -> None:
-        super().__init__(clock=base.clock, engine=base.engine, store=base.store,
-                         metrics=base.metrics, recorder=base.recorder, perf=base.perf)
-        self.live: list[cmd.Command] = []
-        self.fills: list[ev.FillReceived] = []
-
-    def on_engine_step(self, event: ev.Event, commands: list[cmd.Command], now_ns: int) -> None:
-        self.live.extend(commands)
-        if isinstance(event, ev.FillReceived):
-            self.fills.append(event)
-        super().on_engine_step(event, commands, now_ns)
-
-
-async def _run_service(workdir: Path) -> CapturingHooks:
-    clock = LiveClock()
-    sim_config = SimConfig()
-    # A 1 s execution timer (Kalshi: 15 s, HVM 1 s) so confirmed quotes fill within the run.
-    exchange = SimExchange(clock, ExchangeConfig(id_seed=11, execution_timer_ms=1_000))
-    world = World(exchange, clock, sim_config.world, 11)
-    key_path = workdir / "key.pem"
-    key_id = world.register_demo_key(key_path)
-    stop = asyncio.Event()
-    async with serve_sim(exchange, "127.0.0.1", 0, clock=clock) as sim:
-        settings = Settings(
-            env="demo", mode="paper", sim_url=sim.base_url, api_key_id=key_id,
-            private_key_path=key_path, db_path=workdir / "quoter.db",
-            record_dir=workdir / "rec", control_port=0,
-            control_token_file=workdir / "control.token",
-        )
-        service = Service(settings, ServiceOptions(
-            config_path=DEMO, view="none", http=False, reconcile_interval_s=2.0,
-            kill_file=workdir / "KILL",
-        ), clock=clock)
-        hooks = CapturingHooks(service.hooks)
-        service.hooks = service.runtime.hooks = hooks
-        async with asyncio.TaskGroup() as tg:
-            world_task = tg.create_task(world.run(asyncio.sleep), name="sim-world")
-            service_task = tg.create_task(service.run(stop), name="service")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(service_task), timeout=RUN_SECONDS)
-            service.halt("test_finished")  # recorded like any other step
-            await service.runtime.drained()
-            stop.set()
-            await service_task
-            world_task.cancel()
-    return hooks
-
-
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> tuple[CapturingHooks, list[Path]]:
     workdir = tmp_path_factory.mktemp("parity")
-    hooks = asyncio.run(_run_service(workdir))
+    # A 1 s execution timer (Kalshi: 15 s, HVM 1 s) so confirmed quotes fill within the run.
+    _, hooks = asyncio.run(run_live_session(
+        workdir, seed=11, seconds=RUN_SECONDS,
+        exchange=ExchangeConfig(id_seed=11, execution_timer_ms=1_000)))
     files = recording_files(workdir / "rec")
     assert files, "the service wrote no recording"
     return hooks, files

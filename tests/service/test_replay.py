@@ -8,13 +8,13 @@ own hooks), then replays the recording through a fresh engine and compares, comm
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from live_session import CapturingHooks, run_live_session
 
 from backtests.replay import (
     EngineInput,
@@ -24,7 +24,6 @@ from backtests.replay import (
     replay_decisions,
     replay_kernel,
 )
-from quoter.clock import LiveClock
 from quoter.config import config_hash, load_config, parse_config
 from quoter.domain import commands as cmd
 from quoter.domain import events as ev
@@ -40,74 +39,18 @@ from quoter.recording.format import (
     recording_files,
 )
 from quoter.runtime.kernel import Kernel, engine_commands
-from quoter.service.app import Service, ServiceOptions
-from quoter.service.environment import Settings
-from quoter.service.hooks import ServiceHooks
+from quoter.service.app import Service
 from quoter.service.store import Store
-from quoter.sim.config import SimConfig
-from quoter.sim.exchange import ExchangeConfig, SimExchange
-from quoter.sim.server import serve_sim
-from quoter.sim.world import World
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ROOT / "config" / "demo.yaml"
 RUN_SECONDS = 6.0
 
 
-class CapturingHooks(ServiceHooks):
-    """The service's hooks, also keeping every command list the live engine returned."""
-
-    def __init__(self, base: ServiceHooks) -> None:
-        super().__init__(clock=base.clock, engine=base.engine, store=base.store,
-                         metrics=base.metrics, recorder=base.recorder,
-                         perf=base.perf)
-        self.live: list[cmd.Command] = []
-        self.steps = 0
-
-    def on_engine_step(self, event: ev.Event, commands: list[cmd.Command], now_ns: int) -> None:
-        self.steps += 1
-        self.live.extend(commands)
-        super().on_engine_step(event, commands, now_ns)
-
-
-async def _run_service(workdir: Path) -> tuple[Service, CapturingHooks]:
-    clock = LiveClock()
-    sim_config = SimConfig()
-    exchange = SimExchange(clock, ExchangeConfig(id_seed=7))
-    world = World(exchange, clock, sim_config.world, 7)
-    key_path = workdir / "key.pem"
-    key_id = world.register_demo_key(key_path)
-    stop = asyncio.Event()
-    async with serve_sim(exchange, "127.0.0.1", 0, clock=clock) as sim:
-        settings = Settings(
-            env="demo", mode="paper", sim_url=sim.base_url, api_key_id=key_id,
-            private_key_path=key_path, db_path=workdir / "quoter.db",
-            record_dir=workdir / "rec", control_port=0,
-            control_token_file=workdir / "control.token",
-        )
-        service = Service(settings, ServiceOptions(
-            config_path=DEMO_CONFIG, view="none", http=False, reconcile_interval_s=2.0,
-            kill_file=workdir / "KILL",
-        ), clock=clock)
-        hooks = CapturingHooks(service.hooks)
-        service.hooks = service.runtime.hooks = hooks
-        async with asyncio.TaskGroup() as tg:
-            world_task = tg.create_task(world.run(asyncio.sleep), name="sim-world")
-            service_task = tg.create_task(service.run(stop), name="service")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(service_task), timeout=RUN_SECONDS)
-            service.halt("test_finished")  # a kill switch step, recorded like any other
-            await service.runtime.drained()  # the halt's cancels sent and answered
-            stop.set()
-            await service_task
-            world_task.cancel()
-    return service, hooks
-
-
 @pytest.fixture(scope="module")
 def live_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Service, CapturingHooks, Path]:
     workdir = tmp_path_factory.mktemp("replay")
-    service, hooks = asyncio.run(_run_service(workdir))
+    service, hooks = asyncio.run(run_live_session(workdir, seed=7, seconds=RUN_SECONDS))
     return service, hooks, workdir
 
 
