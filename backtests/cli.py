@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grid", required=True, type=Path, metavar="GRID",
                        help="YAML: parameter path -> list of values (cartesian product)")
     sweep.add_argument("--workers", type=int, default=2,
-                       help="worker processes for --backend local (default: %(default)s)")
+                       help="worker processes (--backend local) or CPUs of a local Ray "
+                       "(default: %(default)s)")
     sweep.add_argument("--backend", choices=("local", "ray"), default="local",
                        help="local processes or a Ray cluster (default: %(default)s)")
     sweep.add_argument("--address", default=None,
