@@ -58,3 +58,13 @@ def test_the_combo_sample_backtests_with_combo_fills_and_settlement(tmp_path: Pa
     assert by_strategy["sim-singles"]["fills"] > 0
     assert isinstance(m["positions_settled"], int)
     assert m["positions_settled"] >= 2
+
+
+def test_two_captures_of_the_same_markets_merged_backtest_without_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Both samples list the same tickers from different worlds: merged, their book deltas
+    # contradict each other (a level would go negative). That is bad input, not a crash.
+    m = _run(tmp_path / "both", "single.jsonl.gz", "combo.jsonl.gz")
+    assert "Traceback" not in capsys.readouterr().err
+    assert isinstance(m["frames"], int)
+    assert m["frames"] > 3_000
