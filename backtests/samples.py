@@ -107,13 +107,19 @@ def _levels(levels: dict[int, int]) -> list[list[str]]:
     return [[dollars(p), format_fp(c)] for p, c in sorted(levels.items())]
 
 
+#: The book flow's best bid and offer sit this far from the mid (a 6-cent spread: room for a
+#: maker's quote inside it, so synthetic requesters have a reason to take ours).
+_GAP_MICROS: Final = 30_000
+
+
 def write_book_flow(path: Path, *, frames: int, markets: int = 8, seed: int = 0,
                     interval_ns: int = 1_000_000, series: str = "KXSIMB") -> int:
     """Write ``frames`` order-book frames (a snapshot per market, then deltas), streamed.
 
     Interchange lines (gzip when ``path`` ends in ``.gz``); one subscription, ``seq`` without
     gaps; each market's book stays uncrossed around a fixed mid (YES bids below it, NO bids
-    below its complement), every delta a size change of one level of one side. Returns the
+    above it in YES prices, as ``use_yes_price: true`` sends them), every delta a size change
+    of one level of one side. Returns the
     number of frames written.
     """
     rng = random.Random(seed)
@@ -126,8 +132,10 @@ def write_book_flow(path: Path, *, frames: int, markets: int = 8, seed: int = 0,
         for ticker in tickers[: min(markets, frames)]:
             mid = mids[ticker]
             books[ticker] = {
-                "yes": {mid - k * 10_000: 10_000 for k in range(1, 6)},
-                "no": {1_000_000 - mid - k * 10_000: 10_000 for k in range(1, 6)},
+                "yes": {mid - _GAP_MICROS - k * 10_000: 10_000 for k in range(5)},
+                # NO bids in YES prices (``use_yes_price: true``, as the service subscribes
+                # and the production decoder reads): a NO bid at 1 - p is a YES offer at p.
+                "no": {mid + _GAP_MICROS + k * 10_000: 10_000 for k in range(5)},
             }
             seq += 1
             t_ns += interval_ns
@@ -139,9 +147,10 @@ def write_book_flow(path: Path, *, frames: int, markets: int = 8, seed: int = 0,
         while seq < frames:
             ticker = tickers[rng.randrange(markets)]
             side = "yes" if rng.random() < 0.5 else "no"
-            top = (mids[ticker] if side == "yes" else 1_000_000 - mids[ticker]) - 10_000
-            price = top - rng.randrange(10) * 10_000
-            if price <= 0:
+            step = rng.randrange(10) * 10_000
+            price = (mids[ticker] - _GAP_MICROS - step if side == "yes"
+                     else mids[ticker] + _GAP_MICROS + step)
+            if not 0 < price < 1_000_000:
                 continue
             level = books[ticker][side]
             have = level.get(price, 0)
