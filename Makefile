@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_SECONDS ?= 60
 
-.PHONY: install test lint typecheck unit demo bench clean lock fuzz
+.PHONY: install test lint typecheck unit demo bench clean lock fuzz browser samples
 
 # requirements.lock pins every third-party package (regenerate with `make lock`); pip uses it
 # as a constraints file, so an install is reproducible and pyproject.toml keeps lower bounds.
@@ -35,8 +35,28 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# The test suite also needs the `ray` extra (a sweep on a local Ray instance) and a headless
+# Chromium (the backtest report rendered in a browser); `make demo` needs neither.
+unit: $(STAMP) $(VENV)/.ray-installed browser
 	$(BIN)/pytest
+
+$(VENV)/.ray-installed: $(STAMP)
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev,ray]'
+	touch $@
+
+# Debian's chromium, installed once when missing (apt-get, as root: CI and these machines).
+# Without it the browser test fails and says how to install it; it never skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq --no-install-recommends chromium; } \
+	    || echo "could not install chromium: the report test will fail and say so"; \
+	  else echo "chromium not found: apt-get install chromium (the report test needs it)"; fi; }
+
+# Regenerate the sample recordings in backtests/data/ (deterministic: seeded simulator worlds).
+samples: $(STAMP)
+	$(BIN)/python -m backtests.samples backtests/data
 
 test: lint typecheck unit
 
@@ -64,7 +84,7 @@ lock:
 	rm -rf .lock-venv
 	$(PY) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install -q --upgrade pip
-	.lock-venv/bin/python -m pip install -q -e '.[dev]'
+	.lock-venv/bin/python -m pip install -q -e '.[dev,ray]'
 	.lock-venv/bin/python -m pip install -q --no-deps --ignore-requires-python \
 		'kalshi-python-sync>=3.34' 'kalshi-python-async>=3.34' 'kalshi-sdk>=22.4'
 	.lock-venv/bin/python -m pip install -q 'kyro>=0.1.2'

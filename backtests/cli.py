@@ -50,11 +50,16 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "merged by receive time)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR",
                    help="where the reports are written (created)")
-    p.add_argument("--auction", choices=AUCTIONS, default="recorded",
-                   help="what the requester does with our quotes (default: %(default)s)")
+    p.add_argument("--auction", choices=AUCTIONS, default=None,
+                   help="what the requester does with our quotes (default: recorded; book "
+                   "with --synthetic-rfqs)")
     p.add_argument("--fallback", choices=FALLBACKS, default="none",
                    help="with --auction recorded: who decides quotes the recording never saw "
                    "(default: %(default)s, they are not accepted)")
+    p.add_argument("--synthetic-rfqs", type=float, default=None,
+                   metavar="RATE_PER_MARKET_PER_MIN",
+                   help="add Poisson RFQ arrivals on every market the inputs have books for "
+                   "(for market-data-only captures); written to DIR/synthetic-rfqs.jsonl.gz")
     p.add_argument("--seed", type=int, default=0, help="seed of every model (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -72,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grid", required=True, type=Path, metavar="GRID",
                        help="YAML: parameter path -> list of values (cartesian product)")
     sweep.add_argument("--workers", type=int, default=2,
-                       help="worker processes for --backend local (default: %(default)s)")
+                       help="worker processes (--backend local) or CPUs of a local Ray "
+                       "(default: %(default)s)")
     sweep.add_argument("--backend", choices=("local", "ray"), default="local",
                        help="local processes or a Ray cluster (default: %(default)s)")
     sweep.add_argument("--address", default=None,
@@ -119,9 +125,30 @@ class _InputError(Exception):
     pass
 
 
+def _auction(args: argparse.Namespace) -> str:
+    if args.auction is not None:
+        return str(args.auction)
+    # Synthetic RFQs have no recorded outcome: the book model decides them.
+    return "book" if args.synthetic_rfqs is not None else "recorded"
+
+
+def _with_synthetic(args: argparse.Namespace, inputs: list[Path]) -> list[Path]:
+    """The inputs plus ``DIR/synthetic-rfqs.jsonl.gz`` when ``--synthetic-rfqs`` asks."""
+    if args.synthetic_rfqs is None:
+        return inputs
+    from backtests.synthetic import SyntheticRfqs, write_synthetic_rfqs
+
+    spec = SyntheticRfqs(args.synthetic_rfqs, seed=args.seed)  # ConfigError if out of range
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "synthetic-rfqs.jsonl.gz"
+    if write_synthetic_rfqs(inputs, path, spec) == 0:
+        raise _InputError("--synthetic-rfqs: the inputs hold no order book to put RFQs on")
+    return [*inputs, path]
+
+
 def _spec(args: argparse.Namespace, inputs: Sequence[Path]) -> AuctionSpec:
     config = load_config(args.config)
-    return auction_spec(args.auction, inputs, config, seed=args.seed, fallback=args.fallback)
+    return auction_spec(_auction(args), inputs, config, seed=args.seed, fallback=args.fallback)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -129,7 +156,9 @@ def _run(args: argparse.Namespace) -> int:
 
     inputs = _inputs(args.input)
     config = load_config(args.config)
-    spec = auction_spec(args.auction, inputs, config, seed=args.seed, fallback=args.fallback)
+    inputs = _with_synthetic(args, inputs)
+    spec = auction_spec(_auction(args), inputs, config, seed=args.seed,
+                        fallback=args.fallback)
     with _progress(not args.no_progress, "backtest", "frames") as progress:
         result = backtest(inputs, config, spec, seed=args.seed, progress=progress)
     m = result.summary["metrics"]
@@ -158,6 +187,7 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
     points = points_of(args.config, load_grid(args.grid))
+    inputs = _with_synthetic(args, inputs)
     spec = _spec(args, inputs)
     with _progress(not args.no_progress, "sweep", "points") as progress:
         ranked = run_sweep(points, inputs, spec, args.out, seed=args.seed,

@@ -36,6 +36,7 @@ from quoter.config import QuoterConfig
 from quoter.domain import commands as cmd
 from quoter.domain import events as ev
 from quoter.domain.book import OrderBook
+from quoter.domain.money import MoneyError
 from quoter.domain.types import MarketInfo
 from quoter.engine.engine import Engine
 from quoter.engine.pricing import pricing_completed
@@ -187,7 +188,9 @@ class BacktestLoop:
                 book.apply_delta(event.side.value == "yes", event.price_micros,
                                  event.delta_centi, event.ts_recv_ns,
                                  yes_priced=event.yes_priced)
-        except QuoterError:
+        except (QuoterError, MoneyError):
+            # An inconsistent delta (e.g. two captures of one market merged): the engine's own
+            # book handles it as a gap; the mirror starts again from the next snapshot.
             book.clear()
 
     def post(self, event: ev.Event, at_ns: int | None = None) -> None:

@@ -317,6 +317,9 @@ class Metrics:
             "fees_micros": sum(f.fee_micros for f in self.fills),
             "pnl_realized_micros": realized,
             "pnl_marked_micros": marked,
+            # Markets we held a position in that were determined in the inputs (paid out).
+            "positions_settled": sum(1 for p in self._positions.values()
+                                     if p.settled_micros is not None),
             "markouts_micros": markouts,
             "by_strategy": dict(sorted(by_strategy.items())),
             "engine_errors": self.engine_errors,

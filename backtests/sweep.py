@@ -21,12 +21,14 @@ import importlib
 import itertools
 import json
 import multiprocessing
+import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 import yaml
 
 from backtests.runner import AuctionSpec, backtest
@@ -50,6 +52,9 @@ OBJECTIVES = {
     "pnl_marked": "pnl_marked_micros",
     "pnl_realized": "pnl_realized_micros",
 }
+
+
+_log = structlog.get_logger("backtests.sweep")
 
 
 class BackendUnavailableError(QuoterError):
@@ -183,17 +188,35 @@ def _local(jobs: Sequence[_Job], workers: int,
             done(future.result())
 
 
-def _ray(jobs: Sequence[_Job], address: str | None,
+#: Environment for a local Ray instance: Ray binds its servers to the node's address, which
+#: on Linux is the primary interface unless "clusters" are off, then it is 127.0.0.1 (loopback
+#: only, ``ray._private.services.get_node_ip_address``); no token file is written in ``~/.ray``
+#: for a cluster nobody else can reach.
+LOCAL_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+
+
+def _ray(jobs: Sequence[_Job], address: str | None, workers: int,
          done: Callable[[dict[str, Any]], None]) -> None:
+    if address is None:
+        # Before the import: Ray reads these when its constants module loads.
+        for key, value in LOCAL_RAY_ENV.items():
+            os.environ.setdefault(key, value)
     try:
         ray: Any = importlib.import_module("ray")
     except ImportError:
         raise BackendUnavailableError(
             "the ray backend needs Ray, which is not installed here "
-            "(pip install 'ray[default]'), or use --backend local") from None
+            "(pip install -e '.[ray]'), or use --backend local") from None
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        if address is None:
+            # A local instance as wide as --workers, on loopback, no dashboard.
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    nodes = sorted(str(n.get("NodeManagerAddress")) for n in ray.nodes() if n.get("Alive"))
+    _log.info("sweep_ray_started", address=address or "local", nodes=nodes,
+              cpus=int(ray.cluster_resources().get("CPU", 0)))
     try:
         remote = ray.remote(run_point)
         pending = [remote.remote(job) for job in jobs]
@@ -239,7 +262,7 @@ def run_sweep(
     if progress is not None:
         progress(len(rows), len(points))
     if backend == "ray":
-        _ray(todo, address, done)
+        _ray(todo, address, workers, done)
     elif backend == "local":
         _local(todo, workers, done)
     else:

@@ -26,6 +26,7 @@ from backtests.loop import BacktestLoop
 from backtests.models import LatencyModel
 from quoter import __version__
 from quoter.config import QuoterConfig, config_hash
+from quoter.domain import events as ev
 from quoter.recording.format import CONFIG_KIND, ENGINE_START_KIND, STEP_KIND, encode_event
 from quoter.runtime.kernel import InputTaken
 from quoter.sim.config import WorldConfig
@@ -88,6 +89,10 @@ class RecordingWriter:
                 return
         self._event(STEP_KIND, taken.now_ns, {"now_ns": taken.now_ns,
                                               "event": encode_event(taken.event)})
+
+    def fact(self, kind: str, event: ev.Event, ts_ns: int) -> None:
+        """A non-frame answer written as a fact line (``--synthetic-rfqs``' market metadata)."""
+        self._event(kind, ts_ns, encode_event(event))
 
     def close(self) -> None:
         """Finish the file."""

@@ -11,8 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"id", "value", "unit", "target", "baseline", "ratio", "met"}
-EXPECTED = {"B1", "B1-p99", "B2", "B2-p99", "B3", "B3-drop", "B4", "B5", "B6", "B6-combo", "B7",
-            "B8", "B9"}
+EXPECTED = {"B1", "B1-p99", "B2", "B2-p99", "B3", "B3-drop", "B4", "B5", "B5-rss", "B6", "B6-combo",
+            "B7", "B8", "B9", "B9-ray"}
 
 
 def test_quick_run_writes_one_entry_per_benchmark(tmp_path: Path) -> None:

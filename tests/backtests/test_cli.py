@@ -121,3 +121,44 @@ def test_an_interchange_capture_runs_too(small_world: Path, tmp_path: Path) -> N
     m = json.loads((tmp_path / "i" / "summary.json").read_text())["metrics"]
     assert m["rfqs_seen"] > 0
     assert m["decode_errors"] == 0
+
+
+def test_a_market_data_only_capture_with_synthetic_rfqs_yields_quotes_fills_and_markouts(
+        tmp_path: Path) -> None:
+    # The sample capture holds books and lifecycle frames in the interchange form: no RFQs.
+    capture = ROOT / "backtests" / "data" / "market-data.jsonl.gz"
+    with gzip.open(capture, "rt") as f:
+        types = {json.loads(line)["frame"]["type"] for line in f}
+    assert "orderbook_delta" in types
+    assert not any(t.startswith(("rfq_", "quote_")) for t in types)
+    assert _run(capture, tmp_path / "bare") == 0
+    bare = json.loads((tmp_path / "bare" / "summary.json").read_text())["metrics"]
+    assert bare["rfqs_seen"] == 0  # without synthetic arrivals there is nothing to quote
+
+    out = tmp_path / "syn"
+    assert _run(capture, out, "--synthetic-rfqs", "6", "--seed", "2") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["auction"]["model"] == "book"  # synthetic RFQs have no recorded outcome
+    assert summary["inputs"] == ["market-data.jsonl.gz", "synthetic-rfqs.jsonl.gz"]
+    m = summary["metrics"]
+    assert m["rfqs_seen"] > 20
+    assert m["quotes_placed"] > 0
+    assert m["fills"] > 0
+    assert m["decode_errors"] == 0
+    assert any(v is not None for v in m["markouts_micros"].values())
+    rows = list(csv.DictReader((out / "fills.csv").read_text().splitlines()))
+    assert len(rows) == m["fills"]
+    assert any(r["markout_10s_micros"] for r in rows)
+    # Seeded: the same seed gives the same arrivals and the same summary, byte for byte.
+    assert _run(capture, tmp_path / "again", "--synthetic-rfqs", "6", "--seed", "2") == 0
+    again = (tmp_path / "again" / "summary.json").read_bytes()
+    assert again == (out / "summary.json").read_bytes()
+
+
+def test_a_bad_synthetic_rate_is_a_one_line_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capture = ROOT / "backtests" / "data" / "market-data.jsonl.gz"
+    for rate in ("0", "-1", "nan"):
+        assert _run(capture, tmp_path / "o", "--synthetic-rfqs", rate) == EXIT_USAGE
+        assert "--synthetic-rfqs" in _error_line(capsys)
+    assert not (tmp_path / "o").exists()
