@@ -57,10 +57,28 @@ from quoter.runtime.prefilter import build_prefilter
 from quoter.runtime.pricing_pool import InlinePricing
 from quoter.sim.exchange import SimError
 
-__all__ = ["DRAIN_NS", "BacktestLoop", "Prepass", "prepass"]
+__all__ = ["DRAIN_NS", "BacktestLoop", "Prepass", "mirror_book", "prepass"]
 
 #: After the last input, keep running this long so confirms, executions and markouts finish.
 DRAIN_NS = 120 * 1_000_000_000
+
+
+def mirror_book(books: dict[str, OrderBook], event: ev.Event) -> None:
+    """Apply a book event to ``books`` (other events are ignored); never raises on bad data."""
+    if not isinstance(event, ev.BookSnapshotReceived | ev.BookDeltaReceived):
+        return
+    book = books.setdefault(event.market_ticker, OrderBook(event.market_ticker))
+    try:
+        if isinstance(event, ev.BookSnapshotReceived):
+            book.apply_snapshot(event.yes_levels, event.no_levels, event.ts_recv_ns,
+                                yes_priced=event.yes_priced)
+        else:
+            book.apply_delta(event.side.value == "yes", event.price_micros,
+                             event.delta_centi, event.ts_recv_ns, yes_priced=event.yes_priced)
+    except (QuoterError, MoneyError):
+        # An inconsistent delta (e.g. two captures of one market merged): the engine's own
+        # book handles it as a gap; the mirror starts again from the next snapshot.
+        book.clear()
 
 
 class BacktestLoop:
@@ -175,23 +193,7 @@ class BacktestLoop:
 
     def mirror_event(self, event: ev.Event) -> None:
         """Follow a frame's book event in the books the metrics and models read."""
-        with_book = isinstance(event, ev.BookSnapshotReceived | ev.BookDeltaReceived)
-        if not with_book:
-            return
-        assert isinstance(event, ev.BookSnapshotReceived | ev.BookDeltaReceived)
-        book = self.mirror.setdefault(event.market_ticker, OrderBook(event.market_ticker))
-        try:
-            if isinstance(event, ev.BookSnapshotReceived):
-                book.apply_snapshot(event.yes_levels, event.no_levels, event.ts_recv_ns,
-                                    yes_priced=event.yes_priced)
-            else:
-                book.apply_delta(event.side.value == "yes", event.price_micros,
-                                 event.delta_centi, event.ts_recv_ns,
-                                 yes_priced=event.yes_priced)
-        except (QuoterError, MoneyError):
-            # An inconsistent delta (e.g. two captures of one market merged): the engine's own
-            # book handles it as a gap; the mirror starts again from the next snapshot.
-            book.clear()
+        mirror_book(self.mirror, event)
 
     def post(self, event: ev.Event, at_ns: int | None = None) -> None:
         """Feed a non-frame event (a REST result) to the kernel at ``at_ns`` (default now)."""

@@ -24,7 +24,12 @@ happened to our own quote on that RFQ; it answers with ``(accepted_side, at_ns)`
   it is never taken, the issue's rule). The per-side rate folds in the requester wanting that
   side and the competitors' best price (a distribution around the mid we do not see: what is
   left of it is the rate's fall with our edge). Sparse bins borrow from their neighbours until
-  ``min_samples`` side-quotes back the rate. Its fit (counts per bin) is reported.
+  ``min_samples`` side-quotes back the rate. Its fit (counts per bin) is reported;
+* ``synthetic``: the requesters of ``--synthetic-rfqs`` act on the intents drawn for them
+  (:class:`SyntheticAuction`): a wanted side as in ``book``, or, for the informed share, the
+  side of our quote that is cheap against the mid they know ahead;
+* any other name: a user model from the ``quoter.auction_models`` entry-point group
+  (``backtests.runner.make_auction``).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ __all__ = [
     "RecordedAuction",
     "RecordedQuote",
     "SideSample",
+    "SyntheticAuction",
     "fit_calibrated",
     "request_kind",
     "side_samples",
@@ -188,7 +194,10 @@ class BookAuction:
 
     def decide(self, ctx: AuctionContext) -> tuple[Side, int] | None:
         """Accept the wanted side if our price beats the book's best offer on it."""
-        wants_yes = self._rng.random() < 0.5
+        return self.take(ctx, wants_yes=self._rng.random() < 0.5)
+
+    def take(self, ctx: AuctionContext, *, wants_yes: bool) -> tuple[Side, int] | None:
+        """A requester who wants YES (else NO) takes our quote if it beats the book's offer."""
         if wants_yes:
             # The book offers YES at $1 - best NO bid; we offer it at $1 - our NO bid.
             if ctx.no_bid_micros <= 0 or ctx.best_no_bid_micros is None:
@@ -201,6 +210,62 @@ class BookAuction:
         if ctx.yes_bid_micros - ctx.best_yes_bid_micros < self.min_improvement_micros:
             return None
         return Side.YES, ctx.now_ns + self.accept_delay_ns
+
+
+class Intended(Protocol):
+    """What a synthetic requester intends (``backtests.synthetic.Intent``)."""
+
+    @property
+    def wants_yes(self) -> bool:
+        """The side it wants when uninformed."""
+        ...
+
+    @property
+    def informed(self) -> bool:
+        """Whether it knows the mid ahead."""
+        ...
+
+    @property
+    def future_mid_micros(self) -> int | None:
+        """The mid it knows (None: the market had no book then)."""
+        ...
+
+
+@dataclass
+class SyntheticAuction:
+    """Synthetic requesters act on their intents (``backtests.synthetic``).
+
+    An uninformed one wants its side and takes our quote when it beats the book there (as
+    :class:`BookAuction`); an informed one knows the mid ahead and takes the side of our quote
+    that is cheapest against it, if it gains at least ``min_improvement_micros`` — so it
+    trades exactly when we are wrong about where the price goes. RFQs without an intent
+    (recorded ones) go to ``fallback``.
+    """
+
+    intents: Mapping[str, Intended]
+    fallback: AuctionModel = field(default_factory=BookAuction)
+    book: BookAuction = field(default_factory=BookAuction)
+    name: str = "synthetic"
+    informed_accepts: int = 0
+
+    def decide(self, ctx: AuctionContext) -> tuple[Side, int] | None:
+        """The requester's move on our quote, from its intent."""
+        intent = self.intents.get(ctx.rfq_id)
+        if intent is None:
+            return self.fallback.decide(ctx)
+        future = intent.future_mid_micros
+        if not intent.informed or future is None:
+            return self.book.take(ctx, wants_yes=intent.wants_yes)
+        gains = []
+        if ctx.no_bid_micros > 0:  # buys YES from us at $1 - our NO bid, worth `future`
+            gains.append((future - (MAX_PRICE_MICROS - ctx.no_bid_micros), Side.NO))
+        if ctx.yes_bid_micros > 0:  # buys NO from us at $1 - our YES bid, worth $1 - future
+            gains.append((ctx.yes_bid_micros - future, Side.YES))
+        best = max(gains, default=None)
+        if best is None or best[0] < self.book.min_improvement_micros:
+            return None
+        self.informed_accepts += 1
+        return best[1], ctx.now_ns + self.book.accept_delay_ns
 
 
 @dataclass

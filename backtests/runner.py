@@ -19,16 +19,27 @@ from backtests.models import (
     BookAuction,
     CalibratedAuction,
     RecordedAuction,
+    SyntheticAuction,
     fit_calibrated,
 )
+from backtests.names import (
+    AUCTION_ENTRY_POINTS,
+    AUCTIONS,
+    FALLBACKS,
+    auction_names,
+    user_auction_models,
+)
 from quoter.config import QuoterConfig, config_hash
+from quoter.errors import ConfigError
 from quoter.recording.format import RecordingError
 
 __all__ = [
     "AUCTIONS",
+    "AUCTION_ENTRY_POINTS",
     "FALLBACKS",
     "AuctionSpec",
     "BacktestResult",
+    "auction_names",
     "auction_spec",
     "backtest",
     "make_auction",
@@ -36,8 +47,21 @@ __all__ = [
     "write_fills_csv",
 ]
 
-AUCTIONS = ("recorded", "book", "calibrated")
-FALLBACKS = ("none", "book")
+def _user_model(name: str, seed: int) -> AuctionModel:
+    """Build the user model ``name``; any failure to do so is a :class:`ConfigError`."""
+    ep = user_auction_models().get(name)
+    if ep is None:
+        raise ConfigError(f"unknown auction model {name!r} (one of {', '.join(auction_names())};"
+                          f" user models register in the {AUCTION_ENTRY_POINTS!r} entry-point "
+                          "group)")
+    try:
+        model: AuctionModel = ep.load()(seed=seed)
+    except Exception as exc:  # a third party's code: whatever it raises is a bad config
+        raise ConfigError(f"auction model {name!r} ({ep.value}) could not be built: "
+                          f"{type(exc).__name__}: {exc}") from None
+    if not callable(getattr(model, "decide", None)):
+        raise ConfigError(f"auction model {name!r} ({ep.value}) has no decide(ctx) method")
+    return model
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +74,8 @@ class AuctionSpec:
     bin_micros: int = 10_000
     bins: tuple[tuple[int, int, int], ...] = ()  # (bin, quotes, accepts)
     unbooked: tuple[tuple[int, int, int], ...] = ()  # the same for markets without a book
+    #: ``synthetic``: the intents file of the synthetic RFQs (``backtests.synthetic``).
+    intents: str | None = None
 
     def fit_report(self) -> dict[str, object] | None:
         """The calibrated model's fit, or None for the others."""
@@ -74,21 +100,30 @@ def make_auction(spec: AuctionSpec) -> AuctionModel:
     if spec.name == "calibrated":
         return CalibratedAuction(spec.bin_micros, _bins(spec.bins), seed=spec.seed,
                                  unbooked_bins=_bins(spec.unbooked))
-    raise ValueError(f"unknown auction model {spec.name!r}")
+    if spec.name == "synthetic":
+        from backtests.synthetic import read_intents
+
+        if spec.intents is None:
+            raise ConfigError("--auction synthetic acts on synthetic RFQs: give --synthetic-rfqs")
+        return SyntheticAuction(read_intents(Path(spec.intents)),
+                                fallback=BookAuction(seed=spec.seed),
+                                book=BookAuction(seed=spec.seed))
+    return _user_model(spec.name, spec.seed)
 
 
 def auction_spec(name: str, paths: Sequence[Path], config: QuoterConfig, *, seed: int,
-                 fallback: str = "none") -> AuctionSpec:
+                 fallback: str = "none", intents: Path | None = None) -> AuctionSpec:
     """The spec for ``name``; ``calibrated`` is fitted here on our own quotes in ``paths``.
 
     The fit replays the inputs with ``config`` and the recorded outcomes, and learns, per side
     of our quotes that beat the book, P(taken | our edge over the mid) from the quotes the
     recording holds an outcome for.
     """
-    if name not in AUCTIONS:
-        raise ValueError(f"unknown auction model {name!r} (one of {', '.join(AUCTIONS)})")
     if name != "calibrated":
-        return AuctionSpec(name, seed, fallback)
+        spec = AuctionSpec(name, seed, fallback,
+                           intents=str(intents) if intents is not None else None)
+        make_auction(spec)  # a user model that cannot be built fails here, before any run
+        return spec
     loop = run_backtest(paths, config, auction=RecordedAuction(), seed=seed)
     samples = loop.metrics.side_samples()
     if not samples:

@@ -1,7 +1,9 @@
 """Parameter sweeps: a grid of config overrides, each point a backtest, ranked by an objective.
 
 The grid is a YAML mapping of parameter paths to lists of values; the points are the
-cartesian product, in the grid's order. A path is dotted keys from the top of the config; in a
+cartesian product, in the grid's order, or ``samples`` of them drawn at random (seeded,
+without repeats; a point keeps its index in the full product, so its id is the same either
+way). A path is dotted keys from the top of the config; in a
 list, a segment picks the element whose ``name`` is that segment (or an integer index)::
 
     strategies.sim-singles.pricer.params.edge_dollars: ["0.008", "0.020", "0.040"]
@@ -18,10 +20,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib
-import itertools
 import json
+import math
 import multiprocessing
 import os
+import random
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from typing import Any
 import structlog
 import yaml
 
+from backtests.names import OBJECTIVE_NAMES
 from backtests.runner import AuctionSpec, backtest
 from quoter.config import parse_config
 from quoter.errors import ConfigError, QuoterError
@@ -47,11 +51,20 @@ __all__ = [
     "write_sweep_reports",
 ]
 
-#: Ranking objectives: the name and the summary metric it reads (higher is better).
-OBJECTIVES = {
-    "pnl_marked": "pnl_marked_micros",
-    "pnl_realized": "pnl_realized_micros",
+def _markout_pnl(metrics: Mapping[str, Any]) -> int:
+    """The fills' 60 s markouts net of fees: edge earned, without the inventory's luck."""
+    markout = metrics["markouts_micros"].get("60s") or 0
+    return int(markout) - int(metrics["fees_micros"])
+
+
+#: Ranking objectives: the name and how it reads a point's summary metrics (an integer of
+#: micro-dollars; higher is better).
+OBJECTIVES: dict[str, Callable[[Mapping[str, Any]], int]] = {
+    "pnl_marked": lambda m: int(m["pnl_marked_micros"]),
+    "pnl_realized": lambda m: int(m["pnl_realized_micros"]),
+    "markout_60s_net": _markout_pnl,
 }
+assert tuple(OBJECTIVES) == OBJECTIVE_NAMES
 
 
 _log = structlog.get_logger("backtests.sweep")
@@ -126,8 +139,19 @@ def _set(doc: Any, path: str, value: Any) -> None:
             raise ConfigError(f"grid: {where}: {type(node).__name__} has no fields")
 
 
-def points_of(config_path: Path, grid: Mapping[str, Sequence[Any]]) -> list[Point]:
-    """The cartesian product of ``grid`` applied to the config, each point validated."""
+def _combo(grid: Mapping[str, Sequence[Any]], keys: Sequence[str], index: int) -> tuple[Any, ...]:
+    """The ``index``-th element of the cartesian product (``itertools.product`` order)."""
+    values = []
+    for key in reversed(keys):
+        index, digit = divmod(index, len(grid[key]))
+        values.append(grid[key][digit])
+    return tuple(reversed(values))
+
+
+def points_of(config_path: Path, grid: Mapping[str, Sequence[Any]], *,
+              samples: int | None = None, seed: int = 0) -> list[Point]:
+    """The cartesian product of ``grid`` applied to the config (or ``samples`` points of it
+    drawn at random with ``seed``), each point validated."""
     try:
         base = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -135,8 +159,17 @@ def points_of(config_path: Path, grid: Mapping[str, Sequence[Any]]) -> list[Poin
     except yaml.YAMLError as exc:
         raise ConfigError(f"{config_path}: not YAML: {str(exc).splitlines()[0]}") from None
     keys = list(grid)
+    total = math.prod(len(grid[k]) for k in keys)
+    if samples is None:
+        chosen: Sequence[int] = range(total)
+    elif samples < 1:
+        raise ConfigError("--samples must be at least 1")
+    else:
+        # range() is sampled without building it: a grid of millions of points is fine.
+        chosen = sorted(random.Random(seed).sample(range(total), min(samples, total)))
     points = []
-    for index, values in enumerate(itertools.product(*(grid[k] for k in keys))):
+    for index in chosen:
+        values = _combo(grid, keys, index)
         doc = copy.deepcopy(base)
         overrides = tuple(zip(keys, values, strict=True))
         for key, value in overrides:
@@ -168,9 +201,9 @@ def run_point(job: _Job) -> dict[str, Any]:
 
 def rank(rows: Sequence[Mapping[str, Any]], objective: str) -> list[dict[str, Any]]:
     """Rows best first by ``objective`` (ties: grid order), each with its rank and value."""
-    metric = OBJECTIVES[objective]
-    ordered = sorted(rows, key=lambda r: (-int(r["metrics"][metric]), int(r["index"])))
-    return [{**r, "rank": n, "objective": objective, "value": int(r["metrics"][metric])}
+    value = OBJECTIVES[objective]
+    ordered = sorted(rows, key=lambda r: (-value(r["metrics"]), int(r["index"])))
+    return [{**r, "rank": n, "objective": objective, "value": value(r["metrics"])}
             for n, r in enumerate(ordered, start=1)]
 
 

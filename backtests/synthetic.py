@@ -6,13 +6,20 @@ seen and when it is determined, then writes a backtest recording (``backtests.wo
 format) of ``rfq_created`` / ``rfq_deleted`` frames: per market a Poisson process of
 ``rate_per_market_per_min`` from its first book until it is determined or the inputs end,
 each RFQ of a seeded size (uniform in the ``*_contracts_centi`` range), from one of
-``requesters`` accounts, open for a seeded lifetime. Markets the inputs never described get
-``market`` metadata lines (a 1-cent grid, default fees:
+``requesters`` accounts, open for a seeded lifetime. Each RFQ gets an **intent**, written to
+a sidecar file (:func:`intents_path`) the ``synthetic`` auction model reads: the side its
+requester wants (YES with probability ``yes_share``), or, for an ``informed_share`` of them,
+the mid ``informed_horizon_s`` later (a second streamed reader of the inputs runs that far
+ahead of the arrivals): an informed requester takes whichever side of our quote is cheap
+against where the price is going, which shows up as adverse markouts. Markets the inputs
+never described get ``market`` metadata lines (a 1-cent grid, default fees:
 ``backtests.exchange.default_market``), so the engine can route them. The file is one more
-input: the backtest merges it by receive time and the auction model (``book`` by default for
-these RFQs) decides what each requester does with our quotes.
+input: the backtest merges it by receive time and the auction model (``synthetic`` by default
+for these RFQs: :class:`backtests.models.SyntheticAuction`) decides what each requester does
+with our quotes.
 
-Memory holds one pending arrival per market and the open RFQs, never the frames.
+Memory holds one pending arrival per market, the open RFQs and one book per market for the
+look-ahead, never the frames.
 """
 
 from __future__ import annotations
@@ -27,14 +34,18 @@ from typing import Any
 
 from backtests.exchange import default_market
 from backtests.inputs import MARKET_KIND, Fact, Frame, is_recording, merged
+from backtests.loop import mirror_book
 from backtests.world import RecordingWriter
 from quoter.domain import events as ev
+from quoter.domain.book import OrderBook
 from quoter.domain.money import format_fp
-from quoter.errors import ConfigError
+from quoter.errors import ConfigError, DecodeError
+from quoter.kalshi.decode import decode
 from quoter.recording.format import EventLine, HeaderLine, read_recording
 from quoter.sim.wire import rfc3339
 
-__all__ = ["SYNTHETIC_SID", "SyntheticRfqs", "write_synthetic_rfqs"]
+__all__ = ["SYNTHETIC_SID", "Intent", "SyntheticRfqs", "intents_path", "read_intents",
+           "write_synthetic_rfqs"]
 
 #: The subscription id of the synthetic ``communications`` frames (apart from any recorded).
 SYNTHETIC_SID = 90_001
@@ -53,6 +64,11 @@ class SyntheticRfqs:
     min_lifetime_ms: int = 5_000
     max_lifetime_ms: int = 30_000
     requesters: int = 4
+    #: Of the uninformed requesters, the share that want YES (the rest want NO).
+    yes_share: float = 0.5
+    #: The share of requesters who know the mid ``informed_horizon_s`` ahead.
+    informed_share: float = 0.0
+    informed_horizon_s: int = 60
 
     def __post_init__(self) -> None:
         rate = self.rate_per_market_per_min
@@ -65,6 +81,70 @@ class SyntheticRfqs:
             raise ConfigError("synthetic RFQs: 0 < min_lifetime_ms <= max_lifetime_ms")
         if self.requesters < 1:
             raise ConfigError("synthetic RFQs: at least one requester")
+        for name in ("yes_share", "informed_share"):
+            share = getattr(self, name)
+            if not 0 <= share <= 1:  # also refuses NaN
+                raise ConfigError(f"synthetic RFQs: {name} must be in [0, 1], got {share}")
+        if not 0 < self.informed_horizon_s <= 86_400:
+            raise ConfigError("synthetic RFQs: informed_horizon_s must be in (0, 86400]")
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What one synthetic requester will do: the side it wants, or the mid it knows ahead."""
+
+    rfq_id: str
+    wants_yes: bool
+    informed: bool = False
+    #: For an informed requester, the mid ``informed_horizon_s`` after its RFQ (None: no book).
+    future_mid_micros: int | None = None
+
+
+def intents_path(rfqs_path: Path) -> Path:
+    """Where the intents of the synthetic RFQs in ``rfqs_path`` are written."""
+    return rfqs_path.with_name(rfqs_path.name.removesuffix(".jsonl.gz") + ".intents.jsonl")
+
+
+def read_intents(path: Path) -> dict[str, Intent]:
+    """The intents file as a map by RFQ id; a malformed line is a :class:`ConfigError`."""
+    out: dict[str, Intent] = {}
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                obj = json.loads(line)
+                mid = obj["future_mid_micros"]
+                if mid is not None and not (isinstance(mid, int) and 0 <= mid <= 1_000_000):
+                    raise ValueError(f"future_mid_micros {mid!r}")
+                intent = Intent(str(obj["rfq_id"]), bool(obj["wants_yes"]),
+                                bool(obj["informed"]), mid)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"{path}:{n}: not a synthetic intent ({exc})") from None
+            out[intent.rfq_id] = intent
+    return out
+
+
+class _LookAhead:
+    """A second streamed pass over the inputs that keeps every market's book up to a time."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self._frames = (x for x in merged(paths) if isinstance(x, Frame))
+        self._next: Frame | None = next(self._frames, None)
+        self.books: dict[str, OrderBook] = {}
+
+    def mid_at(self, ticker: str, ts_ns: int) -> int | None:
+        """The mid of ``ticker`` after every frame received by ``ts_ns`` (monotonic calls)."""
+        while self._next is not None and self._next.ts_recv_ns <= ts_ns:
+            frame, self._next = self._next, next(self._frames, None)
+            if not any(t in frame.data for t in _BOOK_TYPES):
+                continue
+            try:
+                _, events = decode(frame.data, frame.ts_recv_ns)
+            except DecodeError:
+                continue
+            for event in events:
+                mirror_book(self.books, event)
+        book = self.books.get(ticker)
+        return book.mid_micros() if book is not None else None
 
 
 @dataclass
@@ -124,9 +204,14 @@ def _wall_offset(paths: Iterable[Path]) -> int:
 
 
 def write_synthetic_rfqs(inputs: Sequence[Path], out: Path, spec: SyntheticRfqs) -> int:
-    """Write the synthetic RFQs for ``inputs`` to ``out`` (a recording); return how many."""
+    """Write the synthetic RFQs for ``inputs`` to ``out`` (a recording) and their intents to
+    :func:`intents_path` of it; return how many RFQs."""
     scan = _scan(list(inputs))
     rng = random.Random(spec.seed)
+    # Intents draw from their own stream, so adding them left the arrivals as they were.
+    intent_rng = random.Random(f"{spec.seed}/intents")
+    ahead = _LookAhead(list(inputs)) if spec.informed_share > 0 else None
+    horizon_ns = spec.informed_horizon_s * 1_000_000_000
     mean_gap_ns = _NS_PER_MIN / spec.rate_per_market_per_min
     heap: list[tuple[int, int, str, Any]] = []
     seq = 0
@@ -144,6 +229,7 @@ def write_synthetic_rfqs(inputs: Sequence[Path], out: Path, spec: SyntheticRfqs)
                              start_ns=min(scan.first_ns.values(), default=0))
     frames_seq = 0
     count = 0
+    intents = intents_path(out).open("w", encoding="utf-8")
     try:
         while heap:
             at_ns, _, kind, payload = heapq.heappop(heap)
@@ -164,6 +250,13 @@ def write_synthetic_rfqs(inputs: Sequence[Path], out: Path, spec: SyntheticRfqs)
                        "contracts_fp": format_fp(rng.randint(spec.min_contracts_centi,
                                                              spec.max_contracts_centi))}
                 _write(writer, "rfq_created", frames_seq, {**rfq, "created_ts": wall}, at_ns)
+                informed = intent_rng.random() < spec.informed_share
+                wants_yes = intent_rng.random() < spec.yes_share
+                future = (ahead.mid_at(ticker, at_ns + horizon_ns)
+                          if informed and ahead is not None else None)
+                intents.write(json.dumps({"rfq_id": rfq["id"], "wants_yes": wants_yes,
+                                          "informed": informed, "future_mid_micros": future},
+                                         separators=(",", ":")) + "\n")
                 lifetime_ns = rng.randint(spec.min_lifetime_ms, spec.max_lifetime_ms) * 10**6
                 push(at_ns + lifetime_ns, "delete", rfq)
                 push(at_ns + max(1, int(rng.expovariate(1.0) * mean_gap_ns)), "arrive", ticker)
@@ -171,6 +264,7 @@ def write_synthetic_rfqs(inputs: Sequence[Path], out: Path, spec: SyntheticRfqs)
                 _write(writer, "rfq_deleted", frames_seq, {**payload, "deleted_ts": wall}, at_ns)
     finally:
         writer.close()
+        intents.close()
     return count
 
 

@@ -3,6 +3,9 @@
 
 Each subcommand lives in its own module under ``quoter.commands`` exposing
 ``register(subparsers)``, which adds a parser whose ``func`` default is ``run(args) -> int``.
+Installed packages add subcommands the same way through the ``quoter.commands`` entry-point
+group (``backtests`` adds ``backtest`` and ``sweep``; this package never imports it). A
+plugin that fails to load is reported on stderr and left out; the built-in commands work.
 Every parser shows its defaults and plain text (no reStructuredText markup) in ``--help``.
 Shell completion: ``eval "$(register-python-argcomplete quoter)"`` (bash/zsh, argcomplete).
 """
@@ -15,6 +18,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
+from importlib.metadata import entry_points
 from typing import Any
 
 from quoter import __version__
@@ -33,6 +37,9 @@ COMMANDS: tuple[str, ...] = (
     "explain",
 )
 
+
+#: Entry-point group of command plugins: ``name = "pkg.module:register"``.
+PLUGIN_GROUP = "quoter.commands"
 
 _LITERAL = re.compile(r"``([^`]+)``")
 _ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
@@ -100,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"quoter.commands.{name}")
         module.register(sub)
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        if ep.name in COMMANDS or ep.name in sub.choices:
+            continue  # a plugin never shadows a built-in command
+        try:
+            ep.load()(sub)
+        except Exception as exc:  # a third party's code: report it, keep the CLI usable
+            print(f"quoter: command plugin {ep.name!r} ({ep.value}) not loaded: "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
     for p in _parsers(parser):
         current: Any = p.formatter_class
         raw = isinstance(current, type) and issubclass(

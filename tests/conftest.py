@@ -13,7 +13,9 @@ import importlib
 import sys
 from pathlib import Path
 
-_SRC = str(Path(__file__).resolve().parent / "thirdparty_pricer" / "src")
-if _SRC not in sys.path:
-    sys.path.insert(0, _SRC)
-    importlib.invalidate_caches()
+# The backtests' test-only user auction model (``thirdparty_auction``) is found the same way.
+for _name in ("thirdparty_pricer", "thirdparty_auction"):
+    _SRC = str(Path(__file__).resolve().parent / _name / "src")
+    if _SRC not in sys.path:
+        sys.path.insert(0, _SRC)
+        importlib.invalidate_caches()

@@ -74,7 +74,7 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
     assert "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("quoter-backtest: error: ")
+    assert lines[0].startswith(("quoter-backtest run: error: ", "quoter-backtest sweep: error: "))
     return lines[0]
 
 
@@ -105,7 +105,7 @@ def test_python_m_backtests_runs_without_a_traceback(tmp_path: Path) -> None:
          str(missing), "--out", str(tmp_path / "o")],
         capture_output=True, text=True, cwd=ROOT, check=False, timeout=60)
     assert done.returncode == EXIT_INPUT
-    assert done.stderr.strip() == f"quoter-backtest: error: no such input file: {missing}"
+    assert done.stderr.strip() == f"quoter-backtest run: error: no such input file: {missing}"
 
 
 def test_an_interchange_capture_runs_too(small_world: Path, tmp_path: Path) -> None:
@@ -138,7 +138,7 @@ def test_a_market_data_only_capture_with_synthetic_rfqs_yields_quotes_fills_and_
     out = tmp_path / "syn"
     assert _run(capture, out, "--synthetic-rfqs", "6", "--seed", "2") == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["auction"]["model"] == "book"  # synthetic RFQs have no recorded outcome
+    assert summary["auction"]["model"] == "synthetic"  # their requesters act on intents
     assert summary["inputs"] == ["market-data.jsonl.gz", "synthetic-rfqs.jsonl.gz"]
     m = summary["metrics"]
     assert m["rfqs_seen"] > 20

@@ -144,5 +144,5 @@ def test_without_ray_the_ray_backend_is_refused_cleanly(small_world: Path, tmp_p
         capture_output=True, text=True, cwd=ROOT, check=False, timeout=120)
     assert done.returncode == EXIT_BACKEND
     assert "Traceback" not in done.stderr
-    assert done.stderr.strip().startswith("quoter-backtest: error: the ray backend needs Ray")
+    assert done.stderr.strip().startswith("quoter-backtest sweep: error: the ray backend needs Ray")
     assert not list((tmp_path / "r" / "points").glob("*.json"))  # nothing ran
