@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from backtests.names import FALLBACKS, OBJECTIVE_NAMES, auction_names
+from backtests.names import CALIBRATIONS, FALLBACKS, OBJECTIVE_NAMES, auction_names
 from quoter.config import load_config
 from quoter.errors import ConfigError, QuoterError
 
@@ -45,6 +45,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="what the requester does with our quotes: a built-in model or a user "
                    "model of the quoter.auction_models entry-point group (default: recorded; "
                    "synthetic with --synthetic-rfqs)")
+    p.add_argument("--calibration", choices=CALIBRATIONS, default="binned",
+                   help="with --auction calibrated: fit P(taken) by our edge in 1-cent bins, "
+                   "or by a logistic regression on our edge, the RFQ's size, requester, "
+                   "series, time to close and side (default: %(default)s)")
     p.add_argument("--fallback", choices=FALLBACKS, default="none",
                    help="with --auction recorded: who decides quotes the recording never saw "
                    "(default: %(default)s, they are not accepted)")
@@ -208,7 +212,8 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     inputs, intents = _with_synthetic(args, inputs)
     spec = auction_spec(_auction(args), inputs, config, seed=args.seed,
-                        fallback=args.fallback, intents=intents)
+                        fallback=args.fallback, intents=intents,
+                        calibration=args.calibration)
     with _progress(not args.no_progress, "backtest", "frames") as progress:
         result = backtest(inputs, config, spec, seed=args.seed, progress=progress)
     m = result.summary["metrics"]
@@ -243,7 +248,8 @@ def _sweep(args: argparse.Namespace) -> int:
     points = points_of(args.config, load_grid(args.grid), samples=args.samples, seed=args.seed)
     inputs, intents = _with_synthetic(args, inputs)
     spec = auction_spec(_auction(args), inputs, load_config(args.config), seed=args.seed,
-                        fallback=args.fallback, intents=intents)
+                        fallback=args.fallback, intents=intents,
+                        calibration=args.calibration)
     with _progress(not args.no_progress, "sweep", "points") as progress:
         ranked = run_sweep(points, inputs, spec, args.out, seed=args.seed,
                            workers=args.workers, backend=args.backend, address=args.address,

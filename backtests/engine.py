@@ -67,7 +67,8 @@ def run_backtest(
     loop.venue = ModelledVenue(loop.clock, auction, markets=pre.markets, books=pre.books,
                                recorded_quotes=pre.quotes, mirror=loop.mirror,
                                deliver=loop.deliver, at=loop.at, seed=seed,
-                               fair_of=loop.fair_of_rfq.get)
+                               fair_of=loop.fair_of_rfq.get,
+                               features_of=loop.features_of)
     loop.metrics.auction = auction.name
     for n, frame in enumerate(frames_of(files), start=1):
         loop.run_until(frame.ts_recv_ns)

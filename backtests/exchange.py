@@ -23,6 +23,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from backtests.features import RfqFeatures
 from backtests.models import AuctionContext, AuctionModel, RecordedQuote
 from quoter.clock import Clock
 from quoter.domain import events as ev
@@ -213,6 +214,7 @@ class ModelledVenue:
         recorded_quotes: Mapping[str, list[RecordedQuote]], mirror: Mapping[str, OrderBook],
         deliver: Callable[[bytes], None], at: Callable[[int, Callable[[], None]], None],
         seed: int = 0, fair_of: Callable[[str], int | None] | None = None,
+        features_of: Callable[[str], RfqFeatures | None] | None = None,
     ) -> None:
         self.exchange = SimExchange(clock, ExchangeConfig(check_balance=False, id_seed=seed,
                                                           max_open_rfqs=10**9))
@@ -226,6 +228,7 @@ class ModelledVenue:
         self._deliver = deliver
         self._at = at
         self._fair_of = fair_of
+        self._features_of = features_of
         self._frames = FrameRenderer()
         self._to_sim: dict[str, str] = {}
         self._to_rec: dict[str, str] = {}
@@ -335,7 +338,8 @@ class ModelledVenue:
             book.mid_micros() if book is not None else None,
             best_yes[0] if best_yes else None, best_no[0] if best_no else None,
             _matching(self._recorded.get(rec_id, ()), q.yes_bid_micros, q.no_bid_micros),
-            self._fair_of(rec_id) if self._fair_of is not None else None)
+            self._fair_of(rec_id) if self._fair_of is not None else None,
+            self._features_of(rec_id) if self._features_of is not None else None)
         decision = self.auction.decide(ctx)
         if decision is None:
             return

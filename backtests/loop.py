@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from backtests.exchange import Venue
+from backtests.features import FeatureBook, RfqFeatures
 from backtests.inputs import Fact, Frame, RoundTrip, is_recording, merged
 from backtests.metrics import Metrics
 from backtests.models import LatencyModel, RecordedQuote
@@ -112,6 +113,8 @@ class BacktestLoop:
         self._pricing = InlinePricing()
         #: Our fair of YES in the last quote sent per RFQ (auction models may read it).
         self.fair_of_rfq: dict[str, int | None] = {}
+        #: Each RFQ's size, requester, series and time to close (auction models read it).
+        self.features = FeatureBook()
         #: A recorded-answers run's threads (``backtests.tape.RecordedAnswers``), if any.
         self.answers: Any = None
 
@@ -186,10 +189,15 @@ class BacktestLoop:
             if recorded and self.venue is not None and not self.venue.observe(event, now):
                 continue
             delivered = True
+            self.features.observe(event)
             self.metrics.observe(event, now, self)
             self.step(event, (frame, i))
         if delivered and self.on_frame is not None:
             self.on_frame(data, now)
+
+    def features_of(self, rfq_id: str) -> RfqFeatures | None:
+        """``rfq_id``'s features now (what a requester deciding now would know of it)."""
+        return self.features.of(rfq_id, self.clock.wall_ns())
 
     def mirror_event(self, event: ev.Event) -> None:
         """Follow a frame's book event in the books the metrics and models read."""
@@ -198,6 +206,7 @@ class BacktestLoop:
     def post(self, event: ev.Event, at_ns: int | None = None) -> None:
         """Feed a non-frame event (a REST result) to the kernel at ``at_ns`` (default now)."""
         def run() -> None:
+            self.features.observe(event)
             self.metrics.observe(event, self.clock.now_ns(), self)
             self.step(event)
         self.at(self.clock.now_ns() if at_ns is None else at_ns, run)

@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from backtests.models import SideSample, side_samples
+from backtests.features import RfqFeatures
+from backtests.models import FeaturedSample, SideSample, side_samples, side_samples_by_side
 from quoter.clock import VirtualClock
 from quoter.domain import commands as cmd
 from quoter.domain import events as ev
@@ -57,6 +58,10 @@ class BacktestLoop(Protocol):
 
     def at(self, due_ns: int, fn: Callable[[], None]) -> None:
         """Run ``fn`` at ``due_ns``."""
+        ...
+
+    def features_of(self, rfq_id: str) -> RfqFeatures | None:
+        """The RFQ's features now."""
         ...
 
 __all__ = ["MARKOUT_HORIZONS_S", "FillRecord", "Metrics"]
@@ -128,6 +133,8 @@ class Metrics:
     #: bid, the book's best YES bid, best NO bid, the side taken or None, our fair of YES).
     quotes_seen: dict[str, tuple[int | None, int, int, int | None, int | None, Side | None,
                                  int | None]] = field(default_factory=dict)
+    #: Per quote of ours, the RFQ's features when it was placed (for a logistic calibration).
+    quote_features: dict[str, RfqFeatures | None] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
 
     def decision(self, command: cmd.RecordDecision, now_ns: int) -> None:
@@ -195,6 +202,7 @@ class Metrics:
         if not sent:
             return
         q = sent.pop(0)
+        self.quote_features[quote_id] = loop.features_of(rfq_id)
         book = loop.mirror.get(q.market_ticker)
         mid = book.mid_micros() if book is not None else None
         if mid is None:
@@ -220,6 +228,13 @@ class Metrics:
         """Every side of every quote seen, for :func:`backtests.models.fit_calibrated`."""
         return [s for quote_id in sorted(self.quotes_seen)
                 for s in side_samples(*self.quotes_seen[quote_id])]
+
+    def featured_samples(self) -> list[FeaturedSample]:
+        """:meth:`side_samples` with each side's RFQ features and side, for
+        :func:`backtests.models.fit_logistic`."""
+        return [(sample, self.quote_features.get(quote_id), side)
+                for quote_id in sorted(self.quotes_seen)
+                for sample, side in side_samples_by_side(*self.quotes_seen[quote_id])]
 
     def _fill(self, fill: ev.FillReceived, now_ns: int, loop: BacktestLoop) -> None:
         bought_yes = fill.book_side is BookSide.BID

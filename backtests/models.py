@@ -25,6 +25,7 @@ happened to our own quote on that RFQ; it answers with ``(accepted_side, at_ns)`
   side and the competitors' best price (a distribution around the mid we do not see: what is
   left of it is the rate's fall with our edge). Sparse bins borrow from their neighbours until
   ``min_samples`` side-quotes back the rate. Its fit (counts per bin) is reported;
+  ``backtests.logistic`` fits the same per-side rate on the RFQ's features as well;
 * ``synthetic``: the requesters of ``--synthetic-rfqs`` act on the intents drawn for them
   (:class:`SyntheticAuction`): a wanted side as in ``book``, or, for the informed share, the
   side of our quote that is cheap against the mid they know ahead;
@@ -39,6 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from backtests.features import RfqFeatures
 from quoter.domain.money import MAX_PRICE_MICROS
 from quoter.domain.types import Side
 
@@ -47,6 +49,7 @@ __all__ = [
     "AuctionModel",
     "BookAuction",
     "CalibratedAuction",
+    "FeaturedSample",
     "LatencyModel",
     "RecordedAuction",
     "RecordedQuote",
@@ -55,6 +58,8 @@ __all__ = [
     "fit_calibrated",
     "request_kind",
     "side_samples",
+    "side_samples_by_side",
+    "sides_of",
 ]
 
 NS_PER_MS = 1_000_000
@@ -149,6 +154,8 @@ class AuctionContext:
     recorded: RecordedQuote | None
     #: Our fair value of YES when we quoted (the reference where the market has no book).
     fair_yes_micros: int | None = None
+    #: The RFQ's size, requester, series and time to close, when known.
+    features: RfqFeatures | None = None
 
 
 class AuctionModel(Protocol):
@@ -309,9 +316,31 @@ def side_samples(
     A market without a mid (a combo) has no book alternative we can see: the edge is over our
     fair, and it counts as beating the book (its requester's private value is unknown).
     """
-    return [(edge, beats, accepted_side is side, booked) for side, edge, beats, booked in
+    return [sample for sample, _ in side_samples_by_side(
+        mid_micros, yes_bid_micros, no_bid_micros, best_yes_bid_micros, best_no_bid_micros,
+        accepted_side, fair_yes_micros)]
+
+
+#: A side sample with the RFQ's features and the side it is on (a logistic calibration's row).
+FeaturedSample = tuple[SideSample, RfqFeatures | None, Side]
+
+
+def side_samples_by_side(
+    mid_micros: int | None, yes_bid_micros: int, no_bid_micros: int,
+    best_yes_bid_micros: int | None, best_no_bid_micros: int | None,
+    accepted_side: Side | None, fair_yes_micros: int | None = None,
+) -> list[tuple[SideSample, Side]]:
+    """:func:`side_samples` with the side each sample is on."""
+    return [((edge, beats, accepted_side is side, booked), side)
+            for side, edge, beats, booked in
             _sides(mid_micros, yes_bid_micros, no_bid_micros, best_yes_bid_micros,
                    best_no_bid_micros, fair_yes_micros)]
+
+
+def sides_of(ctx: AuctionContext) -> list[tuple[Side, int, bool, bool]]:
+    """The sides our quote offers in ``ctx``: (side, our edge, beats the book, booked)."""
+    return _sides(ctx.mid_micros, ctx.yes_bid_micros, ctx.no_bid_micros,
+                  ctx.best_yes_bid_micros, ctx.best_no_bid_micros, ctx.fair_yes_micros)
 
 
 def _sides(mid: int | None, yes_bid: int, no_bid: int, best_yes: int | None,
@@ -365,9 +394,7 @@ class CalibratedAuction:
         """One draw: each side that beats the book is taken with its fitted rate."""
         draw = self._rng.random()
         at = 0.0
-        for side, edge, beats, booked in _sides(
-                ctx.mid_micros, ctx.yes_bid_micros, ctx.no_bid_micros, ctx.best_yes_bid_micros,
-                ctx.best_no_bid_micros, ctx.fair_yes_micros):
+        for side, edge, beats, booked in sides_of(ctx):
             if not beats:
                 continue  # the requester has a better price in the book
             at += self.probability(edge, booked=booked)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from importlib.metadata import EntryPoint, entry_points
 
-__all__ = ["AUCTIONS", "AUCTION_ENTRY_POINTS", "FALLBACKS", "OBJECTIVE_NAMES", "auction_names",
-           "user_auction_models"]
+__all__ = ["AUCTIONS", "AUCTION_ENTRY_POINTS", "CALIBRATIONS", "FALLBACKS", "OBJECTIVE_NAMES",
+           "auction_names", "user_auction_models"]
 
 #: The built-in auction models; others come from :data:`AUCTION_ENTRY_POINTS`.
 AUCTIONS = ("recorded", "book", "calibrated", "synthetic")
 FALLBACKS = ("none", "book")
+#: How ``calibrated`` fits P(taken): by our edge in bins, or a logistic regression on the
+#: edge and the RFQ's features (``backtests.logistic``).
+CALIBRATIONS = ("binned", "logistic")
 #: The entry-point group of user auction models: ``name = "pkg.module:factory"``, where
 #: ``factory(seed=int)`` returns an object with a ``name`` and ``decide(ctx)``
 #: (:class:`backtests.models.AuctionModel`).

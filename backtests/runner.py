@@ -8,23 +8,28 @@ builds its own model from the spec, so every point of a sweep starts from the sa
 from __future__ import annotations
 
 import csv
+import json
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from backtests.engine import BacktestLoop, run_backtest
+from backtests.logistic import LogisticAuction, fit_logistic
 from backtests.models import (
     AuctionModel,
     BookAuction,
     CalibratedAuction,
     RecordedAuction,
+    SideSample,
     SyntheticAuction,
     fit_calibrated,
 )
 from backtests.names import (
     AUCTION_ENTRY_POINTS,
     AUCTIONS,
+    CALIBRATIONS,
     FALLBACKS,
     auction_names,
     user_auction_models,
@@ -76,13 +81,26 @@ class AuctionSpec:
     unbooked: tuple[tuple[int, int, int], ...] = ()  # the same for markets without a book
     #: ``synthetic``: the intents file of the synthetic RFQs (``backtests.synthetic``).
     intents: str | None = None
+    #: ``calibrated``: ``binned`` (by our edge) or ``logistic`` (edge, size, requester,
+    #: series, time to close, side: ``backtests.logistic``), its weights, and the fit's
+    #: quality as JSON (plain, frozen data for a sweep's workers).
+    calibration: str = "binned"
+    weights: tuple[tuple[str, float], ...] = ()
+    quality: str = "{}"
 
     def fit_report(self) -> dict[str, object] | None:
         """The calibrated model's fit, or None for the others."""
         if self.name != "calibrated":
             return None
-        return CalibratedAuction(self.bin_micros, _bins(self.bins),
-                                 unbooked_bins=_bins(self.unbooked)).fit_report()
+        report: dict[str, object]
+        if self.calibration == "logistic":
+            report = _logistic(self).fit_report()
+        else:
+            report = {"method": "binned", **CalibratedAuction(
+                self.bin_micros, _bins(self.bins),
+                unbooked_bins=_bins(self.unbooked)).fit_report()}
+        report["quality"] = json.loads(self.quality)
+        return report
 
 
 def _bins(bins: Iterable[tuple[int, int, int]]) -> dict[int, tuple[int, int]]:
@@ -97,6 +115,8 @@ def make_auction(spec: AuctionSpec) -> AuctionModel:
         return RecordedAuction()
     if spec.name == "book":
         return BookAuction(seed=spec.seed)
+    if spec.name == "calibrated" and spec.calibration == "logistic":
+        return _logistic(spec)
     if spec.name == "calibrated":
         return CalibratedAuction(spec.bin_micros, _bins(spec.bins), seed=spec.seed,
                                  unbooked_bins=_bins(spec.unbooked))
@@ -111,8 +131,35 @@ def make_auction(spec: AuctionSpec) -> AuctionModel:
     return _user_model(spec.name, spec.seed)
 
 
+def _logistic(spec: AuctionSpec) -> LogisticAuction:
+    return LogisticAuction(tuple(n for n, _ in spec.weights), tuple(w for _, w in spec.weights),
+                           json.loads(spec.quality), seed=spec.seed)
+
+
+def _binned_quality(model: CalibratedAuction, samples: Sequence[SideSample]) -> dict[str, Any]:
+    """In-sample log loss and Brier score of the binned fit, against the base rate's."""
+    rows = [(model.probability(edge, booked=booked), taken)
+            for edge, beats, taken, booked in samples if beats]
+    if not rows:
+        return {"samples": 0}
+    base = sum(t for _, t in rows) / len(rows)
+
+    def log_loss(p_of: Callable[[float], float]) -> float:
+        total = 0.0
+        for p, taken in rows:
+            q = min(max(p_of(p), 1e-12), 1 - 1e-12)
+            total -= math.log(q) if taken else math.log(1 - q)
+        return round(total / len(rows), 6)
+
+    return {"samples": len(rows), "taken": sum(t for _, t in rows),
+            "base_rate": round(base, 6), "log_loss": log_loss(lambda p: p),
+            "log_loss_base_rate": log_loss(lambda _: base),
+            "brier": round(sum((p - t) ** 2 for p, t in rows) / len(rows), 6)}
+
+
 def auction_spec(name: str, paths: Sequence[Path], config: QuoterConfig, *, seed: int,
-                 fallback: str = "none", intents: Path | None = None) -> AuctionSpec:
+                 fallback: str = "none", intents: Path | None = None,
+                 calibration: str = "binned") -> AuctionSpec:
     """The spec for ``name``; ``calibrated`` is fitted here on our own quotes in ``paths``.
 
     The fit replays the inputs with ``config`` and the recorded outcomes, and learns, per side
@@ -124,15 +171,27 @@ def auction_spec(name: str, paths: Sequence[Path], config: QuoterConfig, *, seed
                            intents=str(intents) if intents is not None else None)
         make_auction(spec)  # a user model that cannot be built fails here, before any run
         return spec
+    if calibration not in CALIBRATIONS:
+        raise ConfigError(f"unknown calibration {calibration!r} (one of "
+                          f"{', '.join(CALIBRATIONS)})")
     loop = run_backtest(paths, config, auction=RecordedAuction(), seed=seed)
     samples = loop.metrics.side_samples()
     if not samples:
         raise RecordingError("cannot calibrate: the inputs hold none of our quotes and their "
                              "outcomes (use --auction book)")
+    if calibration == "logistic":
+        try:
+            fitted = fit_logistic(loop.metrics.featured_samples(), seed=seed)
+        except ValueError as exc:
+            raise RecordingError(f"cannot calibrate: {exc}") from None
+        return AuctionSpec(name, seed, fallback, calibration="logistic",
+                           weights=tuple(zip(fitted.names, fitted.weights, strict=True)),
+                           quality=json.dumps(fitted.quality, sort_keys=True))
     model = fit_calibrated(samples, seed=seed)
     return AuctionSpec(name, seed, fallback, model.bin_micros,
                        tuple((b, q, a) for b, (q, a) in sorted(model.bins.items())),
-                       tuple((b, q, a) for b, (q, a) in sorted(model.unbooked_bins.items())))
+                       tuple((b, q, a) for b, (q, a) in sorted(model.unbooked_bins.items())),
+                       quality=json.dumps(_binned_quality(model, samples), sort_keys=True))
 
 
 @dataclass(frozen=True)

@@ -278,6 +278,7 @@ class RecordedAnswers:
         if owner is None and loop.venue is not None:
             loop.venue.observe(event, now)  # RFQs to open, results to settle
         self._note(event)
+        loop.features.observe(event)
         loop.metrics.observe(event, now, loop)
         perf.load(item.perf_readings)
         actions = loop.kernel.step(event, now)
@@ -450,7 +451,8 @@ def run_recorded(
     loop.venue = ModelledVenue(loop.clock, auction, markets=pre.markets, books=pre.books,
                                recorded_quotes=pre.quotes, mirror=loop.mirror,
                                deliver=loop.deliver, at=loop.at, seed=seed,
-                               fair_of=loop.fair_of_rfq.get)
+                               fair_of=loop.fair_of_rfq.get,
+                               features_of=loop.features_of)
     loop.metrics.auction = auction.name
     answers = RecordedAnswers(loop, order_rfq=dict(pre.order_rfq))
     loop.answers = answers
