@@ -43,7 +43,7 @@ from typing import Any
 import msgspec
 import structlog
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -221,6 +221,10 @@ class SimServer:
                 return JSONResponse({"error": "too many requests"}, status_code=429)
             try:
                 response = await handler(request, user)
+            except ClientDisconnect:
+                # The client went away mid-request (a killed process): nobody reads an answer.
+                log.debug("sim_rest_client_gone", method=method, path=template)
+                return Response(status_code=499)
             except SimError as exc:
                 return _err(exc.status, exc.code, exc.message, template)
             except (MoneyError, ValueError, KeyError, TypeError) as exc:

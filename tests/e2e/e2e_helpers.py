@@ -234,6 +234,7 @@ async def sim_env(
     workdir: Path, *, execution_timer_ms: int = 300, confirm_window_ms: int = 30_000,
     config_yaml: str = CONFIG_YAML, rate_limits: RateLimits | None = None,
     bot_balance_micros: int = START_BALANCE_MICROS, fault_seed: int = 0,
+    faults_class: type[CountingFaults] = CountingFaults,
 ) -> AsyncIterator[SimEnv]:
     """Serve a fresh simulator (three KXE2E markets, bot + requester accounts) on loopback."""
     clock = LiveClock()
@@ -247,7 +248,7 @@ async def sim_env(
     exchange.register_key(BOT, key_id, write_demo_key(key_path))
     config_path = workdir / "strategy.yaml"
     config_path.write_text(config_yaml)
-    faults = CountingFaults(FaultInjector(clock, exchange=exchange, seed=fault_seed), clock)
+    faults = faults_class(FaultInjector(clock, exchange=exchange, seed=fault_seed), clock)
 
     def serve(port: int) -> AbstractAsyncContextManager[RunningSim]:
         return serve_sim(exchange, "127.0.0.1", port, clock=clock, faults=faults,
