@@ -54,6 +54,16 @@ soak: $(STAMP)
 	QUOTER_SOAK=long SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest -p no:cacheprovider -s \
 		tests/chaos/test_chaos.py::test_chaos_long_soak
 
+# Known vulnerabilities (PyPI advisories / OSV) in every package requirements.lock pins. Needs
+# network, so it is an operator tool and not part of `make test`; exits non-zero on a finding.
+# The lock is fully pinned, so nothing is resolved or installed to audit it (--no-deps).
+$(VENV)/.audit-installed: $(STAMP)
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[audit]'
+	touch $@
+
+audit: $(VENV)/.audit-installed
+	$(BIN)/pip-audit --no-deps --disable-pip --progress-spinner off -r requirements.lock
+
 # The optional `bench` extra (orjson, pyinstrument, NautilusTrader) brings same-run baselines;
 # without it those baselines are reported as not installed and the suite still runs.
 $(VENV)/.bench-installed: $(STAMP)
