@@ -755,6 +755,8 @@ class Soak:
         meant = confirmed = 0
         with Store(self.env.workdir / "quoter.db") as db:
             decisions = db.decisions()
+            known = {q.id for q in self.env.exchange.list_quotes(creator_user_id=BOT)
+                     if db.quote(q.id) is not None}
         by_rfq: dict[str, list[Any]] = {}
         for d in decisions:
             by_rfq.setdefault(d.rfq_id, []).append(d)
@@ -788,6 +790,11 @@ class Soak:
             elif decided:
                 last = decided[-1]
                 outcomes[f"{last.decision}: {last.reason}"] += 1
+            elif q.id not in known and any(d.decision == "rejected"
+                                           for d in by_rfq.get(q.rfq_id, ())):
+                # Its create answer was unreadable (a spoiled body): the service never learned
+                # the id, so it cannot confirm; the exit sweep would withdraw it.
+                outcomes["lapsed: quote unknown to the service (create answer unreadable)"] += 1
             else:
                 outcomes["no outcome"] += 1
                 self.violation(f"accept of {q.id} (rfq {q.rfq_id}) ended {q.status} "

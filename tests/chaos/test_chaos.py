@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from soak import FAST, long_profile, run_soak
 
+pytestmark = pytest.mark.chaos
+
 
 async def test_chaos_fast_profile_holds_every_invariant(tmp_path: Path) -> None:
     report = await run_soak(tmp_path, FAST)
