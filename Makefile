@@ -54,15 +54,19 @@ soak: $(STAMP)
 	QUOTER_SOAK=long SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest -p no:cacheprovider -s \
 		tests/chaos/test_chaos.py::test_chaos_long_soak
 
-# Known vulnerabilities (PyPI advisories / OSV) in every package requirements.lock pins. Needs
-# network, so it is an operator tool and not part of `make test`; exits non-zero on a finding.
-# The lock is fully pinned, so nothing is resolved or installed to audit it (--no-deps).
+# Known vulnerabilities in every package requirements.lock pins (AUDIT_SERVICE=pypi, PyPI's
+# JSON API, or osv, api.osv.dev). Needs network, so it is an operator tool and not part of
+# `make test`. Exits non-zero on a finding, and (--strict) when any pin could not be looked up:
+# an audit that checked nothing must not say "no known vulnerabilities". The lock is fully
+# pinned, so nothing is resolved or installed to audit it (--no-deps).
+AUDIT_SERVICE ?= pypi
 $(VENV)/.audit-installed: $(STAMP)
 	$(BIN)/python -m pip install -q -c requirements.lock -e '.[audit]'
 	touch $@
 
 audit: $(VENV)/.audit-installed
-	$(BIN)/pip-audit --no-deps --disable-pip --progress-spinner off -r requirements.lock
+	$(BIN)/pip-audit --strict --no-deps --disable-pip --progress-spinner off \
+		--vulnerability-service $(AUDIT_SERVICE) -r requirements.lock
 
 # The optional `bench` extra (orjson, pyinstrument, NautilusTrader) brings same-run baselines;
 # without it those baselines are reported as not installed and the suite still runs.
