@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_SECONDS ?= 60
 
-.PHONY: install test lint typecheck unit demo bench clean lock fuzz browser samples
+.PHONY: install test lint typecheck unit demo bench clean lock fuzz browser samples soak audit
 
 # requirements.lock pins every third-party package (regenerate with `make lock`); pip uses it
 # as a constraints file, so an install is reproducible and pyproject.toml keeps lower bounds.
@@ -66,6 +66,27 @@ demo: $(STAMP)
 # Long fuzz profile: QUOTER_FUZZ_EXAMPLES inputs per target (default 21,000: 100,000+ in all).
 fuzz: $(STAMP)
 	QUOTER_FUZZ_PROFILE=long $(BIN)/pytest -p no:cacheprovider tests/fuzz
+
+# Long chaos soak (tests/chaos): SOAK_SECONDS of load and faults (default 1,500), kill -9
+# restarts, a simulator restart; prints the figures table (also written to SOAK_REPORT).
+SOAK_SECONDS ?= 1500
+soak: $(STAMP)
+	QUOTER_SOAK=long SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest -p no:cacheprovider -s \
+		tests/chaos/test_chaos.py::test_chaos_long_soak
+
+# Known vulnerabilities in every package requirements.lock pins (AUDIT_SERVICE=pypi, PyPI's
+# JSON API, or osv, api.osv.dev). Needs network, so it is an operator tool and not part of
+# `make test`. Exits non-zero on a finding, and (--strict) when any pin could not be looked up:
+# an audit that checked nothing must not say "no known vulnerabilities". The lock is fully
+# pinned, so nothing is resolved or installed to audit it (--no-deps).
+AUDIT_SERVICE ?= pypi
+$(VENV)/.audit-installed: $(STAMP)
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[audit]'
+	touch $@
+
+audit: $(VENV)/.audit-installed
+	$(BIN)/pip-audit --strict --no-deps --disable-pip --progress-spinner off \
+		--vulnerability-service $(AUDIT_SERVICE) -r requirements.lock
 
 # The optional `bench` extra (orjson, pyinstrument, NautilusTrader) brings same-run baselines;
 # without it those baselines are reported as not installed and the suite still runs.

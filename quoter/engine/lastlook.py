@@ -352,6 +352,9 @@ class LastLook:
             if self.r.ledger.merge_fee(ev):
                 self.valuation.note_day(now)
             return None
+        seen = self.r.fill_recv_ns.get(ev.market_ticker)
+        if seen is None or ev.ts_recv_ns > seen:
+            self.r.fill_recv_ns[ev.market_ticker] = ev.ts_recv_ns
         qid = self.r.orders.get(ev.order_id)
         if qid is not None and qid in self.r.quotes:
             self.reduce(self.r.quotes[qid], ev.count_centi)
@@ -379,7 +382,7 @@ class LastLook:
 
     def on_position(self, ev: E.PositionReported, now: int, out: list[C.Command]) -> str | None:
         """Reconcile: a position mismatch is a reason to halt, unless fills are in flight on
-        that market.
+        that market or the report was received before a fill we have booked.
 
         Also compared, where the exchange reports them: the fees paid and the cost of what is
         held (a fill booked at the wrong price or fee leaves the position right and the money
@@ -400,6 +403,13 @@ class LastLook:
         if found is None:
             return None
         kind, detail = found
+        if self.r.fill_recv_ns.get(ev.market_ticker, ev.ts_recv_ns) > ev.ts_recv_ns:
+            # We booked a fill received after this report (it came over REST, or overtook
+            # the report in the inbox's priority lane): the report predates what we know, and
+            # the next one (or the REST reconcile) compares again. Found by the chaos soak.
+            out.append(C.RecordDecision("", ev.market_ticker, "reconcile_deferred",
+                                        "report_older_than_fills", detail=detail))
+            return None
         if self.r.ledger.provisional_keys(ev.market_ticker):
             out.append(C.RecordDecision("", ev.market_ticker, "reconcile_deferred",
                                         "fills_in_flight", detail=detail))

@@ -100,6 +100,9 @@ class Records:
         self.held: dict[str, QuoteAccepted] = {}
         self.early_fills: dict[str, int] = {}
         self.early_until: dict[str, int] = {}
+        #: Per market, when the newest fill we booked was received: a position report
+        #: received before that describes the exchange before that fill (one entry a market).
+        self.fill_recv_ns: dict[str, int] = {}
         # (expires at, kind, key), in order of engine time: what to drop when (see retention).
         self.expiry: deque[tuple[int, str, str]] = deque()
         self.now = 0

@@ -98,6 +98,8 @@ class Metrics:
         )
         self.queue_depth = gauge("queue_depth", "Items waiting in a queue.", ("queue",))
         self.halted = gauge("halted", "1 when quoting is halted.")
+        # A leak shows as growth here (the chaos soak samples it): tasks are never fire-and-forget.
+        self.tasks = gauge("tasks", "asyncio tasks alive in the service's event loop.")
 
     # --- helpers that keep units straight ---------------------------------------------
 

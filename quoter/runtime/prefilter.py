@@ -86,8 +86,11 @@ def build_prefilter(config: QuoterConfig) -> Callable[[bytes | str], bool]:
             if env.type != "rfq_created":
                 return True
             rfq = _RFQ.decode(env.msg)
-        except msgspec.DecodeError:
-            return True  # the real decoder says what is wrong
+        except (msgspec.DecodeError, RecursionError):
+            # The real decoder says what is wrong. A frame nested too deep reaches us unread
+            # (the feed forwards it so that it is counted and kept): msgspec recurses even to
+            # skip a Raw field, and a RecursionError here would end the ingest task.
+            return True
         if not rfq.market_ticker:
             return True
         key = (rfq.market_ticker, rfq.mve_collection_ticker is not None

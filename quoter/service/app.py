@@ -658,6 +658,7 @@ class Service:
         m.set_pnl_marked_micros(self.marked_pnl_micros())
         m.set_exposure_micros(self.worst_case_exposure_micros())
         m.set_halted(self.runtime.halted or self.engine.halted)
+        m.tasks.set(len(asyncio.all_tasks()))
         for name, value in self.rest.limiter.levels().items():
             m.rate_bucket_tokens.labels(bucket=name).set(value)
         m.queue_depth.labels(queue="inbox").set(self.runtime.inbox_depth)

@@ -43,7 +43,7 @@ from typing import Any
 import msgspec
 import structlog
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -220,7 +220,11 @@ class SimServer:
             if user and not self._take_tokens(user, method, template):
                 return JSONResponse({"error": "too many requests"}, status_code=429)
             try:
-                return await handler(request, user)
+                response = await handler(request, user)
+            except ClientDisconnect:
+                # The client went away mid-request (a killed process): nobody reads an answer.
+                log.debug("sim_rest_client_gone", method=method, path=template)
+                return Response(status_code=499)
             except SimError as exc:
                 return _err(exc.status, exc.code, exc.message, template)
             except (MoneyError, ValueError, KeyError, TypeError) as exc:
@@ -228,6 +232,11 @@ class SimServer:
                 log.debug("sim_rest_bad_request", method=method, path=template,
                           error=type(exc).__name__)
                 return _err(400, "invalid_parameters", f"bad request: {exc}", template)
+            # A fault may spoil the body of an answer the exchange already acted on.
+            corrupt = getattr(self.faults, "corrupt_response", None)
+            if corrupt is not None:
+                response = corrupt(method, request.url.path, response)
+            return response
 
         return Route(template, endpoint, methods=[method])
 

@@ -32,6 +32,7 @@ from quoter.errors import ConfigError
 __all__ = [
     "BurstConfig",
     "CentiRange",
+    "CorruptBodyConfig",
     "FaultConfig",
     "FrameFaultRule",
     "LiquidityConfig",
@@ -306,6 +307,10 @@ class FrameFaultRule(_Strict):
     reorder_delay_ms: Millis = 50
     #: Replace the frame by error 25 (buffer overflow) and kill that subscription's stream.
     overflow_probability: Probability = 0.0
+    #: Add a field no client reads (``"sim_padding"``) holding ``nest_depth`` nested arrays to
+    #: the frame's ``msg``: a deep frame must be refused before decoding, not crash the feed.
+    nest_probability: Probability = 0.0
+    nest_depth: int = Field(default=1_000, ge=1, le=100_000)
 
 
 class RestFaultConfig(_Strict):
@@ -331,6 +336,26 @@ class RestFaultConfig(_Strict):
         return self
 
 
+class CorruptBodyConfig(_Strict):
+    """Successful REST answers whose body is spoiled on the way back: the exchange applied the
+    request (a quote really exists), the client cannot read the answer."""
+
+    probability: Probability = 0.0
+    #: Drawn uniformly per spoiled answer: ``bad_gzip`` (``content-encoding: gzip`` over bytes
+    #: that are not gzip), ``deep_json`` (3,000 nested arrays), ``truncated`` (half the body).
+    kinds: tuple[Literal["bad_gzip", "deep_json", "truncated"], ...] = (
+        "bad_gzip", "deep_json", "truncated")
+    #: Only requests whose path starts with one of these (empty = all), and these methods.
+    path_prefixes: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _kinds(self) -> CorruptBodyConfig:
+        if not self.kinds:
+            raise ValueError("kinds needs at least one entry")
+        return self
+
+
 class LostResponseConfig(_Strict):
     """Confirms that succeed but whose HTTP response is lost: the exchange applies the confirm
     (the quote executes), then the client gets an error or nothing at all."""
@@ -353,6 +378,7 @@ class FaultConfig(_Strict):
     #: accept notice then beats the maker's create response, as Kalshi allows (§0a).
     quote_response_hold_ms: Millis = 0
     lost_confirm_responses: LostResponseConfig = LostResponseConfig()
+    corrupt_bodies: CorruptBodyConfig = CorruptBodyConfig()
     rest: RestFaultConfig = RestFaultConfig()
     #: One-shot actions performed when the config is applied (not remembered).
     cut_connections: bool = False

@@ -13,6 +13,11 @@ The server calls two hooks (see ``quoter.sim.faults_api``):
 * ``await lose_confirm_response()`` after a confirm was applied: a 5xx instead of its 204, or
   the 204 held past the client's timeout (``lost_confirm_responses``): the quote executes
   although the maker saw the confirm fail.
+* ``corrupt_response(method, path, response)`` after a request succeeded: its body spoiled
+  (``corrupt_bodies``: bad gzip, 3,000-deep JSON, truncated), though the exchange applied it.
+
+A frame rule can also nest (``nest_probability``): a field no client reads, ``sim_padding``,
+holding ``nest_depth`` nested arrays is added to the frame's ``msg``.
 
 Cutting connections: ``cut_connections()`` bumps an epoch; the server asks
 ``should_close(conn_id)`` (it records ``on_connect`` for each socket) and closes stale ones; their
@@ -93,6 +98,8 @@ class FaultStats:
     cuts: int = 0
     quotes_lost: int = 0
     confirm_responses_lost: int = 0
+    nested: int = 0
+    bodies_corrupted: int = 0
     killed_subscriptions: set[tuple[str, int]] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, int]:
@@ -109,6 +116,8 @@ class FaultStats:
             "cuts": self.cuts,
             "quotes_lost": self.quotes_lost,
             "confirm_responses_lost": self.confirm_responses_lost,
+            "nested": self.nested,
+            "bodies_corrupted": self.bodies_corrupted,
         }
 
 
@@ -266,6 +275,11 @@ class FaultInjector:
         if rule.drop_probability and rng.random() < rule.drop_probability:
             self.stats.dropped += 1
             return []
+        if rule.nest_probability and rng.random() < rule.nest_probability:
+            nested = _nested(frame, rule.nest_depth)
+            if nested is not None:
+                self.stats.nested += 1
+                text = nested
         delay = 0.0
         if rule.delay_probability and rng.random() < rule.delay_probability:
             self.stats.delayed += 1
@@ -341,6 +355,32 @@ class FaultInjector:
             status_code=lost.error_status,
         )
 
+    def corrupt_response(self, method: str, path: str, response: Response) -> Response:
+        """Spoil the body of a successful answer (``corrupt_bodies``), or return it as is."""
+        cfg = self._config.corrupt_bodies
+        if cfg.probability <= 0 or not 200 <= response.status_code < 300 or not response.body:
+            return response
+        if path.startswith(_SIM_PREFIX):
+            return response
+        if cfg.methods and method.upper() not in {m.upper() for m in cfg.methods}:
+            return response
+        if cfg.path_prefixes and not any(path.startswith(p) for p in cfg.path_prefixes):
+            return response
+        if self._rng.random() >= cfg.probability:
+            return response
+        kind = cfg.kinds[self._rng.randrange(len(cfg.kinds))]
+        self.stats.bodies_corrupted += 1
+        log.info("sim_body_corrupted", method=method, path=path, kind=kind)
+        headers = {"content-type": "application/json"}
+        if kind == "bad_gzip":
+            headers["content-encoding"] = "gzip"
+            body = b"\x1f\x8b\x08\x00 this is not gzip"
+        elif kind == "deep_json":
+            body = b"[" * 3_000 + b"]" * 3_000
+        else:
+            body = bytes(response.body[: len(response.body) // 2])
+        return Response(body, status_code=response.status_code, headers=headers)
+
     def quote_response_hold_s(self) -> float:
         """How long the server may hold a create-quote response waiting for its accept."""
         return self._config.quote_response_hold_ms / 1000
@@ -348,6 +388,21 @@ class FaultInjector:
     def snapshot(self) -> dict[str, Any]:
         """The config in force and the counters, as JSON."""
         return {"config": self._config.model_dump(mode="json"), "stats": self.stats.as_dict()}
+
+
+_PAD_MARK = "\x00sim-padding\x00"
+
+
+def _nested(frame: dict[str, Any], depth: int) -> str | None:
+    """The frame with ``msg.sim_padding`` = ``depth`` nested arrays, or None if no dict msg.
+
+    Built as text: ``json.dumps`` itself refuses nesting this deep."""
+    msg = frame.get("msg")
+    if not isinstance(msg, dict):
+        return None
+    padded = {**frame, "msg": {**msg, "sim_padding": _PAD_MARK}}
+    text = json.dumps(padded, separators=(",", ":"))
+    return text.replace(json.dumps(_PAD_MARK), "[" * depth + "]" * depth, 1)
 
 
 def fault_routes(injector: FaultInjector) -> list[Route]:

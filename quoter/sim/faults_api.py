@@ -7,8 +7,10 @@ The server asks the injector about every outbound WebSocket frame and every REST
 * ``await on_request(method, path)`` may sleep (added latency) and returns a response to
   send instead of handling the request (a 5xx or 429 burst), or ``None`` to proceed.
 * optional: ``await lose_confirm_response()`` after a confirm is applied (a response to
-  send instead of its 204, or None), ``should_close(conn_id)`` (cut this connection now?
-  checked before each frame and by a watchdog), ``on_connect(conn_id)`` /
+  send instead of its 204, or None), ``corrupt_response(method, path, response)`` after a
+  request was handled (the response to send: its body possibly spoiled),
+  ``should_close(conn_id)`` (cut this connection now? checked before each frame and by a
+  watchdog), ``on_connect(conn_id)`` /
   ``on_disconnect(conn_id)`` (socket bookkeeping).
   The server looks these up with ``getattr`` so a minimal injector may omit them.
 """
@@ -57,6 +59,10 @@ class NoFaults:
     async def lose_confirm_response(self) -> Response | None:
         """Never lose a confirm's response."""
         return None
+
+    def corrupt_response(self, method: str, path: str, response: Response) -> Response:
+        """Never spoil a body."""
+        return response
 
     def on_connect(self, conn_id: str) -> None:
         """Nothing to record."""

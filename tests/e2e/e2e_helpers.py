@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sqlite3
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.responses import Response
@@ -43,8 +48,12 @@ __all__ = [
     "confirm_posts",
     "running_service",
     "sim_env",
+    "spawn_service",
+    "stored_fills",
     "until",
 ]
+
+REPO = Path(__file__).resolve().parents[2]
 
 BOT = "bot"
 REQ = "req"
@@ -98,6 +107,14 @@ class CountingFaults:
         """Delegate to the injector."""
         return self.injector.quote_response_hold_s()
 
+    async def lose_confirm_response(self) -> Response | None:
+        """Delegate to the injector (``lost_confirm_responses``)."""
+        return await self.injector.lose_confirm_response()
+
+    def corrupt_response(self, method: str, path: str, response: Response) -> Response:
+        """Delegate to the injector (``corrupt_bodies``)."""
+        return self.injector.corrupt_response(method, path, response)
+
     def on_connect(self, conn_id: str) -> None:
         """Delegate to the injector."""
         self.injector.on_connect(conn_id)
@@ -125,6 +142,28 @@ class SimEnv:
     workdir: Path
     config_path: Path
     start_balance_micros: int = START_BALANCE_MICROS
+    #: Serves the exchange on a port (0 = any); ``stop_sim``/``start_sim`` use it.
+    serve: Callable[[int], AbstractAsyncContextManager[RunningSim]] | None = None
+    _serving: AbstractAsyncContextManager[RunningSim] | None = field(default=None, repr=False)
+
+    @property
+    def sim_running(self) -> bool:
+        """True while the simulator's server is up."""
+        return self._serving is not None
+
+    async def stop_sim(self) -> None:
+        """Stop the simulator's server (sockets closed, port free); the exchange keeps its state."""
+        if self._serving is not None:
+            serving, self._serving = self._serving, None
+            await serving.__aexit__(None, None, None)
+
+    async def start_sim(self) -> None:
+        """Serve the same exchange again on the same port (a restart that keeps its state)."""
+        assert self.serve is not None
+        assert self._serving is None
+        serving = self.serve(self.sim.port)
+        self.sim = await serving.__aenter__()
+        self._serving = serving
 
     def settings(self, **overrides: object) -> Settings:
         """Paper-mode settings pointing at this simulator (db, recordings, token in workdir)."""
@@ -194,7 +233,8 @@ def _markets(exchange: SimExchange, clock: LiveClock) -> None:
 async def sim_env(
     workdir: Path, *, execution_timer_ms: int = 300, confirm_window_ms: int = 30_000,
     config_yaml: str = CONFIG_YAML, rate_limits: RateLimits | None = None,
-    bot_balance_micros: int = START_BALANCE_MICROS,
+    bot_balance_micros: int = START_BALANCE_MICROS, fault_seed: int = 0,
+    faults_class: type[CountingFaults] = CountingFaults,
 ) -> AsyncIterator[SimEnv]:
     """Serve a fresh simulator (three KXE2E markets, bot + requester accounts) on loopback."""
     clock = LiveClock()
@@ -208,11 +248,52 @@ async def sim_env(
     exchange.register_key(BOT, key_id, write_demo_key(key_path))
     config_path = workdir / "strategy.yaml"
     config_path.write_text(config_yaml)
-    faults = CountingFaults(FaultInjector(clock, exchange=exchange), clock)
-    async with serve_sim(exchange, "127.0.0.1", 0, clock=clock, faults=faults,
-                         heartbeat_s=None, rate_limits=rate_limits) as sim:
-        yield SimEnv(clock, exchange, faults, sim, key_id, key_path, workdir, config_path,
-                     start_balance_micros=bot_balance_micros)
+    faults = faults_class(FaultInjector(clock, exchange=exchange, seed=fault_seed), clock)
+
+    def serve(port: int) -> AbstractAsyncContextManager[RunningSim]:
+        return serve_sim(exchange, "127.0.0.1", port, clock=clock, faults=faults,
+                         heartbeat_s=None, rate_limits=rate_limits)
+
+    serving = serve(0)
+    sim = await serving.__aenter__()
+    env = SimEnv(clock, exchange, faults, sim, key_id, key_path, workdir, config_path,
+                 start_balance_micros=bot_balance_micros, serve=serve, _serving=serving)
+    try:
+        yield env
+    finally:
+        await env.stop_sim()
+
+
+def spawn_service(env: SimEnv, log_path: Path, *extra_args: str,
+                  env_vars: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``quoter run --mode paper`` against the simulator as a child, logs to ``log_path``.
+
+    A child process, unlike ``running_service``, can be SIGKILLed: no shutdown, no flush."""
+    child_env = {**os.environ, "QUOTER_SIM_URL": env.sim.base_url, "QUOTER_LOG_LEVEL": "info",
+                 "QUOTER_LOG_FORMAT": "json", **(env_vars or {})}
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "quoter.cli", "run", "--env", "demo", "--mode", "paper",
+             "--config", str(env.config_path), "--key-id", env.key_id,
+             "--key-file", str(env.key_path), "--db", str(env.workdir / "quoter.db"),
+             "--record-dir", str(env.workdir / "recordings"), "--control-port", "0",
+             "--token-file", str(env.workdir / "control.token"), "--view", "none",
+             "--reconcile-interval", "3600", *extra_args],
+            cwd=REPO, env=child_env, stdout=log, stderr=subprocess.STDOUT,
+        )
+
+
+def stored_fills(db_path: Path) -> int:
+    """Fills another process has committed (read-only: it may still be writing)."""
+    if not db_path.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM fills").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0  # schema not created yet
+    finally:
+        conn.close()
 
 
 @contextlib.asynccontextmanager

@@ -98,3 +98,44 @@ def _secrets(run_dir: Path) -> dict[str, bytes]:
     assert len(token) >= 16
     out["control token"] = token
     return out
+
+
+async def test_a_full_cli_demo_leaves_no_secret_in_logs_recordings_database_or_reports(
+    tmp_path: Path,
+) -> None:
+    """``quoter demo`` as a user runs it (debug logs on stderr, the summary JSON report): no
+    secret in any byte it printed or left on disk (recordings decompressed, the database and
+    its WAL as raw pages)."""
+    workdir = tmp_path / "demo"
+    summary = tmp_path / "summary.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "quoter.cli", "demo", "--seconds", "5", "--seed", "4",
+        "--workdir", str(workdir), "--view", "activity", "--log-level", "debug",
+        "--summary-json", str(summary), cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out_b, err_b = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, (out_b + err_b).decode(errors="replace")[-3000:]
+    [run_dir] = workdir.glob("run-*")
+    secrets = _secrets(run_dir)
+    outputs: dict[str, bytes] = {"stdout": out_b, "stderr (logs)": err_b,
+                                 "summary.json": summary.read_bytes()}
+    assert b"fill" in err_b.lower() or b"quote" in err_b.lower()  # the logs are there
+    for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+        if path.name in ("demo-key.pem", "control.token"):
+            continue  # where the secrets live, 0600
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = _decompressed(path)
+        outputs[str(path.relative_to(run_dir))] = data
+    assert any(name.startswith("recordings") for name in outputs)
+    assert "quoter.db" in outputs
+    for where, data in outputs.items():
+        for name, secret in secrets.items():
+            assert secret not in data, f"{name} leaked into {where}"
+        lowered = data.lower()
+        for header in (b"kalshi-access-signature", b"kalshi-access-key",
+                       b"kalshi-access-timestamp", b"authorization", b"bearer "):
+            assert header not in lowered, f"{header!r} in {where}"
+        runs = _LONG_BASE64.findall(data)
+        assert runs == [], f"base64 runs of signature length in {where}: {runs[:1]!r}"

@@ -60,6 +60,8 @@ async def test_metrics_and_health_follow_the_service(tmp_path: Path) -> None:
                 "unhealthy", ["halted"])
             after = _samples((await client.get(f"{url}/metrics")).text)
             assert after[("quoter_halted", frozenset())] == 1.0
+            # Housekeeping exports the loop's live tasks (the soak watches it for leaks).
+            assert after[("quoter_tasks", frozenset())] >= 5.0
 
             svc.resume()
             # No frames for longer than stale_after_s: the feed is stale.

@@ -8,10 +8,6 @@ the same SQLite file.
 from __future__ import annotations
 
 import asyncio
-import os
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 from e2e_helpers import (
@@ -25,6 +21,8 @@ from e2e_helpers import (
     confirm_posts,
     running_service,
     sim_env,
+    spawn_service,
+    stored_fills,
     until,
 )
 from prometheus_client.parser import text_string_to_metric_families
@@ -41,37 +39,6 @@ from quoter.service.demo import compare_with_exchange
 from quoter.service.store import ConfirmState, Store
 from quoter.sim import wire
 from quoter.sim.exchange import OutMessage, QuoteStatus
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _spawn(env: SimEnv, log_path: Path) -> subprocess.Popen[bytes]:
-    """Start ``quoter run`` in paper mode against the simulator, logs to ``log_path``."""
-    child_env = {**os.environ, "QUOTER_SIM_URL": env.sim.base_url, "QUOTER_LOG_LEVEL": "info",
-                 "QUOTER_LOG_FORMAT": "json"}
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "quoter.cli", "run", "--env", "demo", "--mode", "paper",
-             "--config", str(env.config_path), "--key-id", env.key_id,
-             "--key-file", str(env.key_path), "--db", str(env.workdir / "quoter.db"),
-             "--record-dir", str(env.workdir / "recordings"), "--control-port", "0",
-             "--token-file", str(env.workdir / "control.token"), "--view", "none",
-             "--reconcile-interval", "3600"],
-            cwd=REPO, env=child_env, stdout=log, stderr=subprocess.STDOUT,
-        )
-
-
-def _stored_fills(db_path: Path) -> int:
-    """Fills the other process has committed (read-only: it may still be writing)."""
-    if not db_path.exists():
-        return 0
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        return int(conn.execute("SELECT count(*) FROM fills").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0  # schema not created yet
-    finally:
-        conn.close()
 
 
 def _frames_of_type(text: str, msg_type: str) -> float:
@@ -107,7 +74,7 @@ async def test_kill_9_after_a_confirm_then_restart_on_the_same_db(tmp_path: Path
     # A long execution timer: the second trade executes while the child is dead.
     async with sim_env(tmp_path, execution_timer_ms=1_500) as env:
         db_path = env.workdir / "quoter.db"
-        proc = _spawn(env, env.workdir / "child.log")
+        proc = spawn_service(env, env.workdir / "child.log")
         try:
             # Connected = it listed our quotes (startup backfill) over REST.
             await until(lambda: proc.poll() is not None or env.faults.count(
@@ -115,7 +82,7 @@ async def test_kill_9_after_a_confirm_then_restart_on_the_same_db(tmp_path: Path
             assert proc.poll() is None, (env.workdir / "child.log").read_text()
 
             _, q1 = await _accepted_by_the_child(env, T1)
-            await until(lambda: _stored_fills(db_path) == 1, timeout_s=10.0,
+            await until(lambda: stored_fills(db_path) == 1, timeout_s=10.0,
                         what="the child to store its fill")
             # A quote left resting by the dead process (no shutdown will cancel it).
             rfq3 = env.rfq(T3)
@@ -220,7 +187,7 @@ async def _restart_with(env: SimEnv, positions: dict[str, int]) -> None:
 
 async def test_sigterm_stops_the_cli_service_in_order(tmp_path: Path) -> None:
     async with sim_env(tmp_path) as env:
-        proc = _spawn(env, env.workdir / "child.log")
+        proc = spawn_service(env, env.workdir / "child.log")
         try:
             await until(lambda: proc.poll() is not None or env.faults.count(
                 "GET", "/communications/quotes") >= 1, timeout_s=20.0, what="the child to start")

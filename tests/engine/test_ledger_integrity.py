@@ -145,3 +145,25 @@ def test_a_fee_or_cost_mismatch_is_recorded_and_counted_but_does_not_halt() -> N
     # A position mismatch still halts.
     [halt] = of(h.send(E.PositionReported(T, 400, h.now)), C.Halt)
     assert halt.reason.startswith(f"position_mismatch {T}: ours=300 exchange=400")
+
+
+def test_a_position_report_received_before_a_fill_we_booked_does_not_halt() -> None:
+    """Found by the chaos soak: a ``market_position`` received before a fill (the fill came
+    over REST, or overtook it in the engine's inbox) but stepped after it described the
+    exchange before that fill. It was taken for a mismatch and halted quoting."""
+    h = Harness()
+    h.ready()
+    report_recv_ns = h.now
+    h.now += 1_000_000  # the fill is received 1 ms after the report...
+    h.fill("t1", "o1", Side.YES, 480_000, 300)
+    # ...and booked first: the report (position 0) is older than what we know.
+    out = h.send(E.PositionReported(T, 0, report_recv_ns))
+    assert of(out, C.Halt) == []
+    [d] = of(out, C.RecordDecision)
+    assert (d.decision, d.reason) == ("reconcile_deferred", "report_older_than_fills")
+    assert not h.engine.halted
+    # A report received after the fill is compared, and a real difference still halts.
+    h.now += 1_000_000
+    assert h.send(E.PositionReported(T, 300, h.now)) == []
+    [halt] = of(h.send(E.PositionReported(T, 100, h.now)), C.Halt)
+    assert halt.reason.startswith(f"position_mismatch {T}: ours=300 exchange=100")

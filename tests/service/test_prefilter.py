@@ -107,3 +107,14 @@ def test_agrees_with_the_engine_router(ticker: str, combo: bool) -> None:
                    for s in config.strategies)
     if not keep(_rfq(ticker, combo=combo)):
         assert not routable
+
+
+def test_a_frame_nested_too_deep_goes_on_to_the_decoder_unread() -> None:
+    # Found by the chaos soak: a 1,000-deep field (even in a frame we would drop) made the
+    # envelope probe raise RecursionError, which ended the ingest task and the service.
+    deep = b'{"type":"rfq_created","sid":1,"msg":{"market_ticker":"KXNFLGAME-1","pad":' + (
+        b"[" * 1_000 + b"]" * 1_000 + b"}}")
+    assert keep(deep)
+    assert keep(deep.decode())
+    inner = b'{"type":"rfq_created","sid":1,"msg":' + b"[" * 1_000 + b"]" * 1_000 + b"}"
+    assert keep(inner)

@@ -549,3 +549,30 @@ async def test_server_sends_heartbeat_pings(ex: SimExchange, clock: ReplayClock,
         assert isinstance(ws, PingSpy)
         assert len(getattr(ws, "pings", [])) >= 2
         await ws.close()
+
+
+async def test_a_client_gone_mid_request_is_not_a_traceback(
+    ex: SimExchange, clock: ReplayClock, signers: dict[str, Signer]
+) -> None:
+    # A killed client (the chaos soak's kill -9) disconnects while its body is read: the
+    # simulator answers into the void instead of raising ClientDisconnect into uvicorn.
+    app = create_app(ex, clock=clock, run_timers=False)
+    path = "/trade-api/v2/communications/quotes"
+    headers = signers["maker"].headers("POST", path, clock.wall_ns() // 1_000_000)
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "server": ("127.0.0.1", 80),
+             "client": ("127.0.0.1", 5555),
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    assert sent[0]["type"] == "http.response.start"
+    assert sent[0]["status"] == 499
+    assert ex.list_quotes() == []

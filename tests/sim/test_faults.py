@@ -244,3 +244,99 @@ async def test_frame_faults_and_cuts_reach_a_real_websocket_client() -> None:
             with pytest.raises(websockets.ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 5)
         assert f.stats.cuts == 1
+
+
+# --- nested frames and corrupted bodies (issue 12: every fault the chaos soak needs) -------
+
+
+def _depth(text: str) -> int:
+    deepest = level = 0
+    for ch in text:
+        level += ch == "["
+        level -= ch == "]"
+        deepest = max(deepest, level)
+    return deepest
+
+
+def test_nest_adds_a_deep_ignored_field_and_keeps_the_rest() -> None:
+    f = injector({"frames": [{"type": "rfq_created", "nest_probability": 1.0,
+                              "nest_depth": 1_000}]})
+    [(delay, text)] = f.on_frame("c1", frame("rfq_created", id="r1"))
+    assert delay == 0.0
+    assert _depth(text) == 1_000
+    head = text.split('"sim_padding"')[0]
+    assert '"type":"rfq_created"' in head
+    assert '"id":"r1"' in head
+    with pytest.raises(RecursionError):
+        json.loads(text)  # what a naive decoder does with it
+    assert f.stats.nested == 1
+    # Frames without a dict msg (an error frame) and other types pass unchanged.
+    other = frame("quote_accepted")
+    assert f.on_frame("c1", other) == [(0.0, other)]
+    assert f.stats.as_dict()["nested"] == 1
+
+
+def _answer(status: int = 201, body: bytes = b'{"id":"q-123456"}') -> Any:
+    from starlette.responses import Response
+
+    return Response(body, status_code=status, media_type="application/json")
+
+
+@pytest.mark.parametrize("kind", ["bad_gzip", "deep_json", "truncated"])
+async def test_corrupt_bodies_spoil_successful_answers_of_the_chosen_kind(kind: str) -> None:
+    f = injector({"corrupt_bodies": {"probability": 1.0, "kinds": [kind],
+                                     "path_prefixes": ["/trade-api/v2/communications"],
+                                     "methods": ["POST"]}})
+    path = "/trade-api/v2/communications/quotes"
+    spoiled = f.corrupt_response("POST", path, _answer())
+    assert spoiled.status_code == 201
+    assert spoiled.body != b'{"id":"q-123456"}'
+    if kind == "bad_gzip":
+        assert spoiled.headers["content-encoding"] == "gzip"
+        r = httpx.Response(201, headers=dict(spoiled.headers),
+                           stream=httpx.ByteStream(bytes(spoiled.body)))
+        with pytest.raises(httpx.DecodingError):
+            await r.aread()
+    elif kind == "deep_json":
+        assert _depth(spoiled.body.decode()) == 3_000
+    else:
+        assert spoiled.body == b'{"id":"q'
+    assert f.stats.bodies_corrupted == 1
+    # Errors, other methods, other paths and the control endpoint are left alone.
+    for method, p, answer in [("POST", path, _answer(400)), ("GET", path, _answer(200)),
+                              ("POST", "/trade-api/v2/markets", _answer()),
+                              ("POST", "/sim/faults", _answer(200))]:
+        assert f.corrupt_response(method, p, answer) is answer
+    assert f.stats.bodies_corrupted == 1
+
+
+async def test_a_corrupted_create_answer_still_creates_the_quote() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from quoter.clock import LiveClock
+    from quoter.kalshi.auth import KalshiAuth, Signer
+    from quoter.sim.app import create_app
+
+    clock = LiveClock()
+    ex = SimExchange(clock)
+    for u in ("bot", "req"):
+        ex.register_account(u, balance_micros=1_000_000_000)
+    key = ed25519.Ed25519PrivateKey.generate()
+    ex.register_key("bot", "kid-1", key.public_key())
+    ex.add_market(SimMarket(ticker="KXA-1", event_ticker="KXA", series_ticker="KXA",
+                            title="a", grid=grid_for_structure("linear_cent")))
+    f = FaultInjector(clock, FaultConfig.model_validate(
+        {"corrupt_bodies": {"probability": 1.0, "kinds": ["deep_json"]}}))
+    app = create_app(ex, faults=f, run_timers=False)
+    rfq_id = ex.create_rfq("req", "KXA-1", contracts_centi=100)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://sim/trade-api/v2",
+        auth=KalshiAuth(Signer("kid-1", key), lambda: clock.wall_ns() // 1_000_000),
+    ) as c:
+        r = await c.post("/communications/quotes", json={
+            "rfq_id": rfq_id, "yes_bid": "0.40", "no_bid": "0.40", "rest_remainder": False})
+        assert r.status_code == 201
+        assert r.content == b"[" * 3_000 + b"]" * 3_000
+    [quote] = ex.list_quotes(rfq_id=rfq_id, creator_user_id="bot")
+    assert quote.status is QuoteStatus.OPEN
+    assert f.stats.bodies_corrupted == 1
