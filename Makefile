@@ -70,9 +70,10 @@ fuzz: $(STAMP)
 # Long chaos soak (tests/chaos): SOAK_SECONDS of load and faults (default 1,500), kill -9
 # restarts, a simulator restart; prints the figures table (also written to SOAK_REPORT).
 SOAK_SECONDS ?= 1500
+SOAK_SEED ?= 7
 soak: $(STAMP)
-	QUOTER_SOAK=long SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest -p no:cacheprovider -s \
-		tests/chaos/test_chaos.py::test_chaos_long_soak
+	$(BIN)/python tests/chaos/long_soak.py --seconds $(SOAK_SECONDS) --seed $(SOAK_SEED) \
+		$(if $(SOAK_REPORT),--report $(SOAK_REPORT),)
 
 # Known vulnerabilities in every package requirements.lock pins (AUDIT_SERVICE=pypi, PyPI's
 # JSON API, or osv, api.osv.dev). Needs network, so it is an operator tool and not part of

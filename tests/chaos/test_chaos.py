@@ -1,13 +1,12 @@
-"""The chaos soak (``tests/chaos/soak.py``): the fast profile in ``make test``, the long one in
-``make soak`` (``SOAK_SECONDS``, default 1,500)."""
+"""The chaos soak (``tests/chaos/soak.py``): the fast profile in ``make test``; the long one is
+``make soak`` (``tests/chaos/long_soak.py``, ``SOAK_SECONDS``, default 1,500)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from soak import FAST, long_profile, run_soak
+from soak import FAST, run_soak
 
 pytestmark = pytest.mark.chaos
 
@@ -26,16 +25,3 @@ async def test_chaos_fast_profile_holds_every_invariant(tmp_path: Path) -> None:
                  "bodies_corrupted", "rest_errors", "confirm_responses_lost"):
         assert report.faults[kind] >= 1, kind
     assert report.meant_to_confirm > 0
-
-
-@pytest.mark.skipif(os.environ.get("QUOTER_SOAK") != "long", reason="make soak runs it")
-async def test_chaos_long_soak(tmp_path: Path) -> None:
-    seconds = float(os.environ.get("SOAK_SECONDS", "1500"))
-    report = await run_soak(tmp_path, long_profile(seconds))
-    table = report.table()
-    print("\n" + table)
-    out = os.environ.get("SOAK_REPORT")
-    if out:
-        Path(out).write_text(table + "\n")  # noqa: ASYNC240 (once, at the end)
-    assert report.violations == []
-    assert report.confirm_success_rate >= 0.999
