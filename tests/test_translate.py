@@ -275,6 +275,7 @@ def test_positions_agree() -> None:
     assert current == legacy == PositionReported(
         market_ticker="FED-23DEC-T3.00", position_centi=-10_000, ts_recv_ns=TS,
         position_cost_micros=55_000_000, realized_pnl_micros=0, fees_paid_micros=430_000,
+        from_feed=True,
     )
 
 

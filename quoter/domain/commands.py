@@ -19,6 +19,7 @@ __all__ = [
     "PriceInPool",
     "RecordDecision",
     "RequestBookSnapshot",
+    "RequestReconcile",
     "ScheduleTimer",
     "SubmitQuote",
     "SubscribeMarkets",
@@ -103,6 +104,15 @@ class UnsubscribeMarkets:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestReconcile:
+    """Reconcile with the exchange over REST now (a feed's position report disagreed: the
+    REST read decides whether it is a real difference); answered by ``PositionReported``."""
+
+    market_ticker: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Halt:
     """Stop quoting: something is wrong enough that a human must look (e.g. position mismatch)."""
 
@@ -154,4 +164,5 @@ Command = (
     | Halt
     | RecordDecision
     | PriceInPool
+    | RequestReconcile
 )

@@ -169,6 +169,9 @@ class PositionReported:
     position_cost_micros: int | None = None
     realized_pnl_micros: int | None = None
     fees_paid_micros: int | None = None
+    #: Pushed on the ``market_positions`` feed (may be stale, duplicated or reordered on the
+    #: wire), rather than read over REST by the reconciler (two reads, stable markets only).
+    from_feed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -382,7 +382,9 @@ class LastLook:
 
     def on_position(self, ev: E.PositionReported, now: int, out: list[C.Command]) -> str | None:
         """Reconcile: a position mismatch is a reason to halt, unless fills are in flight on
-        that market or the report was received before a fill we have booked.
+        that market or the report was received before a fill we have booked. A mismatch in a
+        feed's report asks for a REST reconcile (``RequestReconcile``) instead: only a
+        difference the REST read confirms halts.
 
         Also compared, where the exchange reports them: the fees paid and the cost of what is
         held (a fill booked at the wrong price or fee leaves the position right and the money
@@ -419,6 +421,15 @@ class LastLook:
                                         detail=detail))
             return None
         if self.r.halted:
+            return None
+        if ev.from_feed:
+            # A feed's report can be stale (delayed, reordered or duplicated behind a later
+            # fill on the wire: the chaos soak shows all three); REST decides. The reconciler
+            # reads positions twice and compares only markets that held still, and its report
+            # comes back here and halts if the difference is real.
+            out.append(C.RecordDecision("", ev.market_ticker, "reconcile_deferred",
+                                        "confirming_over_rest", detail=detail))
+            out.append(C.RequestReconcile(ev.market_ticker, kind))
             return None
         return f"{kind} {ev.market_ticker}: {detail}"
 

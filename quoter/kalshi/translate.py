@@ -380,6 +380,7 @@ def _position(frame: MarketPositionFrame, ts: int, _yp: bool) -> list[Event]:
             position_cost_micros=_cost(m.position_cost_dollars, m.position_cost),
             realized_pnl_micros=_cost(m.realized_pnl_dollars, m.realized_pnl),
             fees_paid_micros=_cost(m.fees_paid_dollars, m.fees_paid),
+            from_feed=True,
         )
     ]
 

@@ -160,6 +160,9 @@ class Runtime:
         self.execution = execution
         self.market_data = market_data
         self.subscriptions = subscriptions
+        #: Asks for a REST reconcile round now (the engine's ``RequestReconcile``); the
+        #: service sets it to its reconciler's trigger. None: the request is dropped.
+        self.reconcile: Callable[[str], None] | None = None
         self.hooks = hooks or RuntimeHooks()
         self._prefilter = prefilter
         self._inbox: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
@@ -448,6 +451,9 @@ class Runtime:
                     )
             case cmd.PriceInPool():
                 self._put_pricing(action)
+            case cmd.RequestReconcile(market_ticker=ticker):
+                if self.reconcile is not None:
+                    self.reconcile(ticker)
 
     # -- timers ------------------------------------------------------------------------------
 

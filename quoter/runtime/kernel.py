@@ -149,7 +149,7 @@ class Post:
 Action = (
     cmd.SubmitQuote | cmd.CancelQuote | cmd.ConfirmQuote | cmd.ScheduleTimer | cmd.CancelTimer
     | cmd.RecordDecision | cmd.FetchMarket | cmd.RequestBookSnapshot | cmd.SubscribeMarkets
-    | cmd.UnsubscribeMarkets | cmd.PriceInPool
+    | cmd.UnsubscribeMarkets | cmd.PriceInPool | cmd.RequestReconcile
     | InputTaken | EngineStepped | EngineFailed | Halted | Post
 )
 

@@ -243,6 +243,7 @@ class Service:
         self.reconciler = Reconciler(self.rest, self.clock)
         self.reconciler.on_rejected = lambda reason: self.metrics.decode_errors_total.labels(
             type="rest_fill", reason=reason).inc()
+        self.runtime.reconcile = self.reconciler.request_round
         self.notices = NoticeHandler(
             post=self.runtime.post, resync=self.resync,
             known_rfqs=lambda: list(self.engine.rfqs), reconciler=self.reconciler,

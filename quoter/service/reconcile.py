@@ -156,6 +156,9 @@ class Reconciler:
         self._subaccount = subaccount
         self._max_pages = max_pages
         self.rounds = 0
+        #: Rounds asked for ahead of the interval (:meth:`request_round`).
+        self.requested = 0
+        self._wake = asyncio.Event()
         #: Listed fills refused as impossible (counted; the rest of the round goes on).
         self.rejected_fills = 0
         #: Called with the refusal reason of each (the service counts it as a metric).
@@ -281,9 +284,37 @@ class Reconciler:
         else (e.g. ``AuthError``) propagates and stops the service.
         """
         while True:
+            self._wake.clear()
             try:
                 await self.reconcile_into(post, ours)
             except (TransientError, DecodeError, PagingLimitError) as exc:
                 log.warning("reconcile_round_failed", error=str(exc),
                             error_type=type(exc).__name__)
-            await sleep(interval_s)
+            await self._sleep_or_wake(sleep(interval_s))
+
+    def request_round(self, market_ticker: str) -> None:
+        """Run the next round now instead of at the interval (the engine asked: a feed's
+        position report for ``market_ticker`` disagreed with ours). Requests made while a
+        round runs are served by one more round right after it."""
+        if not self._wake.is_set():
+            log.info("reconcile_requested", market_ticker=market_ticker)
+        self.requested += 1
+        self._wake.set()
+
+    async def _sleep_or_wake(self, sleeping: Awaitable[None]) -> None:
+        """Wait for ``sleeping`` or a :meth:`request_round`, whichever comes first."""
+        if self._wake.is_set():
+            if asyncio.iscoroutine(sleeping):
+                sleeping.close()
+            return
+        nap = asyncio.ensure_future(sleeping)
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            done, _ = await asyncio.wait((nap, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (nap, woken):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(nap, woken, return_exceptions=True)
+        if nap in done:
+            nap.result()  # what the sleep raised (a cancellation ends the loop) goes on

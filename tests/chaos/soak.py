@@ -111,11 +111,10 @@ def base_faults() -> FaultConfig:
             {"channel": "communications", **frame_faults, "overflow_probability": 0.002,
              "nest_probability": 0.01},
             {"channel": "fill", **frame_faults},
-            # Drops only: a delayed, reordered or duplicated market_position frame arrives
-            # stale (older than fills already booked), and the engine halts on the mismatch
-            # (position_mismatch, ours=-300 exchange=-100 in the first fast run). That is a
-            # finding left for its own change (docs/operations.md, "The chaos soak").
-            {"channel": "market_positions", "drop_probability": 0.01},
+            # A delayed, reordered or duplicated market_position frame arrives stale (older
+            # than fills already booked): the engine asks for a REST reconcile instead of
+            # halting on it (it halted, position_mismatch ours=-300 exchange=-100, before).
+            {"channel": "market_positions", **frame_faults},
             {**frame_faults, "nest_probability": 0.01},
         ],
         "accept_notice_delay_ms": 150,                   # slow accepts

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import httpx
 import pytest
@@ -184,6 +184,67 @@ async def test_periodic_loop_survives_a_failed_round() -> None:
     assert [(e.market_ticker, e.position_centi) for e in posted
             if isinstance(e, E.PositionReported)] == [(T, 100)]
     await rest.aclose()
+
+
+async def _turns_until(done: Callable[[], bool], turns: int = 10_000) -> None:
+    """Let the event loop run (no wall time involved) until ``done``; bounded."""
+    for _ in range(turns):
+        if done():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
+async def test_a_requested_round_runs_at_once_instead_of_at_the_interval() -> None:
+    clock = ReplayClock(START_NS, WALL0)
+    fake = FakeKalshi([{T: "1.00"}, {T: "1.00"}, {T: "1.00"}])
+    rest = _rest(fake, clock)
+    posted: list[E.Event] = []
+    naps: list[asyncio.Future[None]] = []
+    reconciler = Reconciler(rest, clock)
+
+    def sleep(s: float) -> asyncio.Future[None]:
+        # An interval that never ends by itself: only a request can start the next round.
+        naps.append(asyncio.get_running_loop().create_future())
+        return naps[-1]
+
+    def ours() -> Mapping[str, int]:
+        return {T: 100}
+
+    def reports() -> int:
+        return sum(isinstance(e, E.PositionReported) for e in posted)
+
+    task = asyncio.create_task(reconciler.run(posted.append, ours, interval_s=30.0,
+                                              sleep=sleep))
+    await _turns_until(lambda: len(naps) == 1)  # the first round ran and the loop sleeps
+    assert (reconciler.rounds, reports()) == (1, 1)
+    reconciler.request_round(T)
+    await _turns_until(lambda: len(naps) == 2)
+    assert (reconciler.rounds, reports(), reconciler.requested) == (2, 2, 1)
+    assert naps[0].cancelled()  # the interval it cut short is not left running
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await rest.aclose()
+
+
+def test_a_feed_mismatch_asks_rest_and_only_the_rest_read_halts() -> None:
+    h = Harness()
+    h.send(E.FillReceived("t1", "o1", T, Side.YES, BookSide.BID, 480_000, 300, 0, False, h.now))
+    h.now += 1_000_000
+    # The market_positions feed says 1.00 where we booked 3.00: stale, duplicated or real?
+    out = h.send(E.PositionReported(T, 100, h.now, from_feed=True))
+    assert of(out, C.Halt) == []
+    [ask] = of(out, C.RequestReconcile)
+    assert ask == C.RequestReconcile(T, "position_mismatch")
+    [d] = of(out, C.RecordDecision)
+    assert (d.decision, d.reason) == ("reconcile_deferred", "confirming_over_rest")
+    assert not h.engine.halted
+    # The REST read agrees with us: nothing more happens.
+    assert h.send(E.PositionReported(T, 300, h.now)) == []
+    # The REST read confirms a difference: that halts.
+    [halt] = of(h.send(E.PositionReported(T, 100, h.now)), C.Halt)
+    assert halt.reason.startswith(f"position_mismatch {T}: ours=300 exchange=100")
 
 
 async def test_missed_settlement_settles_the_ledger_instead_of_halting(
