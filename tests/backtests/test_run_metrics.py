@@ -4,8 +4,9 @@ hand-built recording through the real loop, modelled exchange and engine (``conf
 The scenario: two markets with one-level books (A at mid 0.50, B at mid 0.30); alice asks for
 10 contracts of A at 1 s and 2 of B at 3 s, bob for 4 of A at 5 s; the requester takes YES
 (we buy YES) from alice and NO (we buy NO) from bob 100 ms after each quote; at 30 s A's book
-moves to mid 0.60. Round trips are constants (submit 10 ms, confirm 30 ms, market 7 ms), so
-every latency below is known, and the engine's fair is its book mid when it quoted.
+moves to mid 0.60; at 40 s B is determined YES (our 2 YES contracts pay $1 each). Round trips
+are constants (submit 10 ms, confirm 30 ms, market 7 ms), so every latency below is known,
+and the engine's fair is its book mid when it quoted.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ S = 1_000_000_000
 A, B = "KXSIMB-26JAN01-M1", "KXSIMC-26JAN01-M1"
 FIRST_EVENT_NS = 1 * MS  # A's first snapshot: the inventory sampling grid starts here
 DOLLAR = 1_000_000
+SETTLED_NS = 40 * S
 
 
 def _snapshot(ticker: str, yes_bid: str, yes_ask: str) -> dict[str, Any]:
@@ -71,7 +73,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[BacktestLoop, _TakeAf
               (1 * S, _rfq("alice-1", "alice", A, "10.00")),
               (3 * S, _rfq("alice-2", "alice", B, "2.00")),
               (5 * S, _rfq("bob-1", "bob", A, "4.00")),
-              (30 * S, _snapshot(A, "0.5600", "0.6400"))]
+              (30 * S, _snapshot(A, "0.5600", "0.6400")),
+              (SETTLED_NS, {"type": "market_lifecycle_v2", "sid": 5, "msg": {
+                  "event_type": "determined", "market_ticker": B, "result": "yes",
+                  "determination_ts": 1767225640, "settlement_value": "1.0000"}})]
     writer = RecordingWriter(path, wall_offset_ns=WALL_OFFSET_NS, start_ns=0)
     for ticker in (A, B):
         writer.fact(MARKET_KIND, ev.MarketLoaded(default_market(ticker), 0), 0)
@@ -109,13 +114,15 @@ def test_inventory_and_worst_case_exposure_follow_the_fills(
     worst_2 = worst_1 + _cost(b_yes)
     worst_3 = _cost(a_yes) + _cost(a_no) - 4 * DOLLAR + _cost(b_yes)
     assert worst_3 == 3_348_300  # $4.8437 + $1.9375 - $4 + $0.5671, fees included
+    worst_4 = worst_3 - _cost(b_yes)  # B settled: nothing of it is at risk any more
     points = loop.metrics.series()["inventory"]
-    changes = [p for p in points if p[0] in (a_yes.ts_ns, b_yes.ts_ns, a_no.ts_ns)]
+    changes = [p for p in points
+               if p[0] in (a_yes.ts_ns, b_yes.ts_ns, a_no.ts_ns, SETTLED_NS)]
     assert changes == [(a_yes.ts_ns, 1000, worst_1), (b_yes.ts_ns, 1200, worst_2),
-                       (a_no.ts_ns, 800, worst_3)]
+                       (a_no.ts_ns, 800, worst_3), (SETTLED_NS, 600, worst_4)]
     # Between the changes, samples on the 1 s grid repeat the values in force; the last
     # point is the end of the run.
-    assert points[-1] == (loop.clock.now_ns(), 800, worst_3)
+    assert points[-1] == (loop.clock.now_ns(), 600, worst_4)
     grid = [p for p in points[:-1] if p not in changes]
     assert len(grid) >= 2
     for p in grid:
@@ -124,13 +131,14 @@ def test_inventory_and_worst_case_exposure_follow_the_fills(
     assert [p[0] for p in points] == sorted(p[0] for p in points)
     by_market = loop.metrics.series()["inventory_by_market"]
     assert by_market[A] == [(a_yes.ts_ns, 1000), (a_no.ts_ns, 600), (loop.clock.now_ns(), 600)]
-    assert by_market[B] == [(b_yes.ts_ns, 200), (loop.clock.now_ns(), 200)]
+    assert by_market[B] == [(b_yes.ts_ns, 200), (SETTLED_NS, 0), (loop.clock.now_ns(), 0)]
     inv = loop.metrics.summary["inventory"]
     assert inv["max_abs_net_centi"] == 1200
     assert inv["max_abs_net_by_market_centi"] == {A: 1000, B: 200}
     assert inv["max_worst_case_loss_micros"] == worst_2
     assert inv["max_worst_case_loss_at_ns"] == b_yes.ts_ns
-    assert (inv["final_net_centi"], inv["final_worst_case_loss_micros"]) == (800, worst_3)
+    assert (inv["final_net_centi"], inv["final_worst_case_loss_micros"]) == (600, worst_4)
+    assert loop.metrics.summary["positions_settled"] == 1
 
 
 def test_markouts_against_our_fair_keep_the_quote_time_view_when_the_book_moves(
@@ -193,6 +201,9 @@ def test_breakdowns_by_series_market_and_requester_sum_to_the_totals(
     assert set(m["by_series"]) == {"KXSIMB", "KXSIMC"}
     assert m["by_series"]["KXSIMC"] == {**m["by_market"][B]}
     assert m["by_market"][A]["fills"] == 2
+    b_yes = _fills(loop)[1]
+    assert m["by_market"][B]["pnl_realized_micros"] == 2 * DOLLAR - _cost(b_yes)  # paid out
+    assert m["by_market"][B]["pnl_marked_micros"] == 2 * DOLLAR - _cost(b_yes)
     for name in ("by_strategy", "by_series", "by_market", "by_requester"):
         rows = m[name].values()
         for key in ("fills", "contracts_centi", "fees_micros", "pnl_realized_micros",
