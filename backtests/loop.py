@@ -248,7 +248,7 @@ class BacktestLoop:
             case cmd.FetchMarket(market_ticker=ticker):
                 self._fetch_market(ticker, now)
             case cmd.RequestBookSnapshot(market_ticker=ticker):
-                rtt = self.latency.rtt_ns("book")
+                rtt = self.rtt_ns("book")
                 venue = self.venue
                 if venue is not None:
                     self.at(now + rtt, lambda: self.post(venue.book(ticker, self.clock.now_ns())))
@@ -267,12 +267,18 @@ class BacktestLoop:
             t = self.clock.now_ns()
             self.post(ev.MarketLoaded(info, t) if info is not None
                       else ev.MarketLoadFailed(ticker, "unknown market in the recording", t))
-        self.at(now + self.latency.rtt_ns("market"), answer)
+        self.at(now + self.rtt_ns("market"), answer)
+
+    def rtt_ns(self, kind: str) -> int:
+        """One round trip of ``kind`` from the latency model, counted in the metrics."""
+        rtt = self.latency.rtt_ns(kind)
+        self.metrics.round_trip(kind, rtt)
+        return rtt
 
     def _round_trip(self, kind: str, now: int, act: Callable[[], Any],
                     done: Callable[[Any, int], ev.Event],
                     failed: Callable[[QuoterError, int], ev.Event]) -> None:
-        rtt = self.latency.rtt_ns(kind)
+        rtt = self.rtt_ns(kind)
 
         def at_exchange() -> None:
             try:
@@ -335,6 +341,7 @@ class BacktestLoop:
         """Send a released confirm to the venue."""
         venue = self.venue
         assert venue is not None
+        self.metrics.confirm_sent(command, now)
         self._round_trip("confirm", now, lambda: venue.confirm(command.rfq_id, command.quote_id),
                          lambda _, t: self.kernel.confirmed(command, t),
                          lambda exc, t: self.kernel.confirm_failed(command, exc, t))

@@ -8,52 +8,31 @@ draw axes.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from backtests.metrics import MARKOUT_HORIZONS_S
+from backtests.plotting import MICROS, NS, figure_png, new_figure, usd
+from backtests.report_parts import (
+    TOP_ROWS,
+    breakdown_rows,
+    exposure_plot,
+    fair_markout_plot,
+    inventory_plot,
+    latency_plots,
+    latency_rows,
+)
 from backtests.runner import BacktestResult, write_fills_csv
-from quoter.domain.money import format_dollars, format_fp
+from quoter.domain.money import format_fp
 
 __all__ = ["figure_png", "html_page", "new_figure", "table", "usd", "write_reports",
            "write_summary"]
 
-_NS = 1_000_000_000
-_MICROS = 1_000_000
-
-
-def usd(micros: int | None) -> str:
-    """Exact dollars with 6 decimals, or a dash."""
-    return "—" if micros is None else format_dollars(micros, 6)
-
-
-def figure_png(fig: Figure) -> str:
-    """The figure as an ``<img>`` with an embedded PNG."""
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    title = fig.axes[0].get_title() if fig.axes else "plot"
-    return (f'<img class="plot" alt="{html.escape(title)}" '
-            f'src="data:image/png;base64,{data}">')
-
-
-def new_figure(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Any]:
-    fig = Figure(figsize=(7.5, 3.2), layout="constrained")
-    ax = fig.add_subplot()
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    return fig, ax
+_NS = NS
+_MICROS = MICROS
 
 
 def _pnl_plot(result: BacktestResult) -> str:
@@ -130,14 +109,6 @@ def html_page(title: str, sections: Iterable[str]) -> str:
             + "".join(sections) + "</body></html>\n")
 
 
-def _strategy_rows(by_strategy: Mapping[str, Mapping[str, Any]]) -> list[list[object]]:
-    return [[name or "(none)", s.get("quotes", 0), s.get("accepts", 0),
-             f"{s.get('win_rate', 0.0):.1%}", s.get("fills", 0),
-             format_fp(s.get("contracts_centi", 0)), usd(s.get("fees_micros", 0)),
-             usd(s.get("markout_60s_micros"))]
-            for name, s in by_strategy.items()]
-
-
 def write_summary(summary: Mapping[str, Any], path: Path) -> None:
     """Sorted keys, fixed indent: the same run gives the same bytes."""
     path.write_text(json.dumps(summary, sort_keys=True, indent=2) + "\n", encoding="utf-8")
@@ -159,21 +130,40 @@ def write_reports(result: BacktestResult, out_dir: Path) -> dict[str, Path]:
         ["fees", usd(m["fees_micros"])], ["PnL realised", usd(m["pnl_realized_micros"])],
         ["PnL marked to the mid", usd(m["pnl_marked_micros"])],
         *([f"markout {h}", usd(v)] for h, v in m["markouts_micros"].items()),
+        *([f"markout against our fair {h}", usd(v)]
+          for h, v in m["markouts_fair_micros"].items()),
+        ["max |net contracts|", format_fp(m["inventory"]["max_abs_net_centi"])],
+        ["max worst-case loss", usd(m["inventory"]["max_worst_case_loss_micros"])],
     ]
+    headers = ["quotes", "accepts", "win rate", "fills", "contracts", "fees", "PnL realised",
+               "PnL marked", "markout 60s (mid)", "markout at fill (fair)"]
+    breakdowns = []
+    for name, title in (("by_strategy", "strategy"), ("by_series", "series"),
+                        ("by_market", "market"), ("by_requester", "requester")):
+        table_of = m[name]
+        note = (f" (the {TOP_ROWS} largest by |PnL marked|, then the rest as one row; "
+                "summary.json holds all)" if len(table_of) > TOP_ROWS else "")
+        breakdowns += [f"<h3>By {title}{html.escape(note)}</h3>",
+                       table([title, *headers],
+                             breakdown_rows(table_of, short_names=name == "by_requester"))]
     auction = result.summary["auction"]
     sections = [
         f"<p>Inputs: {html.escape(', '.join(result.summary['inputs']))}; auction model "
         f"<b>{html.escape(auction['model'])}</b> (seed {auction['seed']}, fallback "
         f"{html.escape(auction['fallback'])}); config {result.summary['config_hash'][:12]}.</p>",
         "<h2>Summary</h2>", table(["", "value"], key),
-        "<h2>Per strategy</h2>",
-        table(["strategy", "quotes", "accepts", "win rate", "fills", "contracts", "fees",
-                "markout 60s"], _strategy_rows(m["by_strategy"])),
+        "<h2>Breakdowns</h2>", *breakdowns,
         "<h2>PnL</h2>", _pnl_plot(result),
         "<h2>Fills and markouts</h2>", _fills_plot(result), _markout_plot(result),
+        fair_markout_plot(result),
+        "<h2>Inventory and exposure</h2>", inventory_plot(result), exposure_plot(result),
         "<h2>Win rate</h2>", _win_rate_plot(result),
         "<h2>Decisions</h2>",
         table(["reason", "count"], sorted(m["decline_reasons"].items())),
+        "<h2>Latency (virtual time)</h2>",
+        table(["", "count", "p50", "p90", "p99", "max"], latency_rows(m["latency_ns"],
+                                  result.summary.get("round_trips_drawn_ns", {}))),
+        *latency_plots(result),
     ]
     paths["report"].write_text(html_page("Backtest report", sections), encoding="utf-8")
     return paths

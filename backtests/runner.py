@@ -11,7 +11,7 @@ import csv
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +205,8 @@ class BacktestResult:
     fills: tuple[tuple[Any, ...], ...]
     quote_edges: tuple[tuple[int, bool], ...]
     start_ns: int
+    #: The report's bounded series (``Metrics.series``: inventory, markout curves).
+    series: dict[str, Any] = field(default_factory=dict)
 
 
 def result_of(loop: BacktestLoop, *, config: QuoterConfig, spec: AuctionSpec,
@@ -214,6 +216,7 @@ def result_of(loop: BacktestLoop, *, config: QuoterConfig, spec: AuctionSpec,
     summary = {
         "metrics": m.summary,
         "latency": loop.latency.summary(),
+        "round_trips_drawn_ns": m.round_trips_summary(),
         "auction": {"model": spec.name, "seed": spec.seed, "fallback": spec.fallback,
                     "fit": spec.fit_report()},
         "config_hash": config_hash(config),
@@ -222,7 +225,8 @@ def result_of(loop: BacktestLoop, *, config: QuoterConfig, spec: AuctionSpec,
     fills = tuple((f.ts_ns, f.market_ticker, f.strategy, f.bought_yes, f.price_micros,
                    f.count_centi, f.fee_micros, dict(f.markouts_micros)) for f in m.fills)
     return BacktestResult(summary, tuple(m.pnl_curve), fills,
-                          tuple(v for _, v in sorted(m.quote_edges.items())), start_ns)
+                          tuple(v for _, v in sorted(m.quote_edges.items())), start_ns,
+                          m.series())
 
 
 def backtest(paths: Sequence[Path], config: QuoterConfig, spec: AuctionSpec, *, seed: int,

@@ -306,6 +306,7 @@ class RecordedAnswers:
                     self.inflight.setdefault(owner, []).append(action)
             case cmd.ConfirmQuote():
                 if kernel.release_confirm(action, now).send:  # claims it in the journal
+                    metrics.confirm_sent(action, now)
                     self.inflight.setdefault(owner, []).append(action)
             case cmd.CancelQuote():
                 if kernel.release_cancel(action).send:

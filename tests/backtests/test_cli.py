@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from backtests.cli import EXIT_INPUT, EXIT_USAGE, main
+from quoter.domain.money import format_fp
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "config" / "demo.yaml"
@@ -46,9 +47,21 @@ def test_run_writes_the_summary_fills_and_an_html_report_with_plots(
                         page)
     assert [alt for alt, _ in images] == [
         "PnL over time", "Fills: contracts filled over time",
-        "Markouts by horizon (against the mid)", "Win rate against our edge over the mid"]
+        "Markouts by horizon (against the mid)",
+        "Markouts by horizon (against the mid and against our fair)",
+        "Inventory over time", "Worst-case exposure over time",
+        "Win rate against our edge over the mid",
+        "Latency: RFQ to quote and accept to confirm (virtual time)",
+        "Latency: round trips by request type"]
     assert all(base64.b64decode(data).startswith(PNG) for _, data in images)
     assert "<td>sim-singles</td>" in page  # the per-strategy table
+    for title in ("By strategy", "By series", "By market", "By requester"):
+        assert f"<h3>{title}" in page  # the breakdown tables
+    assert 0 < len(m["by_series"]) <= 20
+    for series in m["by_series"]:
+        assert f"<td>{series}</td>" in page  # the per-series table names every series
+    assert f"<td>{format_fp(m['inventory']['max_abs_net_centi'])}</td>" in page
+    assert m["latency_ns"]["rfq_to_quote"]["count"] > 0
 
 
 def test_the_same_inputs_and_seed_give_a_byte_identical_summary(

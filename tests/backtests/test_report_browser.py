@@ -160,7 +160,12 @@ def test_the_report_renders_in_headless_chromium_with_its_plots(
     images = info["images"]
     assert [i["alt"] for i in images] == [
         "PnL over time", "Fills: contracts filled over time",
-        "Markouts by horizon (against the mid)", "Win rate against our edge over the mid"]
+        "Markouts by horizon (against the mid)",
+        "Markouts by horizon (against the mid and against our fair)",
+        "Inventory over time", "Worst-case exposure over time",
+        "Win rate against our edge over the mid",
+        "Latency: RFQ to quote and accept to confirm (virtual time)",
+        "Latency: round trips by request type"]
     for image in images:
         assert image["w"] > 100, image  # decoded by the browser, a real plot's size
         assert image["h"] > 100, image
