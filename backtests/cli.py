@@ -102,8 +102,9 @@ def _add_sweep(sub: Any, name: str) -> argparse.ArgumentParser:
     sweep.add_argument("--address", default=None,
                        help="with --backend ray: the cluster address (default: a local Ray)")
     sweep.add_argument("--objective", choices=OBJECTIVE_NAMES, default="pnl_marked",
-                       help="what ranks the points: PnL marked or realised, or the fills' 60 s "
-                       "markouts net of fees (default: %(default)s)")
+                       help="what ranks the points: PnL marked or realised, the fills' 60 s "
+                       "markouts net of fees, or PnL per dollar of worst-case loss (default: "
+                       "%(default)s)")
     sweep.add_argument("--samples", type=int, default=None, metavar="N",
                        help="run N points drawn at random (with --seed) instead of the whole "
                        "grid")
@@ -240,7 +241,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from backtests.runner import auction_spec
-    from backtests.sweep import load_grid, points_of, run_sweep, write_sweep_reports
+    from backtests.sweep import load_grid, objective_text, points_of, run_sweep, write_sweep_reports
 
     inputs = _inputs(args.input)
     if args.workers < 1:
@@ -255,14 +256,12 @@ def _sweep(args: argparse.Namespace) -> int:
                            workers=args.workers, backend=args.backend, address=args.address,
                            objective=args.objective, progress=progress)
     paths = write_sweep_reports(ranked, args.out)
-    from backtests.report import usd
-
     table = Table(title=f"sweep ranked by {args.objective}")
     for col in ("rank", "overrides", args.objective, "fills", "win rate"):
         table.add_column(col)
     for r in ranked:
         table.add_row(str(r["rank"]), ", ".join(f"{k}={v}" for k, v in r["overrides"].items()),
-                      usd(r["value"]), str(r["metrics"]["fills"]),
+                      objective_text(args.objective, r["value"]), str(r["metrics"]["fills"]),
                       f"{r['metrics']['win_rate']:.1%}")
     console = Console()
     console.print(table)

@@ -22,7 +22,7 @@ CALIBRATIONS = ("binned", "logistic")
 #: (:class:`backtests.models.AuctionModel`).
 AUCTION_ENTRY_POINTS = "quoter.auction_models"
 #: What a sweep can rank by (``backtests.sweep.OBJECTIVES`` reads each).
-OBJECTIVE_NAMES = ("pnl_marked", "pnl_realized", "markout_60s_net")
+OBJECTIVE_NAMES = ("pnl_marked", "pnl_realized", "markout_60s_net", "pnl_per_worst_case")
 
 
 def user_auction_models() -> dict[str, EntryPoint]:

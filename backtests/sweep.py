@@ -57,14 +57,35 @@ def _markout_pnl(metrics: Mapping[str, Any]) -> int:
     return int(markout) - int(metrics["fees_micros"])
 
 
+def _pnl_per_worst_case(metrics: Mapping[str, Any]) -> int:
+    """PnL marked per dollar of the largest worst-case loss the run carried, in millionths
+    (a ratio, not micro-dollars); a run that never risked anything scores its PnL per $1."""
+    worst = int(metrics["inventory"]["max_worst_case_loss_micros"])
+    return int(metrics["pnl_marked_micros"]) * 1_000_000 // max(worst, 1_000_000)
+
+
 #: Ranking objectives: the name and how it reads a point's summary metrics (an integer of
 #: micro-dollars; higher is better).
 OBJECTIVES: dict[str, Callable[[Mapping[str, Any]], int]] = {
     "pnl_marked": lambda m: int(m["pnl_marked_micros"]),
     "pnl_realized": lambda m: int(m["pnl_realized_micros"]),
     "markout_60s_net": _markout_pnl,
+    "pnl_per_worst_case": _pnl_per_worst_case,
 }
 assert tuple(OBJECTIVES) == OBJECTIVE_NAMES
+#: Objectives that are ratios (millionths), not amounts of money.
+RATIO_OBJECTIVES = frozenset({"pnl_per_worst_case"})
+
+
+def objective_text(objective: str, value: int) -> str:
+    """An objective's value as an operator reads it: dollars, or a ratio of dollars."""
+    if objective in RATIO_OBJECTIVES:
+        sign = "-" if value < 0 else ""
+        whole, frac = divmod(abs(value), 1_000_000)
+        return f"{sign}{whole}.{frac // 1000:03d} $/$"
+    from backtests.report import usd
+
+    return usd(value)
 
 
 _log = structlog.get_logger("backtests.sweep")
@@ -312,11 +333,12 @@ def write_sweep_reports(ranked: Sequence[Mapping[str, Any]], out_dir: Path) -> d
                               encoding="utf-8")
     objective = ranked[0]["objective"] if ranked else "pnl_marked"
     keys = list(ranked[0]["overrides"]) if ranked else []
-    rows = [[r["rank"], *(r["overrides"][k] for k in keys), usd(r["value"]),
+    rows = [[r["rank"], *(r["overrides"][k] for k in keys), objective_text(objective, r["value"]),
              usd(r["metrics"]["pnl_realized_micros"]), r["metrics"]["quotes_placed"],
              r["metrics"]["accepts"], f"{r['metrics']['win_rate']:.1%}", r["metrics"]["fills"],
              usd(r["metrics"]["markouts_micros"].get("60s"))] for r in ranked]
-    fig, ax = new_figure(f"Sweep ranked by {objective}", "rank", "USD")
+    unit = "PnL per $ of worst-case loss" if objective in RATIO_OBJECTIVES else "USD"
+    fig, ax = new_figure(f"Sweep ranked by {objective}", "rank", unit)
     ax.bar([str(r["rank"]) for r in ranked], [r["value"] / 1_000_000 for r in ranked])
     sections = [
         f"<p>{len(ranked)} points ranked by <b>{objective}</b>.</p>",

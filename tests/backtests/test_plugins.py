@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from backtests.names import AUCTIONS, auction_names
-from backtests.sweep import OBJECTIVES, load_grid, points_of
+from backtests.sweep import OBJECTIVES, load_grid, objective_text, points_of
 from quoter import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,3 +105,18 @@ def test_a_broken_command_plugin_leaves_the_quoter_command_line_working(
     assert captured.err.strip().splitlines() == [
         "quoter: command plugin 'badcmd' (no_such_module_here:register) not loaded: "
         "ModuleNotFoundError: No module named 'no_such_module_here'"]
+
+
+def test_pnl_per_worst_case_dollar_is_a_ratio_in_millionths() -> None:
+    value = OBJECTIVES["pnl_per_worst_case"]
+    metrics = {"pnl_marked_micros": 5_000_000,
+               "inventory": {"max_worst_case_loss_micros": 20_000_000}}
+    assert value(metrics) == 250_000  # $5 earned carrying at most $20 of risk: 0.25
+    # A run that never carried a dollar of risk is scored per $1, not divided by ~0.
+    assert value({"pnl_marked_micros": 3, "inventory": {"max_worst_case_loss_micros": 0}}) == 3
+
+
+def test_a_ratio_objective_is_shown_as_a_ratio_and_money_as_dollars() -> None:
+    assert objective_text("pnl_per_worst_case", 250_000) == "0.250 $/$"
+    assert objective_text("pnl_per_worst_case", -1_500_000) == "-1.500 $/$"
+    assert objective_text("pnl_marked", 250_000) != objective_text("pnl_per_worst_case", 250_000)
