@@ -29,6 +29,7 @@ from quoter.kalshi.ws import (
     KalshiFeed,
     RawFrame,
     SubscriptionLost,
+    SubscriptionRestored,
     WsCommandError,
     sharded_feeds,
 )
@@ -355,6 +356,7 @@ async def test_error_25_resubscribes_the_channel_and_reports_it(
             await server.wait_for(lambda: any(
                 v.channel == "communications" and v.sid == new_sub.sid
                 for v in feed.subscriptions()))
+            restored = await next_notice(feed, SubscriptionRestored)
             await server.push("communications", "rfq_created", {"id": "after"})
             [frame] = await next_frames(feed, 1)
     assert (lost.channel, lost.sid, lost.code) == ("communications", old.sid, 25)
@@ -366,7 +368,33 @@ async def test_error_25_resubscribes_the_channel_and_reports_it(
     assert len(server.conns) == 1  # same connection, no reconnect
     assert json.loads(frame.data)["msg"]["id"] == "after"
     assert feed.stats.resubscribes == 1
+    assert (restored.channel, restored.sid) == ("communications", new_sub.sid)
     assert any(e["event"] == "ws_error_frame" and e["code"] == 25 for e in logs)
+
+
+async def test_a_lost_unsubscribe_reply_does_not_keep_the_channel_dark(
+    server: KalshiWsServer, signer: Signer
+) -> None:
+    # Under the overflow that broke a subscription, the reply to our unsubscribe of the broken
+    # sid can be lost too. Waiting the full ack timeout for it (then reconnecting) left the
+    # communications channel dark for 5 s in the chaos soak, and accepts went unseen.
+    server.swallow.add("unsubscribe")
+    feed = make_feed(server, signer, ack_timeout_s=30.0, unsubscribe_timeout_s=0.05)
+    async with running(feed):
+        [old] = await feed.subscribe(["communications"])
+        assert old.sid is not None
+        await server.send_sub_error(old.sid, 25, "Subscription buffer overflow")
+        await next_notice(feed, SubscriptionLost, timeout_s=10.0)
+        restored = await next_notice(feed, SubscriptionRestored, timeout_s=10.0)
+        await server.push("communications", "rfq_created", {"id": "after"})
+        [frame] = await next_frames(feed, 1, timeout_s=10.0)
+    assert restored.channel == "communications"
+    # (This server kept the old sid, so the resubscribe adopts it: error 6, then the list.)
+    assert [c["cmd"] for c in server.conns[0].commands[1:4]] == ["unsubscribe", "subscribe",
+                                                                 "list_subscriptions"]
+    assert len(server.conns) == 1  # no reconnect: the resubscribe went ahead
+    assert feed.stats.unanswered_unsubscribes == 1
+    assert json.loads(frame.data)["msg"]["id"] == "after"
 
 
 async def test_other_error_frames_are_counted_not_resubscribed(

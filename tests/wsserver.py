@@ -91,6 +91,7 @@ class KalshiWsServer:
         self.now_ms = now_ms
         self.max_skew_ms = max_skew_ms
         self.auto_ack = auto_ack  # False: swallow commands (for ack-timeout tests)
+        self.swallow: set[str] = set()  # names of commands recorded but never answered
         self.conns: list[ServerConn] = []
         self.rejected: list[str] = []  # reasons of refused handshakes
         self._sids = itertools.count(1)  # server-wide, so a new connection gets new sids
@@ -148,7 +149,7 @@ class KalshiWsServer:
                 cmd = json.loads(raw)
                 conn.commands.append(cmd)
                 self._poke()
-                if self.auto_ack:
+                if self.auto_ack and cmd.get("cmd") not in self.swallow:
                     await self._answer(conn, cmd)
         except ConnectionClosed:
             pass

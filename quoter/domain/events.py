@@ -297,11 +297,16 @@ class ConfirmFailed:
 
 @dataclass(frozen=True, slots=True)
 class QuoteCancelled:
-    """Our quote was withdrawn (204), or was already gone."""
+    """Our quote was withdrawn (204), or was already gone.
+
+    ``accepted_ts_ms``: a REST backfill found it cancelled *after* an accept (exchange time);
+    if the engine never saw that accept, the trade was missed and is recorded as such.
+    """
 
     rfq_id: str
     quote_id: str
     ts_recv_ns: int
+    accepted_ts_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ stable reason code (see ``quoter.engine.routing``). Decisions: ``quoted``, ``not
 ``requoted``, ``pulled``, ``rejected`` (exchange refused a quote), ``held`` (an accept that beat
 our create response), ``declined`` / ``confirmed``
 (last look), ``confirm_failed``, ``confirm_unanswered``, ``cancel_failed``, ``ignored``,
+``missed`` (an accept we learned of only after its quote was cancelled: ``accept_missed``),
 ``halted`` / ``resumed``, ``reconcile_deferred``, ``config_applied`` / ``config_rejected``.
 
 Built from parts by injection, lower parts first, around one cache (``records.Records``): the

@@ -23,6 +23,8 @@ ACTIVE_RFQ: Final = (RfqState.QUOTING, RfqState.ACCEPTED)
 SUPERSEDED_BY_ACCEPT: Final = "superseded_by_accept"
 #: Why a quote placed on an RFQ we no longer follow is cancelled at once.
 UNKNOWN_SUBMISSION: Final = "unknown_submission"
+#: Why an accept the exchange reports after the fact (a backfill) was never confirmed.
+ACCEPT_MISSED: Final = "accept_missed"
 
 
 class QuoteTracker:
@@ -113,10 +115,20 @@ class QuoteTracker:
 
     def on_cancelled(self, ev: E.QuoteCancelled, now: int, out: list[C.Command]) -> None:
         q = self.r.quotes.get(ev.quote_id)
-        if q is None or not q.is_live:
+        if q is None:
+            return
+        rec = self.r.rfqs.get(q.rfq_id)
+        if ev.accepted_ts_ms is not None and (q.is_live or q.state is QuoteState.CANCELLED):
+            # Accepted, then cancelled before we heard of the accept (its frame was lost with
+            # the feed): a trade we never had the chance to confirm. Say so, never silently.
+            out.append(C.RecordDecision(
+                q.rfq_id, q.market_ticker, "missed", ACCEPT_MISSED,
+                strategy=rec.strategy if rec is not None else "", quote_id=q.quote_id,
+                detail=f"accepted at {ev.accepted_ts_ms} ms (exchange time); the accept notice "
+                "never arrived and the quote was cancelled before a backfill saw it"))
+        if not q.is_live:
             return
         q.move(QuoteState.CANCELLED)
-        rec = self.r.rfqs.get(q.rfq_id)
         if rec is not None:
             self.totals.sync(rec)
             self.settle_rfq(rec)

@@ -4,12 +4,16 @@
 wall clock (kalshi-api.md §1.3), connect, re-send every wanted subscription, read frames until
 the connection dies or goes stale, back off, repeat. Data frames go to a bounded output queue
 as ``RawFrame``; what the feed learns about itself goes to a control queue as notices
-(``FeedConnected``, ``FeedDisconnected``, ``SubscriptionLost``, ``SequenceGap``).
+(``FeedConnected``, ``FeedDisconnected``, ``SubscriptionLost``, ``SubscriptionRestored``,
+``SequenceGap``).
 
 Backpressure: when the output queue is full the reader *waits*; frames are never dropped here.
 The socket buffers fill, Kalshi answers a slow reader with error 25 (subscription buffer
-overflow, §2.3), and the feed then resubscribes and emits ``SubscriptionLost``. A very long
-stall can also trip the websockets keepalive (no pong processed) and force a reconnect.
+overflow, §2.3), and the feed then resubscribes and emits ``SubscriptionLost``, then
+``SubscriptionRestored`` once the new subscription is acked. The unsubscribe of the broken sid
+is waited for only ``unsubscribe_timeout_s``: its reply can be lost in the same overflow, and
+the channel is dark until the resubscribe. A very long stall can also trip the websockets
+keepalive (no pong processed) and force a reconnect.
 
 Staleness: if no frame arrives for ``stale_after_s`` the feed pings; no pong within
 ``stale_after_s / 2`` closes the connection as stale and reconnects.
@@ -48,6 +52,7 @@ from quoter.kalshi.ws_types import (
     FeedStats,
     RawFrame,
     SubscriptionLost,
+    SubscriptionRestored,
     SubscriptionView,
     WsCommandError,
 )
@@ -71,6 +76,7 @@ __all__ = [
     "KalshiFeed",
     "RawFrame",
     "SubscriptionLost",
+    "SubscriptionRestored",
     "SubscriptionView",
     "WsCommandError",
     "sharded_feeds",
@@ -139,6 +145,7 @@ class KalshiFeed:
         ping_timeout_s: float | None = 10.0,
         stale_after_s: float = 30.0,
         ack_timeout_s: float = 5.0,
+        unsubscribe_timeout_s: float = 1.0,
         open_timeout_s: float = 10.0,
         close_timeout_s: float = 2.0,
         max_size_bytes: int = 4 * 1024 * 1024,
@@ -163,6 +170,7 @@ class KalshiFeed:
         self._ping_timeout_s = ping_timeout_s
         self._stale_after_s = stale_after_s
         self._ack_timeout_s = ack_timeout_s
+        self._unsubscribe_timeout_s = min(ack_timeout_s, unsubscribe_timeout_s)
         self._open_timeout_s = open_timeout_s
         self._close_timeout_s = close_timeout_s
         self._max_size_bytes = max_size_bytes
@@ -545,13 +553,22 @@ class KalshiFeed:
 
     async def _subscribe_one(self, conn: _Conn, sub: _Sub) -> None:
         sub.conn_gen = conn.gen
+        lost_frame_ns: int | None = None
         if sub.sid is not None:  # a broken subscription: drop the old sid first
             old = sub.sid
             conn.by_sid.pop(old, None)
             conn.last_seq.pop(old, None)
-            conn.last_sid_ns.pop(old, None)
+            lost_frame_ns = conn.last_sid_ns.pop(old, 0)
             sub.sid = None
-            await self._request(conn, "unsubscribe", {"sids": [old]})  # error 7 is fine
+            try:  # error 7 (unknown sid) is fine
+                await self._request(conn, "unsubscribe", {"sids": [old]},
+                                    timeout_s=self._unsubscribe_timeout_s)
+            except _AckTimeoutError:
+                # Under the overflow that broke the subscription its reply can be lost too;
+                # every second waited here is a second of that channel missing, so go on.
+                self.stats.unanswered_unsubscribes += 1
+                log.warning("ws_unsubscribe_unanswered", feed=self.name, conn_id=conn.conn_id,
+                            sid=old, channel=sub.channel)
         params = {"channels": [sub.channel], **sub.params}
         reply = await self._request(conn, "subscribe", params, sub)
         if reply.type == "error":
@@ -569,6 +586,10 @@ class KalshiFeed:
             # Unsubscribed while the ack was in flight: undo it.
             conn.by_sid.pop(late_sid, None)
             await self._request(conn, "unsubscribe", {"sids": [late_sid]})
+        elif lost_frame_ns is not None and late_sid is not None:
+            self._notify(SubscriptionRestored(
+                feed=self.name, conn_id=conn.conn_id, channel=sub.channel, sid=late_sid,
+                ts_recv_ns=self._now_ns(), lost_frame_ns=lost_frame_ns))
         sub.ready.set()
 
     async def _adopt_existing(self, conn: _Conn, sub: _Sub) -> None:
@@ -594,9 +615,11 @@ class KalshiFeed:
         return self._conn
 
     async def _request(
-        self, conn: _Conn, cmd: str, params: dict[str, Any] | None, sub: _Sub | None = None
+        self, conn: _Conn, cmd: str, params: dict[str, Any] | None, sub: _Sub | None = None,
+        *, timeout_s: float | None = None,
     ) -> Envelope:
-        """Send one command and wait for its reply (matched by id)."""
+        """Send one command and wait for its reply (matched by id) for ``timeout_s`` (default
+        ``ack_timeout_s``); no reply in time is an ``_AckTimeoutError``."""
         cmd_id = conn.next_id
         conn.next_id += 1
         text = encode_command(cmd_id, cmd, params)
@@ -611,11 +634,12 @@ class KalshiFeed:
             except ConnectionClosed as exc:
                 raise TransportError(f"connection {conn.conn_id} closed during {cmd}") from exc
             try:
-                async with asyncio.timeout(self._ack_timeout_s):
+                wait_s = timeout_s if timeout_s is not None else self._ack_timeout_s
+                async with asyncio.timeout(wait_s):
                     return await fut
             except TimeoutError:
-                raise TransportError(
-                    f"{cmd} (id {cmd_id}) not acknowledged within {self._ack_timeout_s}s"
+                raise _AckTimeoutError(
+                    f"{cmd} (id {cmd_id}) not acknowledged within {wait_s}s"
                 ) from None
         finally:
             conn.pending.pop(cmd_id, None)
@@ -633,6 +657,10 @@ class KalshiFeed:
             self.control.put_nowait(notice)
         except asyncio.QueueFull:
             log.error("ws_control_queue_full", feed=self.name, notice=type(notice).__name__)
+
+
+class _AckTimeoutError(TransportError):
+    """A command's reply did not come in time (the connection may still be fine)."""
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -25,6 +25,7 @@ __all__ = [
     "FeedStats",
     "RawFrame",
     "SubscriptionLost",
+    "SubscriptionRestored",
     "SubscriptionView",
     "WsCommandError",
 ]
@@ -98,7 +99,25 @@ class SubscriptionLost:
     last_frame_ns: int = 0
 
 
-FeedNotice = FeedConnected | FeedDisconnected | SubscriptionLost | SequenceGap
+@dataclass(frozen=True, slots=True)
+class SubscriptionRestored:
+    """A subscription broken on a live connection (``SubscriptionLost``) is acked again.
+
+    Frames sent between the loss and now are gone: resync what depends on the channel since
+    ``lost_frame_ns`` (the broken subscription's last frame; 0: unknown).
+    """
+
+    feed: str
+    conn_id: str
+    channel: str
+    sid: int
+    ts_recv_ns: int
+    lost_frame_ns: int = 0
+
+
+FeedNotice = (
+    FeedConnected | FeedDisconnected | SubscriptionLost | SubscriptionRestored | SequenceGap
+)
 
 
 @dataclass(slots=True)
@@ -116,6 +135,8 @@ class FeedStats:
     rejected: int = 0
     stale_reconnects: int = 0
     resubscribes: int = 0
+    #: Unsubscribes of a broken sid whose reply never came (the resubscribe went ahead).
+    unanswered_unsubscribes: int = 0
 
 
 @dataclass(slots=True)

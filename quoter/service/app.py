@@ -77,7 +77,7 @@ from quoter.service.http import (
 from quoter.service.live_view import ActivityPrinter, LiveView, wants_live_view
 from quoter.service.markouts import marked_value_micros
 from quoter.service.reconcile import Reconciler
-from quoter.service.resync import NoticeHandler, Resync, StartupInfo
+from quoter.service.resync import DEFAULT_OUTAGE_POLL_S, NoticeHandler, Resync, StartupInfo
 from quoter.service.status import PositionView, QuoteView, StatusSnapshot, to_json_dict
 from quoter.service.store import ConfirmState, FillRow, Store
 
@@ -162,6 +162,9 @@ class ServiceOptions:
     pricing_workers: int = 2
     # How long transient failures of the startup reads are retried before giving up.
     startup_retry_s: float = 60.0
+    #: While a communications feed is dark (disconnected, subscription lost), poll our quotes
+    #: over REST this often so an accept inside its window is still confirmed (0: never).
+    outage_poll_s: float = DEFAULT_OUTAGE_POLL_S
     #: The live view draws these log lines below itself (logs must not write to the terminal
     #: while it redraws) and this banner above (e.g. the demo's countdown).
     log_lines: Callable[[], Sequence[str]] | None = None
@@ -250,6 +253,7 @@ class Service:
             ours=self.positions_centi,
             book_tickers=lambda: self.source.books.tickers() if self.source.books else (),
             quote_state=self._quote_state, clock=self.clock,
+            outage_poll_s=options.outage_poll_s,
         )
         self.source: FeedSource = build_feed_source(
             settings.ws_url, self.signer, wall_ms=lambda: self.clock.wall_ns() // 1_000_000,
@@ -474,6 +478,7 @@ class Service:
                 ("housekeeping", self._housekeeping()),
                 ("watch-config-and-kill", self._watch_files()),
                 ("alerts", self.alerts.run()),
+                ("outage-poll", self.notices.poll_outages()),
             ]
             if self.options.http:
                 self.http = HttpServer(create_app(

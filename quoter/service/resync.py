@@ -17,7 +17,14 @@ have produced, so the engine needs no special "resync mode":
     them as ``unknown_quote``);
   - ``confirmed`` -> ``QuoteConfirmed`` (settles a confirm whose 204 we never saw);
   - ``executed`` -> ``QuoteExecuted`` with ``order_id = creator_order_id`` (joins fills);
-  - ``cancelled`` -> ``QuoteCancelled`` (e.g. an open quote lost in a server roll, §3.1).
+  - ``cancelled`` -> ``QuoteCancelled`` (e.g. an open quote lost in a server roll, §3.1),
+    with its ``accepted_ts`` if it was accepted first: an accept whose frame never reached us
+    (the feed was down) and whose window closed before a backfill saw it. The engine records
+    that as a ``missed`` / ``accept_missed`` decision, so no accept goes unaccounted for.
+
+While a communications feed is dark (disconnected, or its subscription lost until the
+resubscribe is acked), :meth:`NoticeHandler.poll_outages` backfills every ``outage_poll_s``:
+the confirm window does not wait for a reconnect's backoff.
 
   The engine ignores each of these when it already knows; even so a replay is not sent: see
   below.
@@ -33,7 +40,8 @@ quote fact is then passed through a :class:`ReplayFilter`: it is sent only if th
 state of that quote does not already imply it, and never twice.
 
 Fills and positions are the reconciler's job (``quoter.service.reconcile``); run both after a
-reconnect. Events are returned in a stable order (RFQs, then quotes by update time).
+reconnect. Events are returned in a stable order (new RFQs, then quotes by update time, then
+closed RFQs).
 
 :class:`NoticeHandler` wires it to the feeds (``quoter.kalshi.source``): a (re)connect, a
 gap or a lost subscription on ``communications`` backfills; on ``fill`` /
@@ -64,7 +72,13 @@ from quoter.errors import (
 )
 from quoter.kalshi.rest import DEFAULT_MAX_PAGES, KalshiRest
 from quoter.kalshi.rest_models import Quote, Rfq
-from quoter.kalshi.ws_types import FeedConnected, FeedDisconnected, FeedNotice, SubscriptionLost
+from quoter.kalshi.ws_types import (
+    FeedConnected,
+    FeedDisconnected,
+    FeedNotice,
+    SubscriptionLost,
+    SubscriptionRestored,
+)
 from quoter.service.reconcile import Reconciler
 
 __all__ = [
@@ -192,16 +206,21 @@ def quote_events(quote: Quote, now_ns: int, wall_now_ns: int) -> list[ev.Event]:
                 executed_ts_ms=quote.executed_ts_ms,
             )]
         case "cancelled":
-            return [ev.QuoteCancelled(quote.rfq_id, quote.id, now_ns)]
+            return [ev.QuoteCancelled(quote.rfq_id, quote.id, now_ns,
+                                      accepted_ts_ms=quote.accepted_ts_ms)]
         case _:
             return []
 
 
 # The engine states in which a quote's REST status is news (anything else already implies it).
 _LIVE: Final = frozenset({"open", "replaced", "cancelling"})
+#: A quote the exchange cancelled after an accept we may never have heard of.
+ACCEPTED_THEN_CANCELLED: Final = "accepted_then_cancelled"
 _NEWS_IN: Final[dict[str, frozenset[str]]] = {
     "accepted": _LIVE,
     "cancelled": _LIVE,
+    # Even once the engine has it cancelled: the accept before the cancel is still news.
+    ACCEPTED_THEN_CANCELLED: _LIVE | {"cancelled"},
     "confirmed": frozenset({"accepted", "confirming"}),
     "executed": frozenset({"accepted", "confirming", "confirmed"}),
 }
@@ -373,18 +392,15 @@ class Resync:
                 skipped += 1
                 continue
             events.append(rfq_event(rfq, now_ns))
-        for rfq_id, ticker in known.items():
-            if rfq_id not in open_ids:
-                if replays is not None and not replays.rfq_is_news(rfq_id, "deleted"):
-                    skipped += 1
-                    continue
-                events.append(ev.RfqDeleted(rfq_id, ticker, now_ns))
         mine = [q for q in quotes if not self.communications_id
                 or not q.creator_id or q.creator_id == self.communications_id]
         mine.sort(key=lambda q: (q.updated_ts_ms or 0, q.id))
         accepted_open = accepted_lapsed = 0
         for quote in mine:
-            if replays is not None and not replays.quote_is_news(quote.id, quote.status):
+            fact = quote.status
+            if fact == "cancelled" and quote.accepted_ts_ms is not None:
+                fact = ACCEPTED_THEN_CANCELLED
+            if replays is not None and not replays.quote_is_news(quote.id, fact):
                 skipped += 1
                 continue
             produced = quote_events(quote, now_ns, wall_now_ns)
@@ -395,6 +411,14 @@ class Resync:
                     else:
                         accepted_lapsed += 1
             events.extend(produced)
+        # Closed RFQs last: their quotes' fates (an accept, a cancel) happened before the close,
+        # and the engine forgets an RFQ's unconfirmed quotes when it hears of the close.
+        for rfq_id, ticker in known.items():
+            if rfq_id not in open_ids:
+                if replays is not None and not replays.rfq_is_news(rfq_id, "deleted"):
+                    skipped += 1
+                    continue
+                events.append(ev.RfqDeleted(rfq_id, ticker, now_ns))
         log.info(
             "resync_backfilled",
             open_rfqs=len(rfqs),
@@ -420,6 +444,8 @@ class Resync:
         return result
 
 
+#: How often a dark communications feed is polled over REST (2 reads a poll).
+DEFAULT_OUTAGE_POLL_S: Final = 0.5
 _COMMS: Final = "communications"
 _PORTFOLIO: Final = frozenset({"fill", "market_positions"})
 _BOOK: Final = "orderbook_delta"
@@ -455,6 +481,8 @@ class NoticeHandler:
         quote_state: Callable[[str], str | None] = lambda _q: None,
         clock: Clock | None = None,
         gap_margin_s: int = DEFAULT_GAP_MARGIN_S,
+        outage_poll_s: float = DEFAULT_OUTAGE_POLL_S,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._post = post
         self._resync = resync
@@ -473,6 +501,14 @@ class NoticeHandler:
         self.synced_wall_ns: int | None = None
         self.backfills = 0
         self.reconciles = 0
+        self._outage_poll_s = outage_poll_s
+        self._sleep = sleep
+        #: Feeds that carry communications, and those of them not delivering it now.
+        self._comms_feeds: set[str] = set()
+        self._dark: set[str] = set()
+        self._dark_changed = asyncio.Event()
+        self._backfilling = asyncio.Lock()
+        self.outage_polls = 0
 
     async def __call__(self, notice: FeedNotice) -> None:
         """Handle one notice (the feed source awaits it before the next)."""
@@ -484,20 +520,75 @@ class NoticeHandler:
                     # a reconnection reads since its gap.
                     first = feed not in self._connected_once
                     self._connected_once.add(feed)
+                    self._comms_feeds.add(feed)
+                    self._lit(feed)
                     since = self._gap_since.pop(feed, None)
                     await self.backfill(since_wall_ns=None if first else since)
                 if channels & _PORTFOLIO:
                     await self.reconcile()
             case FeedDisconnected(feed=feed):
                 self._mark_gap(feed, notice.last_frame_ns)
+                if feed in self._comms_feeds:
+                    self._went_dark(feed)
                 if feed == self._data_feed:
                     self._book_gaps(self._book_sid(), self._book_tickers(), notice.ts_recv_ns)
             case SubscriptionLost(channel=channel):
+                if channel == _COMMS:
+                    self._went_dark(notice.feed)
                 await self._channel_broken(channel, notice)
+            case SubscriptionRestored(feed=feed, channel=channel):
+                # Frames sent while the subscription was broken are gone: read them back.
+                if channel == _COMMS:
+                    self._lit(feed)
+                    lost, synced = self._wall_of(notice.lost_frame_ns), self._since_synced()
+                    await self.backfill(since_wall_ns=min(lost, synced) if lost and synced
+                                        else lost or synced)
+                elif channel in _PORTFOLIO:
+                    await self.reconcile()
             case ev.SequenceGap(channel=channel) if channel != _BOOK:
                 await self._channel_broken(channel, notice)
             case _:
                 pass
+
+    # --- communications outages: poll REST until the feed delivers again ------------------
+
+    def _went_dark(self, feed: str) -> None:
+        if feed not in self._dark:
+            self._dark.add(feed)
+            log.info("resync_outage_started", feed=feed)
+        self._dark_changed.set()
+
+    def _lit(self, feed: str) -> None:
+        if feed in self._dark:
+            self._dark.discard(feed)
+            log.info("resync_outage_ended", feed=feed, polls=self.outage_polls)
+
+    @property
+    def dark_feeds(self) -> tuple[str, ...]:
+        """The communications feeds not delivering now (disconnected or subscription lost)."""
+        return tuple(self._dark)
+
+    async def poll_outages(self) -> None:
+        """Run for the service's life: while any communications feed is dark, backfill every
+        ``outage_poll_s`` (``0`` disables).
+
+        An accept that arrives while our subscription is broken or the connection is down
+        never reaches us as a frame; the confirm window (30 s, 3 s for HVM) does not wait for
+        the reconnect (backoff) or the resubscribe. The backfill back-dates it, so the engine
+        confirms it if its window is still open.
+        """
+        if self._outage_poll_s <= 0:
+            return
+        while True:
+            await self._dark_changed.wait()
+            self._dark_changed.clear()
+            while self._dark:
+                await self._sleep(self._outage_poll_s)
+                if not self._dark:
+                    break
+                self.outage_polls += 1
+                # Since the last read (less the margin): each poll reads only what is new.
+                await self.backfill(since_wall_ns=self._since_synced())
 
     def _wall_of(self, ts_ns: int) -> int | None:
         """The wall time of engine time ``ts_ns`` less the margin; None if not known."""
@@ -542,6 +633,10 @@ class NoticeHandler:
     async def backfill(self, *, since_wall_ns: int | None = None) -> Backfill | None:
         """Backfill communications now (since ``since_wall_ns``, else the whole lookback);
         None if the REST reads failed (retried at the next notice)."""
+        async with self._backfilling:  # one at a time: the outage poller runs beside notices
+            return await self._backfill_once(since_wall_ns)
+
+    async def _backfill_once(self, since_wall_ns: int | None) -> Backfill | None:
         started = self._clock.wall_ns() if self._clock is not None else None
         try:
             result = await self._resync.backfill_into(

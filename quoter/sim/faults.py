@@ -229,7 +229,9 @@ class FaultInjector:
             return [(0.0, text)]
         msg_type = frame.get("type")
         sid = frame.get("sid")
-        if isinstance(sid, int) and (conn_id, sid) in self.stats.killed_subscriptions:
+        if (isinstance(sid, int) and (conn_id, sid) in self.stats.killed_subscriptions
+                and "id" not in frame):
+            # The stream is dead; a reply to a command (our unsubscribe of it) still comes.
             self.stats.dropped += 1
             return []
         channel = CHANNEL_OF_TYPE.get(msg_type) if isinstance(msg_type, str) else None

@@ -143,6 +143,9 @@ class SoakProfile:
     accept_probability: float = 0.6
     tick_s: float = 0.05
     rfq_lifetime_s: float = 3.0
+    #: A requester whose quote is accepted waits out the confirm window before closing its
+    #: RFQ, except with this probability: then it closes the RFQ anyway (it walked away).
+    withdraw_probability: float = 0.05
     halt_s: float = 2.5
     sim_down_s: float = 1.5
 
@@ -314,6 +317,8 @@ class Soak:
         self.killed_at_confirm = asyncio.Event()
         self.counts: Counter[str] = Counter()
         self.rfqs = 0
+        #: RFQs a requester closed while a quote of ours on it was accepted, unconfirmed.
+        self.withdrawn: set[str] = set()
         self.max_rss_kb = self.max_fds = self.max_tasks = 0
         self.t0_ns = env.clock.now_ns()
 
@@ -560,6 +565,7 @@ class Soak:
             ex.register_account(name, balance_micros=10**12)
         open_rfqs: dict[str, tuple[str, str, int]] = {}
         decided: set[str] = set()
+        walked: set[str] = set()  # RFQs whose requester decided to walk away
         due: list[tuple[int, str, str, str, Side]] = []
         while not self.stop.is_set():
             await asyncio.sleep(self.profile.tick_s)  # the requesters' pace
@@ -580,7 +586,15 @@ class Soak:
             for rfq_id, (name, _, expires) in list(open_rfqs.items()):
                 pending = any(d[2] == rfq_id for d in due)
                 if now >= expires and not pending:
+                    awaiting = self._awaiting_confirm(rfq_id)
+                    if awaiting and rfq_id not in walked:
+                        if rng.random() >= self.profile.withdraw_probability:
+                            continue  # it waits for the confirm (or the window's end)
+                        walked.add(rfq_id)
                     del open_rfqs[rfq_id]
+                    if awaiting:
+                        self.withdrawn.add(rfq_id)
+                        self.counts["requester_withdrew"] += 1
                     with contextlib.suppress(SimError):  # closed already
                         ex.delete_rfq(name, rfq_id)
                     continue
@@ -601,6 +615,14 @@ class Soak:
         for rfq_id, (name, _, _) in open_rfqs.items():
             with contextlib.suppress(SimError):
                 ex.delete_rfq(name, rfq_id)
+
+    def _awaiting_confirm(self, rfq_id: str) -> bool:
+        """A quote of ours on ``rfq_id`` is accepted, not yet confirmed, its window open."""
+        wall = self.env.clock.wall_ns()
+        return any(q.status == QuoteStatus.ACCEPTED and not q.voided
+                   and q.accepted_wall_ns is not None
+                   and wall < q.accepted_wall_ns + CONFIRM_WINDOW_MS * 10**6
+                   for q in self.env.exchange.list_quotes(rfq_id=rfq_id, creator_user_id=BOT))
 
     async def monitor(self) -> None:
         """Sample the child (RSS, fds, tasks, exposure) and the exchange's positions."""
@@ -705,7 +727,7 @@ class Soak:
         faults = {k: v for k, v in stats.items() if k != "frames_seen"}
         for kind in ("kill_random", "confirm_kill_arrival", "confirm_kill_applied", "halts",
                      "sim_restarts", "cuts", "lose_quotes", "burst_429", "burst_5xx",
-                     *_FORCED):
+                     "requester_withdrew", *_FORCED):
             faults[kind] = self.counts[kind]
         return SoakReport(
             profile=self.profile.name, duration_s=self._elapsed_s(), rfqs=self.rfqs,
@@ -770,11 +792,15 @@ class Soak:
             down_in_window = any(i.overlaps(lo, hi) for i in self.down)
             sim_down = any(i.overlaps(lo, hi) for i in self.sim_down)
             halted = any(i.overlaps(lo, hi) for i in self.halts)
+            # The requester closed its RFQ while our confirm was due (a requester may walk
+            # away): no confirm can land after that, ours or anyone's.
+            walked = (q.rfq_id in self.withdrawn and q.status == QuoteStatus.CANCELLED
+                      and q.cancellation_reason == "rfq_closed")
             later = [d for d in by_rfq.get(q.rfq_id, ())
                      if d.ts_wall_ns >= lo - NS and d.decision not in ("quoted", "held")]
             decided = [d for d in later if d.reason]
             ok = q.status in (QuoteStatus.CONFIRMED, QuoteStatus.EXECUTED) and not q.voided
-            excused = down_in_window or sim_down or halted
+            excused = down_in_window or sim_down or halted or walked
             if not excused and (ok or any(d.decision == "confirmed" for d in decided)):
                 meant += 1
                 confirmed += ok
@@ -786,6 +812,8 @@ class Soak:
                 outcomes["lapsed: simulator down"] += 1
             elif halted:
                 outcomes["declined: halted"] += 1
+            elif walked:
+                outcomes["lapsed: the requester closed its RFQ before our confirm"] += 1
             elif decided:
                 last = decided[-1]
                 outcomes[f"{last.decision}: {last.reason}"] += 1

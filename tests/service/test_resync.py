@@ -31,6 +31,7 @@ from quoter.kalshi.ws_types import (
     FeedConnected,
     FeedDisconnected,
     SubscriptionLost,
+    SubscriptionRestored,
     SubscriptionView,
 )
 from quoter.runtime.driver import Runtime
@@ -232,6 +233,88 @@ async def test_missed_accept_with_lapsed_window_is_not_confirmed(world: SimWorld
     out = await _backfill_into_engine(world, h, world.ex)
     assert of(out, C.ConfirmQuote) == []
     assert ("declined", "confirm_deadline_passed") in decisions(out)
+
+
+async def test_an_accept_cancelled_before_we_heard_of_it_is_recorded_as_missed(
+    world: SimWorld,
+) -> None:
+    # The hard case the chaos soak found: the accept's frame was lost with the feed, and the
+    # requester closed its RFQ before any backfill ran. The engine used to see a plain cancel
+    # and say nothing about the accept at all.
+    h, rfq_id, qid = await _engine_with_quote(world)
+    await world.requester.accept_quote(rfq_id, qid, Side.YES)
+    world.clock.advance(1 * S)
+    await world.requester.delete_rfq(rfq_id)
+    assert world.ex.get_quote(qid).status == QuoteStatus.CANCELLED
+    out = await _backfill_into_engine(world, h, world.ex)
+    assert of(out, C.ConfirmQuote) == []
+    [missed] = [d for d in of(out, C.RecordDecision) if d.decision == "missed"]
+    assert (missed.reason, missed.quote_id, missed.strategy) == ("accept_missed", qid, "main")
+    # A quote cancelled without an accept is just cancelled.
+    h2, rfq2, _q2 = await _engine_with_quote(world)
+    await world.requester.delete_rfq(rfq2)
+    assert [d for d in of(await _backfill_into_engine(world, h2, world.ex), C.RecordDecision)
+            if d.decision == "missed"] == []
+
+
+async def test_an_accept_while_the_comms_feed_is_dark_is_polled_and_confirmed(
+    world: SimWorld,
+) -> None:
+    # The confirm window does not wait for the reconnect: while the communications feed is
+    # down (or its subscription lost), the handler polls our quotes over REST.
+    h, rfq_id, qid = await _engine_with_quote(world)
+    posted: list[E.Event] = []
+    ticks: asyncio.Queue[None] = asyncio.Queue()
+
+    async def sleep(delay_s: float) -> None:  # one poll per tick of the test, in virtual time
+        await ticks.get()
+        world.clock.advance(int(delay_s * S))
+
+    def state(quote_id: str) -> str | None:
+        q = h.engine.quotes.get(quote_id)
+        return None if q is None else str(q.state)
+
+    handler = NoticeHandler(
+        post=posted.append, resync=Resync(world.maker, world.clock),
+        known_rfqs=lambda: list(h.engine.rfqs), quote_state=state, clock=world.clock,
+        outage_poll_s=0.5, sleep=sleep,
+    )
+    await handler(_connected("comms-s0", "communications"))
+    posted.clear()
+    poller = asyncio.create_task(handler.poll_outages())
+    try:
+        await handler(FeedDisconnected("comms-s0", "comms-s0-1", "closed: code=1006",
+                                       world.clock.now_ns()))
+        assert handler.dark_feeds == ("comms-s0",)
+        accepted_at = world.clock.now_ns()
+        await world.requester.accept_quote(rfq_id, qid, Side.YES)  # its frame is lost
+        await ticks.put(None)
+        await _until(lambda: handler.backfills == 2)
+        assert handler.outage_polls == 1
+        h.now = world.clock.now_ns()
+        out = [c for e in posted for c in h.send(e)]
+        [confirm] = of(out, C.ConfirmQuote)
+        assert (confirm.quote_id, confirm.deadline_ns) == (qid, accepted_at + (30_000 - 200) * MS)
+        # Back: the poller stops after its current sleep and waits for the next outage.
+        await handler(_connected("comms-s0", "communications"))
+        assert handler.dark_feeds == ()
+        backfills = handler.backfills
+        await ticks.put(None)
+        await _until(ticks.empty)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert (handler.outage_polls, handler.backfills) == (1, backfills)
+        # A lost subscription darkens the feed too; its restoration backfills and lights it.
+        await handler(SubscriptionLost("comms-s0", "comms-s0-2", "communications", 10, 25,
+                                       "overflow", world.clock.now_ns()))
+        assert handler.dark_feeds == ("comms-s0",)
+        await handler(SubscriptionRestored("comms-s0", "comms-s0-2", "communications", 11,
+                                           world.clock.now_ns()))
+        assert handler.dark_feeds == ()
+        assert handler.backfills == backfills + 2  # one at the loss, one at the restore
+    finally:
+        poller.cancel()
+        await asyncio.gather(poller, return_exceptions=True)
 
 
 async def test_backfill_duplicates_are_harmless_to_the_engine(world: SimWorld) -> None:
