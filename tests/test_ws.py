@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
@@ -98,6 +98,15 @@ async def next_notice(feed: KalshiFeed, kind: type[T], timeout_s: float = 1.0) -
             notice = await feed.control.get()
             if isinstance(notice, kind):
                 return notice
+
+
+async def eventually(cond: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Wait until ``cond()`` holds: a deadline, not a fixed sleep, so load only slows it."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if cond():
+                return
+            await asyncio.sleep(0.005)  # polling: the state moves in the feed's reader task
 
 
 async def next_frames(feed: KalshiFeed, n: int, timeout_s: float = 1.0) -> list[RawFrame]:
@@ -430,10 +439,13 @@ async def test_stale_watchdog_forces_a_reconnect(server: KalshiWsServer, signer:
 
 
 async def test_quiet_but_alive_feed_is_not_stale(server: KalshiWsServer, signer: Signer) -> None:
-    feed = make_feed(server, signer, stale_after_s=0.05)
+    # Each silent window (0.5 s) is answered by a pong well inside its 0.25 s budget, even on
+    # a loaded machine; wait for three of them rather than for a fixed time.
+    feed = make_feed(server, signer, stale_after_s=0.5)
     async with running(feed):
         await feed.subscribe(["communications"])
-        await asyncio.sleep(0.3)  # several silent windows, each answered by a pong
+        await eventually(lambda: feed.stats.silence_pings >= 3)
+    assert feed.stats.silence_pings >= 3
     assert feed.stats.stale_reconnects == 0
     assert len(server.conns) == 1
 
@@ -539,7 +551,7 @@ async def test_a_full_output_queue_delays_but_never_drops(
         await feed.subscribe(["trade"])
         for i in range(5):
             await server.push("trade", "trade", {"trade_id": str(i)})
-        await asyncio.sleep(0.05)
+        await eventually(lambda: feed.out.qsize() >= 1)
         assert feed.out.qsize() == 1  # the reader waits for room
         frames = await next_frames(feed, 5)
     assert [json.loads(f.data)["msg"]["trade_id"] for f in frames] == ["0", "1", "2", "3", "4"]

@@ -437,6 +437,7 @@ class KalshiFeed:
                 await self.out.put(frame)
 
     async def _answers_ping(self, ws: ClientConnection) -> bool:
+        self.stats.silence_pings += 1
         try:
             pong = await ws.ping()
             async with asyncio.timeout(self._stale_after_s / 2):

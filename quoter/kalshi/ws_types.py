@@ -134,6 +134,8 @@ class FeedStats:
     #: Frames refused before the envelope was read (nested beyond quoter.kalshi.bounds).
     rejected: int = 0
     stale_reconnects: int = 0
+    #: Pings sent because the connection was silent for ``stale_after_s`` (answered or not).
+    silence_pings: int = 0
     resubscribes: int = 0
     #: Unsubscribes of a broken sid whose reply never came (the resubscribe went ahead).
     unanswered_unsubscribes: int = 0

@@ -545,8 +545,12 @@ async def test_server_sends_heartbeat_pings(ex: SimExchange, clock: ReplayClock,
     async with serve_sim(ex, "127.0.0.1", 0, heartbeat_s=0.1) as running:
         ws = await connect(running.ws_url, create_connection=PingSpy, additional_headers=ws_headers(
             signers["maker"], clock.wall_ns() // 1_000_000))
-        await asyncio.sleep(0.45)
         assert isinstance(ws, PingSpy)
+        async with asyncio.timeout(30):  # two 0.1 s heartbeats, however loaded the machine
+            while True:
+                if len(getattr(ws, "pings", [])) >= 2:
+                    break
+                await asyncio.sleep(0.02)  # polling what the client's reader task records
         assert len(getattr(ws, "pings", [])) >= 2
         await ws.close()
 
