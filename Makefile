@@ -90,8 +90,9 @@ audit: $(VENV)/.audit-installed
 		--vulnerability-service $(AUDIT_SERVICE) -r requirements.lock
 
 # The optional `bench` extra (orjson, pyinstrument, NautilusTrader) brings same-run baselines;
-# without it those baselines are reported as not installed and the suite still runs.
-$(VENV)/.bench-installed: $(STAMP)
+# without it those baselines are reported as not installed and the suite still runs. B9-ray
+# needs the `ray` extra (the same one `make test` installs).
+$(VENV)/.bench-installed: $(STAMP) $(VENV)/.ray-installed
 	$(BIN)/python -m pip install -q -e '.[bench]' || echo "bench extra not installed: its baselines are skipped"
 	touch $@
 

@@ -127,9 +127,14 @@ def bids_from_fair(fair_micros: Fraction | int, edge_micros: int) -> tuple[int, 
     A side whose bid would be <= 0 gets 0 (no bid on that side). Both bids are < $1 because
     ``edge >= 0`` and ``0 <= fair <= 1``; ``yes + no <= 1 - 2*edge`` exactly.
     """
-    fair = Fraction(fair_micros)
-    yes = floor_fraction(fair - edge_micros)
-    no = floor_fraction(MAX_PRICE_MICROS - fair - edge_micros)
+    if type(fair_micros) is int:
+        # The common case (a mid, a fixed fair) needs no Fraction: ~1 µs per RFQ saved (B6).
+        yes = fair_micros - edge_micros
+        no = MAX_PRICE_MICROS - fair_micros - edge_micros
+    else:
+        fair = Fraction(fair_micros)
+        yes = floor_fraction(fair - edge_micros)
+        no = floor_fraction(MAX_PRICE_MICROS - fair - edge_micros)
     return (
         min(max(yes, 0), MAX_PRICE_MICROS - 1),
         min(max(no, 0), MAX_PRICE_MICROS - 1),

@@ -14,7 +14,6 @@ A bid of 0 means "no bid on that side" and stays 0; a bid pushed to 0 or below b
 
 from __future__ import annotations
 
-from dataclasses import replace
 from fractions import Fraction
 from typing import ClassVar
 
@@ -27,7 +26,6 @@ from strategies._common import (
     Edge,
     SignedDollars,
     clamp_fair,
-    floor_fraction,
 )
 from strategies.base import Decline, Params, Pricing, PricingInput
 from strategies.registry import ModuleSpec
@@ -46,17 +44,25 @@ __all__ = [
 ]
 
 
-def _ceil(value: Fraction) -> int:
-    return -((-value.numerator) // value.denominator)
+# Overlays run on every priced RFQ (benchmark B6): their arithmetic is on integers scaled to
+# be exact (a skew in 1/100 micro-dollar, a ratio as numerator and denominator) because
+# Fraction arithmetic and ``dataclasses.replace`` cost more than the pricing itself.
+
+
+def _ceil_div(num: int, den: int) -> int:
+    """``ceil(num / den)`` for ``den > 0``, exactly."""
+    return -((-num) // den)
+
+
+def _with_bids(pricing: Pricing, yes_bid_micros: int, no_bid_micros: int) -> Pricing:
+    return Pricing(pricing.fair_yes_micros, yes_bid_micros, no_bid_micros,
+                   pricing.fair_low_micros, pricing.fair_high_micros)
 
 
 def widen(pricing: Pricing, extra_micros: int) -> Pricing:
     """Lower both bids by ``extra_micros`` (a side that reaches 0 is dropped)."""
-    return replace(
-        pricing,
-        yes_bid_micros=max(pricing.yes_bid_micros - extra_micros, 0),
-        no_bid_micros=max(pricing.no_bid_micros - extra_micros, 0),
-    )
+    return _with_bids(pricing, max(pricing.yes_bid_micros - extra_micros, 0),
+                      max(pricing.no_bid_micros - extra_micros, 0))
 
 
 # --- inventory_skew -------------------------------------------------------------------------
@@ -82,35 +88,37 @@ class InventorySkew:
     def __init__(self, params: InventorySkewParams) -> None:
         self.params = params
 
+    def skew_hundredths(self, inp: PricingInput) -> int:
+        """The shift in 1/100 micro-dollar (exact: positions are in hundredths)."""
+        p = self.params
+        raw = (inp.position_centi * p.skew_per_contract_micros
+               + inp.event_position_centi * p.event_skew_per_contract_micros)
+        cap = p.max_skew_micros * CENTI_PER_CONTRACT
+        return max(min(raw, cap), -cap)
+
     def skew(self, inp: PricingInput) -> Fraction:
         """Return the shift (micro-dollars, exact) to take off the YES side; + when long YES."""
-        p = self.params
-        raw = Fraction(
-            inp.position_centi * p.skew_per_contract_micros
-            + inp.event_position_centi * p.event_skew_per_contract_micros,
-            CENTI_PER_CONTRACT,
-        )
-        return max(min(raw, Fraction(p.max_skew_micros)), Fraction(-p.max_skew_micros))
+        return Fraction(self.skew_hundredths(inp), CENTI_PER_CONTRACT)
 
     def adjust(self, inp: PricingInput, pricing: Pricing) -> Pricing | Decline:
         """Shift fair and bids against our position."""
-        s = self.skew(inp)
+        s = self.skew_hundredths(inp)
         if not s:
             return pricing
+        c = CENTI_PER_CONTRACT
         yes = pricing.yes_bid_micros
         no = pricing.no_bid_micros
         # Round both bids down: the sum can only shrink.
         top = MAX_PRICE_MICROS - 1
-        new_yes = min(max(floor_fraction(yes - s), 0), top) if yes else 0
-        new_no = min(max(floor_fraction(no + s), 0), top) if no else 0
-        fair = clamp_fair(floor_fraction(pricing.fair_yes_micros - s))
+        new_yes = min(max((yes * c - s) // c, 0), top) if yes else 0
+        new_no = min(max((no * c + s) // c, 0), top) if no else 0
+        fair = clamp_fair((pricing.fair_yes_micros * c - s) // c)
         # An interval moves with the fair value (a reservation price), rounded outward.
         low, high = pricing.fair_low_micros, pricing.fair_high_micros
-        return replace(
-            pricing, fair_yes_micros=fair, yes_bid_micros=new_yes, no_bid_micros=new_no,
-            fair_low_micros=None if low is None else min(max(floor_fraction(low - s), 0), top),
-            fair_high_micros=None if high is None else min(max(_ceil(high - s), 0),
-                                                           MAX_PRICE_MICROS),
+        return Pricing(
+            fair, new_yes, new_no,
+            None if low is None else min(max((low * c - s) // c, 0), top),
+            None if high is None else min(max(_ceil_div(high * c - s, c), 0), MAX_PRICE_MICROS),
         )
 
 
@@ -145,7 +153,7 @@ class SizeEdge:
         """Return the extra edge for a trade of ``size_centi`` (rounded up, capped)."""
         p = self.params
         over = max(size_centi - p.free_centi, 0)
-        return min(_ceil(Fraction(over * p.edge_per_contract_micros, CENTI_PER_CONTRACT)),
+        return min(_ceil_div(over * p.edge_per_contract_micros, CENTI_PER_CONTRACT),
                    p.max_extra_edge_micros)
 
     def adjust(self, inp: PricingInput, pricing: Pricing) -> Pricing | Decline:
@@ -180,7 +188,7 @@ class FeeEdge:
         total = inp.market.fees.fee_micros(
             price_micros, size_centi, is_taker=self.params.assume_taker
         )
-        return _ceil(Fraction(total * CENTI_PER_CONTRACT, size_centi))
+        return _ceil_div(total * CENTI_PER_CONTRACT, size_centi)
 
     def _net(self, inp: PricingInput, bid: int, size_centi: int) -> int:
         """Largest-found ``b <= bid`` with ``b + fee_per_contract(b) <= bid``, or 0."""
@@ -199,11 +207,8 @@ class FeeEdge:
     def adjust(self, inp: PricingInput, pricing: Pricing) -> Pricing | Decline:
         """Lower each bid by the fee per contract at that bid."""
         size = inp.size_centi if inp.size_centi > 0 else CENTI_PER_CONTRACT
-        return replace(
-            pricing,
-            yes_bid_micros=self._net(inp, pricing.yes_bid_micros, size),
-            no_bid_micros=self._net(inp, pricing.no_bid_micros, size),
-        )
+        return _with_bids(pricing, self._net(inp, pricing.yes_bid_micros, size),
+                          self._net(inp, pricing.no_bid_micros, size))
 
 
 # --- requester_profile ----------------------------------------------------------------------
@@ -239,12 +244,14 @@ class RequesterProfile:
         count, total = inp.requester.markout(p.horizon_ms)
         if count < p.min_accepts:
             return pricing
-        avg = Fraction(total, count)
-        if avg < p.decline_below_micros:
+        # avg = total / count, compared and scaled without a Fraction (count >= 1).
+        if total < p.decline_below_micros * count:
+            avg = Fraction(total, count)
             return Decline("toxic_requester", f"average mark-out {float(avg):.0f} micros")
-        if avg < p.widen_below_micros:
-            shortfall = (p.widen_below_micros - avg) * p.widen_factor_bps / 10_000
-            return widen(pricing, min(_ceil(shortfall), p.max_widen_micros))
+        if total < p.widen_below_micros * count:
+            shortfall = _ceil_div((p.widen_below_micros * count - total) * p.widen_factor_bps,
+                                  count * 10_000)
+            return widen(pricing, min(shortfall, p.max_widen_micros))
         return pricing
 
 

@@ -184,6 +184,41 @@ async def test_subscribe_returns_the_sid_and_frames_arrive_in_order_with_ts(
     assert feed.stats.frames == 4
 
 
+async def test_priority_frames_skip_the_data_queue_from_the_socket_on(
+    server: KalshiWsServer, signer: Signer
+) -> None:
+    lane: asyncio.Queue[RawFrame] = asyncio.Queue()
+    feed = make_feed(server, signer, priority_out=lane,
+                     priority_types=frozenset({"quote_accepted", "fill"}))
+    async with running(feed):
+        await feed.subscribe(["communications"])
+        for i in range(50):  # a flood nobody has read yet, then an accept behind it
+            await server.push("communications", "rfq_created", {"id": f"r{i}"})
+        await server.push("communications", "quote_accepted", {"quote_id": "q1"})
+        await server.push("communications", "rfq_created", {"id": "r50"})
+        async with asyncio.timeout(5):
+            accepted = await lane.get()
+        assert json.loads(accepted.data)["msg"] == {"quote_id": "q1"}
+        # The flood is all still in the data queue, in order, without the accept.
+        flood = await next_frames(feed, 51, timeout_s=5)
+    assert [json.loads(f.data)["msg"]["id"] for f in flood] == [f"r{i}" for i in range(51)]
+    assert feed.stats.priority_frames == 1
+    assert lane.empty()
+
+
+async def test_without_a_priority_queue_every_data_frame_keeps_one_order(
+    server: KalshiWsServer, signer: Signer
+) -> None:
+    feed = make_feed(server, signer, priority_types=frozenset({"quote_accepted"}))
+    async with running(feed):
+        await feed.subscribe(["communications"])
+        await server.push("communications", "rfq_created", {"id": "r0"})
+        await server.push("communications", "quote_accepted", {"quote_id": "q1"})
+        frames = await next_frames(feed, 2)
+    assert [json.loads(f.data)["type"] for f in frames] == ["rfq_created", "quote_accepted"]
+    assert feed.stats.priority_frames == 0
+
+
 async def test_control_replies_are_not_forwarded_as_data(
     server: KalshiWsServer, signer: Signer
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
+from functools import lru_cache
 
 from quoter.domain.money import MAX_PRICE_MICROS, MoneyError, check_price, check_qty
 
@@ -70,7 +71,10 @@ def trade_fee_micros(price_micros: int, qty_centi: int, rate: Fraction) -> int:
     return _fee(price_micros, qty_centi, rate.numerator, rate.denominator)
 
 
+@lru_cache(maxsize=65_536, typed=True)  # typed: True must not hit the entry of 1
 def _fee(price_micros: int, qty_centi: int, num: int, den: int) -> int:
+    # Cached: ``fee_edge`` prices several candidate bids per RFQ on a grid of ~100 prices and
+    # sizes that repeat (benchmark B6). Only results are cached; a bad input raises each time.
     check_price(price_micros)
     check_qty(qty_centi)
     # dollars = rate * (q/100) * (p/1e6) * ((1e6-p)/1e6); in units of $0.0001 that is

@@ -37,7 +37,7 @@ from quoter.kalshi.ws_types import (
     SubscriptionView,
     WsCommandError,
 )
-from quoter.ports import InboundFrame
+from quoter.ports import FrameSource, InboundFrame
 
 __all__ = [
     "BOOK_CHANNEL",
@@ -207,21 +207,28 @@ class FeedSource:
         *,
         out: asyncio.Queue[RawFrame],
         control: asyncio.Queue[FeedNotice],
+        priority_out: asyncio.Queue[RawFrame] | None = None,
         books: BookSubscriptions | None = None,
         on_notice: NoticeCallback | None = None,
     ) -> None:
-        """``feeds`` must write into ``out`` and ``control`` (see :func:`build_feed_source`)."""
+        """``feeds`` must write into ``out``, ``priority_out`` and ``control``."""
         self.feeds = tuple(feeds)
         self.books = books
         self.on_notice = on_notice
         self._out = out
+        self._priority = priority_out
         self._control = control
 
     async def frames(self) -> AsyncIterator[InboundFrame]:
         """Yield every feed's data frames in arrival order (needs :meth:`run` running)."""
-        while True:
-            raw = await self._out.get()
-            yield InboundFrame(raw.data, raw.ts_recv_ns, raw.conn_id)
+        async for frame in _drain(self._out):
+            yield frame
+
+    def lanes(self) -> list[FrameSource]:
+        """The sources to read, priority lane first: each gets its own reader task."""
+        if self._priority is None:
+            return [self]
+        return [_QueueSource(self._priority), self]
 
     async def run(self) -> None:
         """Run every feed's reconnect loop and the notice handler until cancelled.
@@ -254,6 +261,23 @@ class FeedSource:
             log.warning("feed_notice_failed", notice=type(notice).__name__, error=str(exc))
 
 
+async def _drain(queue: asyncio.Queue[RawFrame]) -> AsyncIterator[InboundFrame]:
+    while True:
+        raw = await queue.get()
+        yield InboundFrame(raw.data, raw.ts_recv_ns, raw.conn_id)
+
+
+class _QueueSource:
+    """The priority lane's frames as a ``FrameSource``."""
+
+    def __init__(self, queue: asyncio.Queue[RawFrame]) -> None:
+        self._queue = queue
+
+    def frames(self) -> AsyncIterator[InboundFrame]:
+        """Yield the lane's frames in arrival order."""
+        return _drain(self._queue)
+
+
 def build_feed_source(
     url: str,
     signer: Signer,
@@ -265,20 +289,27 @@ def build_feed_source(
     on_notice: NoticeCallback | None = None,
     queue_size: int = 10_000,
     delete_batch: int = 50,
+    priority_types: frozenset[str] = frozenset(),
     **feed_kwargs: Any,
 ) -> FeedSource:
     """Build ``shards`` communications feeds and one data feed (named ``data``) on ``url``.
 
-    ``feed_kwargs`` go to every ``KalshiFeed`` (backoff, sleep, taps, timeouts ...).
+    ``priority_types``: frames of these types (on any feed) take the priority lane from the
+    socket on (:meth:`FeedSource.lanes`). ``feed_kwargs`` go to every ``KalshiFeed`` (backoff,
+    sleep, taps, timeouts ...).
     """
     out: asyncio.Queue[RawFrame] = asyncio.Queue(queue_size)
     control: asyncio.Queue[FeedNotice] = asyncio.Queue()
+    priority: asyncio.Queue[RawFrame] | None = (
+        asyncio.Queue(queue_size) if priority_types else None)
     comms = sharded_feeds(shards, url, signer, wall_ms=wall_ms, now_ns=now_ns, out=out,
-                          control=control, **feed_kwargs)
+                          control=control, priority_out=priority,
+                          priority_types=priority_types, **feed_kwargs)
     data = KalshiFeed(url, signer, wall_ms=wall_ms, now_ns=now_ns, name="data", out=out,
-                      control=control, **feed_kwargs)
+                      control=control, priority_out=priority, priority_types=priority_types,
+                      **feed_kwargs)
     if data_channels:
         data.add_subscription(list(data_channels))
     books = BookSubscriptions(data, delete_batch=delete_batch)
-    return FeedSource([*comms, data], out=out, control=control, books=books,
-                      on_notice=on_notice)
+    return FeedSource([*comms, data], out=out, control=control, priority_out=priority,
+                      books=books, on_notice=on_notice)

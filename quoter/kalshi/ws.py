@@ -137,6 +137,8 @@ class KalshiFeed:
         out: asyncio.Queue[RawFrame] | None = None,
         queue_size: int = 10_000,
         control: asyncio.Queue[FeedNotice] | None = None,
+        priority_out: asyncio.Queue[RawFrame] | None = None,
+        priority_types: frozenset[str] = frozenset(),
         tap: Callable[[RawFrame], None] | None = None,
         tap_out: Callable[[RawFrame], None] | None = None,
         backoff: Backoff | None = None,
@@ -162,6 +164,11 @@ class KalshiFeed:
         self.control: asyncio.Queue[FeedNotice] = (
             control if control is not None else asyncio.Queue()
         )
+        # The priority lane starts at the socket: frames of these types (ours: accepts, fills)
+        # skip the data queue, so an accept never waits behind a flood of rfq_created frames
+        # still to be decoded and filtered. Order within each lane is kept.
+        self.priority_out = priority_out
+        self._priority_types = priority_types if priority_out is not None else frozenset()
         self._tap = tap
         self._tap_out = tap_out
         self._backoff = backoff if backoff is not None else Backoff()
@@ -431,9 +438,14 @@ class KalshiFeed:
             self.stats.frames += 1
             if self._tap is not None:
                 self._call_tap(self._tap, frame)
-            consumed = self._on_frame(conn, frame)
+            consumed, msg_type = self._on_frame(conn, frame)
             conn.last_frame_ns = ts_recv_ns  # after: an error frame's notice sees the one before
-            if not consumed:
+            if consumed:
+                continue
+            if msg_type in self._priority_types and self.priority_out is not None:
+                self.stats.priority_frames += 1
+                await self.priority_out.put(frame)
+            else:
                 await self.out.put(frame)
 
     async def _answers_ping(self, ws: ClientConnection) -> bool:
@@ -446,8 +458,8 @@ class KalshiFeed:
             return False
         return True
 
-    def _on_frame(self, conn: _Conn, frame: RawFrame) -> bool:
-        """Handle what the feed itself must see; return True if the frame is consumed."""
+    def _on_frame(self, conn: _Conn, frame: RawFrame) -> tuple[bool, str | None]:
+        """Handle what the feed itself must see; return (consumed, the frame's type)."""
         if json_depth_exceeds(frame.data):
             # A deep frame would make the envelope decoder raise RecursionError and end this
             # task. Forwarded unread: the decoder refuses it the same way (counted, raw kept).
@@ -455,22 +467,22 @@ class KalshiFeed:
             self.stats.rejected += 1
             log.warning("ws_frame_rejected", feed=self.name, conn_id=conn.conn_id,
                         reason="too_deep", size_bytes=len(frame.data))
-            return False
+            return False, None
         try:
             env = decode_envelope(frame.data)
         except (msgspec.DecodeError, RecursionError):
             self.stats.errors += 1
-            return False  # forward it: the decoder counts and keeps malformed frames
+            return False, None  # forward it: the decoder counts and keeps malformed frames
         if env.sid is not None and env.seq is not None:
             # ok/unsubscribed replies share the subscription's seq counter (§2.2).
             self._check_seq(conn, env.sid, env.seq, frame.ts_recv_ns)
         if env.id and env.id in conn.pending:
             self._on_reply(conn, env)
-            return True
+            return True, env.type
         if env.type == "error":
             self._on_error_frame(conn, env, frame.ts_recv_ns)
-            return True
-        return env.type in CONTROL_TYPES
+            return True, env.type
+        return env.type in CONTROL_TYPES, env.type
 
     def _check_seq(self, conn: _Conn, sid: int, seq: int, ts_recv_ns: int) -> None:
         last = conn.last_seq.get(sid)
@@ -680,13 +692,14 @@ def sharded_feeds(
     now_ns: Callable[[], int],
     out: asyncio.Queue[RawFrame] | None = None,
     control: asyncio.Queue[FeedNotice] | None = None,
+    priority_out: asyncio.Queue[RawFrame] | None = None,
     name: str = "comms",
     **feed_kwargs: Any,
 ) -> list[KalshiFeed]:
     """Build ``n`` feeds, one connection per ``shard_key``, all subscribed to communications.
 
     Kalshi splits RFQ traffic by market ticker across ``shard_factor`` keys (§2.6); the feeds
-    share one output and one control queue (``conn_id`` tells them apart).
+    share one output, one priority and one control queue (``conn_id`` tells them apart).
     """
     if not 1 <= n <= 100:
         raise ValueError(f"shard count must be 1..100, got {n}")
@@ -697,7 +710,7 @@ def sharded_feeds(
     for key in range(n):
         feed = KalshiFeed(
             url, signer, wall_ms=wall_ms, now_ns=now_ns, name=f"{name}-s{key}",
-            out=shared_out, control=shared_control, **feed_kwargs,
+            out=shared_out, control=shared_control, priority_out=priority_out, **feed_kwargs,
         )
         feed.add_subscription(["communications"], shard_factor=n, shard_key=key)
         feeds.append(feed)

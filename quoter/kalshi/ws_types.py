@@ -139,6 +139,8 @@ class FeedStats:
     resubscribes: int = 0
     #: Unsubscribes of a broken sid whose reply never came (the resubscribe went ahead).
     unanswered_unsubscribes: int = 0
+    #: Data frames sent down the priority lane at the socket (accepts, fills: ours).
+    priority_frames: int = 0
 
 
 @dataclass(slots=True)

@@ -149,6 +149,7 @@ class Runtime:
         prefilter: Callable[[bytes | str], bool] | None = None,
         queue_size: int = 10_000,
         exec_workers: int = 4,
+        confirm_workers: int = 4,
         send: bool = True,
         pricing_pool: PricingPool | None = None,
         perf: StepTape | None = None,
@@ -180,6 +181,12 @@ class Runtime:
         # IO jobs the engine asked for (market metadata, book snapshots, subscriptions).
         self._jobs: asyncio.Queue[tuple[str, Callable[[], Awaitable[None]]]] = asyncio.Queue()
         self._exec_workers = exec_workers
+        # Several confirms in flight at once: one slow PUT must not hold the next accept's
+        # confirm past its window (the claim is taken synchronously, so two workers can never
+        # send the same quote's confirm).
+        if confirm_workers < 1:
+            raise ValueError(f"confirm_workers must be >= 1, got {confirm_workers}")
+        self._confirm_workers = confirm_workers
         # Process-isolated pricing (quoter.runtime.pricing_pool); inline when there is no pool.
         self._pool = pricing_pool
         self._inline_pricing = InlinePricing()
@@ -297,13 +304,14 @@ class Runtime:
 
                 workers = [
                     start("engine", self._engine_loop()),
-                    start("confirms", self._confirm_worker()),
                     start("io-jobs", self._job_worker()),
                 ]
                 if until is not None:
                     workers.append(start("until", self._relay_stop(until)))
                 workers += [start(f"exec-{i}", self._exec_worker())
                             for i in range(self._exec_workers)]
+                workers += [start(f"confirms-{i}", self._confirm_worker())
+                            for i in range(self._confirm_workers)]
                 if self._pool is not None:
                     if self._pool.eager:
                         self._pool.start()

@@ -56,7 +56,7 @@ from quoter.kalshi.ws_types import FeedDisconnected, FeedNotice
 from quoter.observability.metrics import Metrics
 from quoter.recording.format import PerfTape
 from quoter.recording.recorder import Recorder, RecordingTransport
-from quoter.runtime.driver import Runtime
+from quoter.runtime.driver import PRIORITY_TYPES, Runtime
 from quoter.runtime.prefilter import build_prefilter
 from quoter.runtime.pricing_pool import PricingPool
 from quoter.service.alerts import Alerter
@@ -198,7 +198,7 @@ class Service:
         self.signer = Signer.from_pem_file(settings.api_key_id, settings.private_key_path)
         self.metrics = Metrics()
         settings.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.store = Store(settings.db_path)
+        self.store = Store(settings.db_path, synchronous=settings.store_synchronous)
         self.recorder: Recorder | None = None
         if settings.record_dir is not None:
             self.recorder = Recorder(settings.record_dir, clock=self.clock, header={
@@ -260,6 +260,7 @@ class Service:
             now_ns=self.clock.now_ns, shards=options.shards, on_notice=self._on_notice,
             tap=self.recorder.tap if self.recorder else None,
             tap_out=self.recorder.tap_out if self.recorder else None,
+            priority_types=PRIORITY_TYPES,
         )
         self.runtime.subscriptions = self.source.books
         self._write_reserve = self.rest.limiter.write_reserve
@@ -505,7 +506,7 @@ class Service:
                 view = self._view_task(stop)
                 if view is not None:
                     tasks.append(tg.create_task(self._guard("view", view), name="view"))
-                await self.runtime.run([self.source], until=stop)
+                await self.runtime.run(self.source.lanes(), until=stop)
                 if self.runtime.failure is not None and self.fatal is None:
                     self.fatal = self.runtime.failure
                 if self.settings.sends_orders:

@@ -13,8 +13,11 @@ Commit policy
       ``batch_size`` rows are pending, and together with the next durable write (which keeps
       the on-disk order of events). The runtime calls ``flush()`` on a timer and at shutdown;
       a crash loses at most the rows buffered since the last flush, never a commit.
-    * ``synchronous=FULL`` by default: a commit survives a power cut, not only ``kill -9``
-      (WAL + ``NORMAL`` survives a process crash but may lose the last commits on power loss).
+    * ``synchronous`` is the caller's choice (``FULL`` when built directly; the service uses
+      ``Settings.store_synchronous``, ``NORMAL`` by default). With WAL, ``NORMAL`` writes each
+      commit to the WAL file before it returns, so it survives ``kill -9`` and any process
+      crash; only an OS crash or power cut may lose the last commits. ``FULL`` also fsyncs
+      every commit, which costs the confirm path an fsync (docs/performance.md).
 
 Timestamps are wall-clock Unix nanoseconds (``*_wall_ns``; pass ``Clock.wall_ns()``): engine
 time is monotonic and means nothing after a restart. Money is integer micro-dollars and
@@ -298,6 +301,12 @@ class Store:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
+
+    @property
+    def synchronous(self) -> str:
+        """The connection's SQLite ``synchronous`` level (``OFF``/``NORMAL``/``FULL``/``EXTRA``)."""
+        level = int(self._db.execute("PRAGMA synchronous").fetchone()[0])
+        return _SYNC_MODES[level]
 
     def schema_version(self) -> int:
         """Return the schema version stored in the database file."""

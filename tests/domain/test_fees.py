@@ -56,3 +56,18 @@ def test_bad_inputs_raise() -> None:
         FeeSchedule().fee_micros(500_000, 0, is_taker=True)
     with pytest.raises(MoneyError):
         FeeSchedule(multiplier=Fraction(-1))
+
+
+def test_a_cached_fee_never_answers_for_a_bad_input() -> None:
+    # The fee is memoized; a bool that hashes like a cached int must still be refused, and a
+    # refused input stays refused on every call.
+    schedule = FeeSchedule()
+    assert schedule.fee_micros(1, 1, is_taker=True) >= 0
+    assert schedule.fee_micros(500_000, 1, is_taker=False) >= 0
+    for _ in range(2):
+        with pytest.raises(MoneyError):
+            schedule.fee_micros(True, 1, is_taker=True)  # type: ignore[arg-type]
+        with pytest.raises(MoneyError):
+            schedule.fee_micros(500_000, True, is_taker=False)  # type: ignore[arg-type]
+        with pytest.raises(MoneyError):
+            schedule.fee_micros(1_000_000, 100, is_taker=True)

@@ -71,6 +71,8 @@ async def _accepted_by_the_child(env: SimEnv, ticker: str) -> tuple[str, str]:
 
 
 async def test_kill_9_after_a_confirm_then_restart_on_the_same_db(tmp_path: Path) -> None:
+    # The child runs with the default store (WAL, synchronous=NORMAL: no fsync per claim);
+    # never-twice must hold without the fsync.
     # A long execution timer: the second trade executes while the child is dead.
     async with sim_env(tmp_path, execution_timer_ms=1_500) as env:
         db_path = env.workdir / "quoter.db"
@@ -155,6 +157,18 @@ async def test_kill_9_after_a_confirm_then_restart_on_the_same_db(tmp_path: Path
         assert [(d.decision, d.reason) for d in db.decisions(rfq2)
                 if d.decision != "held"][:2] == [("quoted", "quoted"), ("confirmed", "edge_ok")]
         assert len(db.fills()) == 2
+
+
+async def test_the_service_store_uses_the_configured_synchronous_level(tmp_path: Path) -> None:
+    async with sim_env(tmp_path) as env:
+        assert env.settings().store_synchronous == "NORMAL"
+        for level in ("NORMAL", "FULL"):
+            svc = env.service(env.settings(store_synchronous=level,
+                                           db_path=env.workdir / f"{level}.db"))
+            try:
+                assert svc.store.synchronous == level
+            finally:
+                svc.store.close()
 
 
 async def test_orderly_restarts_restore_positions_once(tmp_path: Path) -> None:

@@ -186,3 +186,13 @@ def test_a_production_host_with_env_prod_and_the_flag_is_production() -> None:
     for url in ("https://notkalshi.com/x", "https://kalshi.com.evil.test/x",
                 "https://external-api.demo.kalshi.co/trade-api/v2"):
         assert not Settings(rest_base_url=url).is_production
+
+
+def test_store_synchronous_defaults_to_normal_and_refuses_other_levels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().store_synchronous == "NORMAL"
+    monkeypatch.setenv("QUOTER_STORE_SYNCHRONOUS", "FULL")
+    assert Settings().store_synchronous == "FULL"
+    with pytest.raises(ValidationError):
+        Settings(store_synchronous="OFF")  # type: ignore[arg-type]
