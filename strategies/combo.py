@@ -44,17 +44,18 @@ from quoter.domain.money import MAX_PRICE_MICROS
 from quoter.domain.types import ComboLeg, MarketInfo, MarketStatus, Side
 from strategies._common import (
     Edge,
-    bids_from_fair,
     clamp_fair,
-    floor_fraction,
     sane_two_sided,
 )
 from strategies.base import Decline, Params, Pricing, PricingInput
 from strategies.registry import ModuleSpec
 
-__all__ = ["SPEC", "Combo", "ComboParams", "Dependence", "joint_bounds"]
+__all__ = ["SPEC", "Combo", "ComboParams", "Dependence", "joint_bounds", "joint_bounds_micros"]
 
 ONE: Final = Fraction(1)
+#: Probabilities are exact integers over D (every leg's is a micro-dollar price over $1), so
+#: the pricing path never builds a Fraction: it was most of a combo's pricing time (B6).
+D: Final = MAX_PRICE_MICROS
 _GREATER: Final = ("greater", "greater_or_equal")
 _LESS: Final = ("less", "less_or_equal")
 
@@ -119,7 +120,7 @@ class ComboParams(Params):
 class _Unit:
     """One factor of the joint: a leg, or the legs of one event collapsed by its structure."""
 
-    q: Fraction
+    q: int  # its probability, over D
     series: str
 
 
@@ -141,27 +142,55 @@ def joint_bounds(
     return at(rho[0]), at(rho[1])
 
 
-def _clamped(value: Fraction, qs: Sequence[Fraction]) -> Fraction:
+def joint_bounds_micros(
+    units: Sequence[int], rho: tuple[Fraction, Fraction] = (Fraction(-1), ONE)
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """:func:`joint_bounds` on probabilities over D, as ``(numerator, denominator)`` pairs of
+    micro-dollars (``low_micros = num / den``): exact, in integers."""
+    n = len(units)
+    if not n:
+        return (D, 1), (D, 1)
+    scale = D ** (n - 1)  # a product of n units is over D**n; micro-dollars are over D**(n-1)
+    indep = 1
+    for q in units:
+        indep *= q
+    lower = max(0, sum(units) - (n - 1) * D) * scale
+    upper = min(units) * scale
+
+    def at(r: Fraction) -> tuple[int, int]:
+        a, b = r.numerator, r.denominator
+        span = upper - indep if a >= 0 else indep - lower
+        return indep * b + a * span, b * scale
+
+    return at(rho[0]), at(rho[1])
+
+
+def _frechet(qs: Sequence[int]) -> tuple[int, int]:
+    """Fréchet bounds ``(max(0, sum q - (m - 1)), min q)`` over D."""
+    return max(0, sum(qs) - (len(qs) - 1) * D), min(qs)
+
+
+def _clamped(value: int, qs: Sequence[int]) -> int:
     """Keep a structural result inside the Fréchet bounds of its legs (books may disagree)."""
-    low, high = joint_bounds(qs)
+    low, high = _frechet(qs)
     return min(max(value, low), high)
 
 
-def _exclusive(legs: Sequence[tuple[ComboLeg, Fraction]]) -> Fraction:
+def _exclusive(legs: Sequence[tuple[ComboLeg, int]]) -> int:
     """P(all) for legs on one mutually exclusive event; ``p`` is each market's YES prob."""
     yes = {leg.market_ticker for leg, _ in legs if leg.side is Side.YES}
     no = {leg.market_ticker for leg, _ in legs if leg.side is Side.NO}
     p = {leg.market_ticker: pr for leg, pr in legs}
     if len(yes) > 1 or yes & no:
-        return Fraction(0)
+        return 0
     if yes:
         return p[next(iter(yes))]
-    return max(Fraction(0), ONE - sum((p[t] for t in no), Fraction(0)))
+    return max(0, D - sum(p[t] for t in no))
 
 
 def _nested(
-    legs: Sequence[tuple[ComboLeg, Fraction, Fraction]], greater: bool
-) -> Fraction:
+    legs: Sequence[tuple[ComboLeg, Fraction, int]], greater: bool
+) -> int:
     """P(all) for nested strikes of one variable V; items are (leg, strike, p_yes).
 
     greater: YES <=> V above the strike; less: YES <=> V below it. The selected sides pin V
@@ -179,12 +208,12 @@ def _nested(
         hi = max(no, key=lambda x: x[0]) if no else None
     if lo is None:
         assert hi is not None
-        return ONE - hi[1]
+        return D - hi[1]
     if hi is None:
         return lo[1]
     if (lo[0] >= hi[0]) if greater else (lo[0] <= hi[0]):
-        return Fraction(0)
-    return max(Fraction(0), lo[1] - hi[1])
+        return 0
+    return max(0, lo[1] - hi[1])
 
 
 class Combo:
@@ -197,14 +226,14 @@ class Combo:
 
     def _leg_p_yes(
         self, leg: ComboLeg, inp: PricingInput
-    ) -> tuple[Fraction, MarketInfo | None] | Decline:
-        """The leg market's YES probability: its settlement value, or its book."""
+    ) -> tuple[int, MarketInfo | None] | Decline:
+        """The leg market's YES probability (over D): its settlement value, or its book."""
         m = inp.leg_markets.get(leg.market_ticker)
         value = leg.yes_settlement_value_micros
         if value is None and m is not None:
             value = m.settlement_value_micros
         if value is not None:
-            return Fraction(min(max(value, 0), MAX_PRICE_MICROS), MAX_PRICE_MICROS), m
+            return min(max(value, 0), MAX_PRICE_MICROS), m
         if m is None:
             return Decline("unknown_leg", leg.market_ticker)
         if m.status is not MarketStatus.ACTIVE:
@@ -224,13 +253,13 @@ class Combo:
             return Decline("wide_leg_book", leg.market_ticker)
         p = book.mid_micros() if self.params.leg_fair == "mid" else book.microprice_micros()
         assert p is not None  # two-sided
-        return Fraction(p, MAX_PRICE_MICROS), m
+        return p, m
 
     def _units(
         self, legs: Sequence[ComboLeg], inp: PricingInput
     ) -> tuple[list[_Unit], int] | Decline:
         """The joint's independent-looking factors, and the number of unproven same-event legs."""
-        by_event: dict[str, list[tuple[ComboLeg, Fraction, MarketInfo | None]]] = {}
+        by_event: dict[str, list[tuple[ComboLeg, int, MarketInfo | None]]] = {}
         units: list[_Unit] = []
         for leg in legs:
             got = self._leg_p_yes(leg, inp)
@@ -242,13 +271,13 @@ class Combo:
                 m is not None and m.settlement_value_micros is not None
             ):
                 # A determined leg is a constant: independent of everything.
-                units.append(_Unit(p if leg.side is Side.YES else ONE - p, series))
+                units.append(_Unit(p if leg.side is Side.YES else D - p, series))
                 continue
             by_event.setdefault(leg.event_ticker, []).append((leg, p, m))
         unproven = 0
         for group in by_event.values():
             series = next((m.series_ticker for _, _, m in group if m is not None), "")
-            qs = [p if leg.side is Side.YES else ONE - p for leg, p, _ in group]
+            qs = [p if leg.side is Side.YES else D - p for leg, p, _ in group]
             exact = self._structure(group)
             if exact is not None:
                 units.append(_Unit(_clamped(exact, qs), series))
@@ -259,8 +288,8 @@ class Combo:
 
     @staticmethod
     def _structure(
-        group: Sequence[tuple[ComboLeg, Fraction, MarketInfo | None]],
-    ) -> Fraction | None:
+        group: Sequence[tuple[ComboLeg, int, MarketInfo | None]],
+    ) -> int | None:
         """The group's exact joint if the event's metadata proves it, else None."""
         if len(group) < 2:
             return None
@@ -299,16 +328,17 @@ class Combo:
         if isinstance(got, Decline):
             return got
         units, unproven = got
-        low, high = joint_bounds([u.q for u in units], self._rho_range(units))
+        (ln, ld), (hn, hd) = joint_bounds_micros([u.q for u in units], self._rho_range(units))
         edge = self.params.edge_micros + unproven * self.params.same_event_edge_micros
-        low_m, high_m = low * MAX_PRICE_MICROS, high * MAX_PRICE_MICROS
-        yes, _ = bids_from_fair(low_m, edge)
-        _, no = bids_from_fair(high_m, edge)
-        fair = clamp_fair(floor_fraction((low_m + high_m) / 2))
+        # low - edge and (1 - high) - edge, rounded down (bids_from_fair, on num/den).
+        top = MAX_PRICE_MICROS - 1
+        yes = min(max((ln - edge * ld) // ld, 0), top)
+        no = min(max(((MAX_PRICE_MICROS - edge) * hd - hn) // hd, 0), top)
+        fair = clamp_fair((ln * hd + hn * ld) // (2 * ld * hd))
         return Pricing(
             fair_yes_micros=fair, yes_bid_micros=yes, no_bid_micros=no,
-            fair_low_micros=floor_fraction(low_m),
-            fair_high_micros=-floor_fraction(-high_m),
+            fair_low_micros=ln // ld,
+            fair_high_micros=-((-hn) // hd),
         )
 
 

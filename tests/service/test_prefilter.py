@@ -118,3 +118,24 @@ def test_a_frame_nested_too_deep_goes_on_to_the_decoder_unread() -> None:
     assert keep(deep.decode())
     inner = b'{"type":"rfq_created","sid":1,"msg":' + b"[" * 1_000 + b"]" * 1_000 + b"}"
     assert keep(inner)
+
+
+def test_frames_are_judged_by_the_type_the_decoder_reads() -> None:
+    # Key order, text or bytes, a look-alike type, a duplicate "type" key (the last one wins,
+    # as in the decoder), a missing or malformed msg: only a readable, unroutable
+    # rfq_created is dropped.
+    drop = b'"msg":{"id":"r1","market_ticker":"KXNFL-1-KC","contracts_fp":"1.00"}'
+    cases = {
+        b'{"type":"rfq_created","sid":1,' + drop + b"}": False,
+        b'{"sid":1,' + drop + b',"type":"rfq_created"}': False,
+        b'{"type":"rfq_created_v2","sid":1,' + drop + b"}": True,  # another type: kept
+        b'{"type":"rfq_created","sid":1,' + drop + b',"type":"rfq_deleted"}': True,
+        b'{"type":"rfq_created","sid":1,"msg":null}': True,
+        b'{"type":"rfq_created","sid":1,"msg":{"id":"r1"}}': True,  # no ticker: decoder says
+        b'{"type":"rfq_created","sid":1,"msg":[1]}': True,  # malformed: the decoder reports
+        b'{"type":"rfq_deleted","sid":1,' + drop + b"}": True,
+        b'{"type":"rfq_created"': True,  # truncated
+    }
+    for frame, verdict in cases.items():
+        assert keep(frame) is verdict, frame
+        assert keep(frame.decode()) is verdict, frame

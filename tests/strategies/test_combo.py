@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from strat_fixtures import book, leg_market, pricing_input, sane_books
@@ -15,7 +16,7 @@ from strat_fixtures import book, leg_market, pricing_input, sane_books
 from quoter.domain.book import OrderBook
 from quoter.domain.types import ComboLeg, MarketInfo, MarketStatus, Side
 from strategies.base import Decline, Pricing
-from strategies.combo import Combo, ComboParams, joint_bounds
+from strategies.combo import Combo, ComboParams, joint_bounds, joint_bounds_micros
 
 COMBO = "KXMVECROSSCATEGORY-S1-ABC"
 INDEPENDENT = {"*": {"min_rho": "0", "max_rho": "0"}}
@@ -234,3 +235,23 @@ def test_properties(books: list[OrderBook], sides: list[Side], edge: int) -> Non
     assert out.fair_low_micros is not None
     assert out.fair_high_micros is not None
     assert out.fair_low_micros <= low * 1_000_000 <= high * 1_000_000 <= out.fair_high_micros
+    # Exactly the rational definition (the pricer computes it in integers).
+    lo_m, hi_m = low * 1_000_000, high * 1_000_000
+    top = 999_999
+    assert out.yes_bid_micros == min(max(math.floor(lo_m - edge), 0), top)
+    assert out.no_bid_micros == min(max(math.floor(1_000_000 - hi_m - edge), 0), top)
+    assert out.fair_yes_micros == min(max(math.floor((lo_m + hi_m) / 2), 1), top)
+    assert (out.fair_low_micros, out.fair_high_micros) == (math.floor(lo_m), math.ceil(hi_m))
+
+
+@settings(max_examples=500)
+@given(qs=st.lists(st.integers(0, 1_000_000), max_size=6),
+       lo=st.fractions(-1, 1, max_denominator=1000), hi=st.fractions(-1, 1, max_denominator=1000))
+def test_integer_joint_bounds_equal_the_rational_ones(qs: list[int], lo: Fraction,
+                                                      hi: Fraction) -> None:
+    # The pricing path works on probabilities over 10**6 in integers; the Fraction version is
+    # the definition.
+    (ln, ld), (hn, hd) = joint_bounds_micros(qs, (lo, hi))
+    low, high = joint_bounds([Fraction(q, 1_000_000) for q in qs], (lo, hi))
+    assert Fraction(ln, ld) == low * 1_000_000
+    assert Fraction(hn, hd) == high * 1_000_000
