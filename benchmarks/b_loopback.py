@@ -231,7 +231,11 @@ async def _sim_main(conn: Any, bot_pub_pem: bytes, sdk_pub_pem: bytes, write_per
                        for i in range(args["n"])])
             continue
         ph = _Phase(ex, loop, args, requester)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
         n = await paced(args["rate"], args["seconds"], ph.rfq if cmd == "rfqs" else ph.flood)
+        # The simulator's share of one core while it offered the load: near 1.0 means the
+        # exchange, not the service, set the pace.
+        sim_cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
         for _ in range(400):  # let the last probes be quoted and accepted
             if not ph.probes:
                 break
@@ -239,7 +243,7 @@ async def _sim_main(conn: Any, bot_pub_pem: bytes, sdk_pub_pem: bytes, write_per
             ph.reap()
         await asyncio.sleep(0.3)
         ph.reap()
-        conn.send({"offered": n, "accepted": ph.accepted})
+        conn.send({"offered": n, "accepted": ph.accepted, "sim_cpu_share": round(sim_cpu, 2)})
     server.should_exit = True
     await task
 
@@ -374,7 +378,7 @@ async def _b1_b2(env: Env, quick: bool) -> dict[str, Any]:
 
     async def phase(cmd: str, **args: Any) -> Any:
         runtime = svc_ref[0].runtime
-        frames0, t0 = runtime.stats.frames, time.perf_counter()
+        frames0, t0, cpu0 = runtime.stats.frames, time.perf_counter(), time.process_time()
         STAMPS.reset()
         STAMPS.on = True
         r = await env.ask_async(cmd, **args)
@@ -383,6 +387,8 @@ async def _b1_b2(env: Env, quick: bool) -> dict[str, Any]:
         # waits in the feed's queue (ahead of the priority lane, which starts after decode).
         elapsed = time.perf_counter() - t0
         r["ingested_frames_per_s"] = (runtime.stats.frames - frames0) / elapsed
+        # The service process's share of one core over the phase (its loop is one thread).
+        r["service_cpu_share"] = round((time.process_time() - cpu0) / elapsed, 2)
         r["received_rfq_created_per_s"] = STAMPS.count(b'"rfq_created"') / elapsed
         return r
 
@@ -572,14 +578,20 @@ def run(quick: bool) -> list[Result]:
     plain, plain_r = phases["b2_plain"]
     sdk_p50 = _p(sdk, 0.5) if sdk else None
     n429, quotes, offered, writes, seconds = _run_b8(quick)
-    b1_100, _ = phases["b1_100"]
+    b1_100, b1_100r = phases["b1_100"]
     b1x = {"samples": len(b1), "offered": b1r["offered"], "p99_us": _p(b1, 0.99),
            "ingested_frames_per_s": b1r["ingested_frames_per_s"],
+           "sim_cpu_share": b1r.get("sim_cpu_share"),
+           "service_cpu_share": b1r.get("service_cpu_share"),
+           "at_100_per_s_sim_cpu_share": b1_100r.get("sim_cpu_share"),
+           "at_100_per_s_service_cpu_share": b1_100r.get("service_cpu_share"),
            "at_100_per_s_p50_us": _p(b1_100, 0.5), "at_100_per_s_p99_us": _p(b1_100, 0.99),
            "p999_us": _p(b1, 0.999), "sdk_samples": len(sdk),
            "sdk_p99_us": _p(sdk, 0.99) if sdk else None}
     b2x = {"samples": len(b2), "accepted": b2r["accepted"], "flood_rfqs": b2r["offered"],
            "ingested_frames_per_s": b2r["ingested_frames_per_s"],
+           "sim_cpu_share": b2r.get("sim_cpu_share"),
+           "service_cpu_share": b2r.get("service_cpu_share"),
            "offered_frames_per_s": 2 * b2r["offered"] / (0.2 if quick else 4.0),
            "p99_us": _p(b2, 0.99), "quiet_p50_us": _p(quiet, 0.5),
            "quiet_p99_us": _p(quiet, 0.99), "plain_loop_samples": len(plain),
