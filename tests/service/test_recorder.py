@@ -343,3 +343,22 @@ def test_recordings_are_created_0600(tmp_path: Path) -> None:
         assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o600}
     finally:
         os.umask(old)
+
+
+def test_a_large_batch_is_written_whole_in_order_across_rotations(tmp_path: Path) -> None:
+    # One batch of 300 lines (written in chunks) into files of ~4 kB: rotation happens
+    # between chunks, every file starts with its header, and no line is lost or reordered.
+    clock = _clock()
+    with Recorder(tmp_path, clock=clock, max_bytes=4_000, flush_bytes=1 << 30,
+                  flush_interval_s=3600.0, compresslevel=0) as rec:
+        for i in range(300):
+            rec.record_in("comm-0", FRAME_A.replace("rfq_1", f"rfq_{i}"), i, WALL0 + i)
+    files = recording_files(tmp_path)
+    assert len(files) >= 2
+    seen: list[int] = []
+    for path in files:
+        lines = list(read_recording(path))
+        assert isinstance(lines[0], HeaderLine)
+        seen += [ln.ts_recv_ns for ln in lines[1:] if isinstance(ln, InLine)]
+    assert seen == list(range(300))
+    assert rec.lines_written == 300
