@@ -186,3 +186,9 @@ def test_a_production_host_with_env_prod_and_the_flag_is_production() -> None:
     for url in ("https://notkalshi.com/x", "https://kalshi.com.evil.test/x",
                 "https://external-api.demo.kalshi.co/trade-api/v2"):
         assert not Settings(rest_base_url=url).is_production
+
+
+def test_lean_http_is_on_by_default_and_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().lean_http is True
+    monkeypatch.setenv("QUOTER_LEAN_HTTP", "false")
+    assert Settings().lean_http is False
