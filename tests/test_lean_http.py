@@ -10,15 +10,22 @@ test.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import gzip
+import ipaddress
 import socket
+import ssl
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
 
 from quoter.clock import ReplayClock
 from quoter.domain.fees import FeeSchedule, FeeType
@@ -291,7 +298,7 @@ async def test_reset_is_a_read_error(serve) -> None:  # type: ignore[no-untyped-
     try:
         with pytest.raises(httpx.ReadError):
             await send(t, req(server))
-        assert t.open_connections == 0
+        await until(lambda: t.open_connections == 0)
     finally:
         await t.aclose()
 
@@ -318,7 +325,7 @@ async def test_malformed_responses_are_remote_protocol_errors(serve, response: b
     try:
         with pytest.raises(httpx.RemoteProtocolError):
             await send(t, req(server))
-        assert t.open_connections == 0
+        await until(lambda: t.open_connections == 0)
     finally:
         await t.aclose()
 
@@ -376,7 +383,7 @@ async def test_read_timeout_when_the_server_never_answers(serve) -> None:  # typ
         with pytest.raises(httpx.ReadTimeout) as info:
             await send(t, request)
         assert info.value.request is request
-        assert t.open_connections == 0  # a timed-out socket is never reused
+        await until(lambda: t.open_connections == 0)  # a timed-out socket: closed
     finally:
         await t.aclose()
 
@@ -443,7 +450,7 @@ async def test_pool_timeout_when_every_connection_is_busy(serve) -> None:  # typ
         first.cancel()
         with pytest.raises(asyncio.CancelledError):
             await first
-        assert t.open_connections == 0  # the cancelled request's socket was closed
+        await until(lambda: t.open_connections == 0)  # the cancelled one's socket closed
     finally:
         await t.aclose()
 
@@ -489,3 +496,53 @@ async def test_kalshi_rest_over_lean_transport_against_the_simulator() -> None:
             for rest in rests.values():
                 await rest.aclose()
         assert all(t.open_connections == 0 for t in transports.values())
+
+
+# --- TLS ----------------------------------------------------------------------------------
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (IP SAN) and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=36500))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_https_verifies_the_server_and_reuses_the_tls_connection(tmp_path: Path) -> None:
+    cert_path, key_path = _self_signed(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert_path, key_path)
+    srv = Server(answer(ok(b"secure")))
+    aserver = await asyncio.start_server(srv.handle, "127.0.0.1", 0, ssl=server_ctx)
+    port = aserver.sockets[0].getsockname()[1]
+    try:
+        trusting = LeanTransport(ssl_context=ssl.create_default_context(cafile=str(cert_path)))
+        try:
+            for _ in range(2):
+                request = httpx.Request("GET", f"https://127.0.0.1:{port}/x")
+                assert (await send(trusting, request)).content == b"secure"
+        finally:
+            await trusting.aclose()
+        assert [len(c.requests) for c in srv.conns] == [2]
+        default = LeanTransport()  # the system's trust store: a self-signed server is refused
+        try:
+            with pytest.raises(httpx.ConnectError):
+                await send(default, httpx.Request("GET", f"https://127.0.0.1:{port}/x"))
+        finally:
+            await default.aclose()
+    finally:
+        aserver.close()
+        await aserver.wait_closed()

@@ -223,8 +223,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
 
     @property
     def open_connections(self) -> int:
-        """Sockets not yet closed (in use or idle, over all origins); for tests and metrics."""
-        return sum(1 for conn in self._open if not conn.lost.done())
+        """Sockets not yet gone (in use, idle or closing, over all origins)."""
+        return len(self._open)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` on a pooled connection and return the whole response."""
@@ -286,9 +286,9 @@ class LeanTransport(httpx.AsyncBaseTransport):
             self._discard(conn)
         return None
 
-    def _discard(self, conn: _Connection) -> None:
-        conn.close()
-        self._open.discard(conn)
+    @staticmethod
+    def _discard(conn: _Connection) -> None:
+        conn.close()  # it leaves ``_open`` once the socket is gone (so aclose can wait for it)
 
     async def _connect(
         self, origin: Origin, request: httpx.Request, timeout_s: float | None
@@ -312,6 +312,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(f"connect failed: {type(exc).__name__}: {exc}",
                                      request=request) from None
         self._open.add(conn)
+        conn.lost.add_done_callback(lambda _: self._open.discard(conn))
         return conn
 
     async def _exchange(
@@ -423,7 +424,6 @@ class LeanTransport(httpx.AsyncBaseTransport):
         """Close every connection and wait (briefly) until the sockets are gone."""
         self._closed = True
         conns = list(self._open)
-        self._open.clear()
         for pool in self._pools.values():
             pool.idle.clear()
         for conn in conns:
@@ -436,6 +436,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
                     conn.transport.abort()
             if pending:
                 await asyncio.wait(pending, timeout=_CLOSE_GRACE_S)
+        self._open.clear()
 
 
 async def _serialize(request: httpx.Request) -> bytes:
