@@ -34,7 +34,7 @@ SUITE: tuple[tuple[str, str], ...] = (
     ("B5", "benchmarks.b_backtest"),  # B5 and B9
 )
 ALIASES = {"B2": "B1", "B8": "B1", "B9": "B5"}
-LEGACY = ("decode", "engine", "sim_world", "lean_http")
+LEGACY = ("decode", "engine", "sim_world")
 
 
 def _line(r: Result) -> str:

@@ -1,6 +1,6 @@
 """The REST request path: httpx's default transport (httpcore) vs ``LeanTransport``, same run.
 
-``python -m benchmarks lean_http`` (``LEAN_HTTP_N`` requests per client, default 2,000).
+``python -m benchmarks.bench_lean_http`` (``LEAN_HTTP_N`` requests per client, default 2,000).
 
 A minimal HTTP/1.1 server in a child process (so it does not share this process's core)
 answers every request with ``201 {"id": "q-1"}``. In this process, two figures per transport,
