@@ -49,6 +49,7 @@ from quoter.errors import (
 from quoter.kalshi.adapter import KalshiExecution, KalshiMarketData
 from quoter.kalshi.auth import Signer
 from quoter.kalshi.decode import decode
+from quoter.kalshi.lean_http import LeanTransport
 from quoter.kalshi.rest import KalshiRest
 from quoter.kalshi.rest_models import Quote
 from quoter.kalshi.source import FeedSource, build_feed_source
@@ -206,6 +207,10 @@ class Service:
                 "config_hash": config_hash(self.config), "shards": options.shards,
                 "config_path": str(options.config_path),
             })
+        if transport is None and settings.lean_http:
+            # One write per request, keep-alive pool (docs/performance.md B1); the recorder
+            # and the halt gate wrap it like any other transport.
+            transport = LeanTransport()
         if self.recorder is not None:
             transport = RecordingTransport(self.recorder, self.clock, transport)
         # The last check before a quote or confirm leaves: one that waited (rate limiter,

@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
 
+    #: Send REST requests over the lean keep-alive HTTP/1.1 transport
+    #: (``quoter.kalshi.lean_http``, QUOTER_LEAN_HTTP); False: httpx's default (httpcore).
+    lean_http: bool = True
+
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+import httpx
+import pytest
 from e2e_helpers import BOT, REQ, T1, T2, bot_quotes, confirm_posts, running_service, sim_env, until
 
 from quoter.domain.fees import FeeSchedule, FeeType
 from quoter.domain.grid import grid_for_structure
 from quoter.domain.types import Side
+from quoter.kalshi.lean_http import LeanTransport
+from quoter.recording.recorder import RecordingTransport
+from quoter.service.app import HaltGate, Service
 from quoter.service.demo import compare_with_exchange
 from quoter.service.store import ConfirmState, Store
 from quoter.sim.config import FaultConfig
@@ -154,3 +159,26 @@ async def test_quotes_we_could_not_pay_for_are_not_sent(tmp_path: Path) -> None:
             small = env.rfq(T2, contracts_centi=1_000)
             await until(lambda: bool(bot_quotes(env.exchange, small)), what="the small quote")
             assert bot_quotes(env.exchange, big) == []
+
+
+def _transport_chain(svc: Service) -> list[type[object]]:
+    """The REST client's transport and every transport it wraps, outermost first."""
+    chain: list[type[object]] = []
+    transport: object = svc.rest._client._transport
+    while transport is not None:
+        chain.append(type(transport))
+        transport = getattr(transport, "_inner", None)
+    return chain
+
+
+@pytest.mark.parametrize("lean", [True, False])
+async def test_rest_goes_through_the_transport_the_lean_http_setting_picks(
+    tmp_path: Path, lean: bool
+) -> None:
+    async with sim_env(tmp_path) as env:
+        svc = env.service(env.settings(lean_http=lean))
+        inner = LeanTransport if lean else httpx.AsyncHTTPTransport
+        assert _transport_chain(svc) == [HaltGate, RecordingTransport, inner]
+        async with running_service(svc):
+            rfq_id = env.rfq(T1)
+            await until(lambda: bool(bot_quotes(env.exchange, rfq_id)), what="the bot's quote")

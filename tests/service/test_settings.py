@@ -37,6 +37,12 @@ def test_defaults_are_demo_shadow_with_demo_urls() -> None:
     assert not s.is_production
 
 
+def test_lean_http_is_on_by_default_and_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().lean_http is True
+    monkeypatch.setenv("QUOTER_LEAN_HTTP", "false")
+    assert Settings().lean_http is False
+
+
 def test_paper_mode_uses_the_simulator() -> None:
     s = Settings(mode="paper", sim_url="http://127.0.0.1:9999/")
     assert s.rest_base_url == "http://127.0.0.1:9999/trade-api/v2"
