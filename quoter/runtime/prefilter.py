@@ -6,9 +6,13 @@ The ``communications`` firehose is mostly RFQs on markets we do not price (peers
 the market ticker and whether the RFQ is a combo (msgspec, no dicts), and remembers its verdict
 per (ticker, kind), so the common case is one small decode and one dict lookup.
 
-It is conservative by construction: only ``rfq_created`` frames are ever dropped, and only when
-every enabled strategy's series/event/market patterns or its single/combo kind rule the market
-out. Series and event are read from the ticker the way market metadata derives them when
+It is conservative by construction: an ``rfq_created`` frame is dropped only when every
+enabled strategy's series/event/market patterns or its single/combo kind rule the market out,
+and an ``rfq_deleted`` frame only when it deletes an RFQ whose ``rfq_created`` this filter
+dropped (the engine never heard of it, so its delete would only cost a decode and an engine
+step; about half the firehose is deletes). Those ids are remembered in arrival order, the
+oldest forgotten past ``_DROPPED_IDS_MAX``: a delete of a forgotten one simply goes through.
+Series and event are read from the ticker the way market metadata derives them when
 Kalshi omits them (series = up to the first ``-``, event = up to the last ``-``). Anything the
 probe cannot read goes on to the real decoder, which reports it.
 """
@@ -27,6 +31,9 @@ from quoter.config import QuoterConfig
 __all__ = ["build_prefilter"]
 
 _CACHE_MAX = 100_000
+#: RFQ ids whose rfq_created was dropped, kept to drop their rfq_deleted (~150 s of a
+#: 1,300 frames/s firehose).
+_DROPPED_IDS_MAX = 100_000
 
 
 class _Envelope(msgspec.Struct):
@@ -35,6 +42,7 @@ class _Envelope(msgspec.Struct):
 
 
 class _RfqProbe(msgspec.Struct):
+    id: str = ""
     market_ticker: str = ""
     mve_collection_ticker: str | None = None
     # Raw, not ``Raw | None``: msgspec reads ``X | None`` as "null or X" and a Raw there
@@ -44,8 +52,13 @@ class _RfqProbe(msgspec.Struct):
 
 #: What ``mve_selected_legs`` holds when the RFQ names no legs (the decoder's "not a combo").
 _NO_LEGS = (b"null", b"[]")
+class _DeleteProbe(msgspec.Struct):
+    id: str = ""
+
+
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _RFQ = msgspec.json.Decoder(_RfqProbe)
+_DELETE = msgspec.json.Decoder(_DeleteProbe)
 
 
 def _compile(patterns: Sequence[str]) -> re.Pattern[str] | None:
@@ -79,10 +92,17 @@ def build_prefilter(config: QuoterConfig) -> Callable[[bytes | str], bool]:
         for s in config.strategies if s.enabled
     )
     verdicts: dict[tuple[str, bool], bool] = {}
+    dropped: dict[str, None] = {}  # insertion-ordered: the oldest id first
 
     def keep(frame: bytes | str) -> bool:
         try:
             env = _ENVELOPE.decode(frame)
+            if env.type == "rfq_deleted":
+                rfq_id = _DELETE.decode(env.msg).id
+                if rfq_id and rfq_id in dropped:
+                    del dropped[rfq_id]
+                    return False
+                return True
             if env.type != "rfq_created":
                 return True
             rfq = _RFQ.decode(env.msg)
@@ -101,6 +121,10 @@ def build_prefilter(config: QuoterConfig) -> Callable[[bytes | str], bool]:
             if len(verdicts) >= _CACHE_MAX:
                 verdicts.clear()
             verdicts[key] = verdict
+        if not verdict and rfq.id:
+            if len(dropped) >= _DROPPED_IDS_MAX:
+                del dropped[next(iter(dropped))]
+            dropped[rfq.id] = None
         return verdict
 
     return keep

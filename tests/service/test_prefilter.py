@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -10,6 +11,7 @@ from quoter.config import parse_config
 from quoter.domain.events import RfqReceived
 from quoter.domain.grid import grid_for_structure
 from quoter.domain.types import MarketInfo, MarketStatus
+from quoter.runtime import prefilter
 from quoter.runtime.prefilter import build_prefilter
 
 CONFIG = """
@@ -76,6 +78,7 @@ def test_a_combo_listing_its_legs_is_read_and_filtered() -> None:
 
 
 def test_never_drops_other_frames_or_unreadable_tickers() -> None:
+    keep = build_prefilter(parse_config(CONFIG))  # fresh: no RFQ dropped before
     deleted = b'{"type":"rfq_deleted","sid":1,"msg":{"id":"r1","market_ticker":"NOPE-1"}}'
     assert keep(deleted)
     assert keep(b'{"type":"quote_accepted","msg":{"market_ticker":"NOPE-1"}}')
@@ -137,5 +140,39 @@ def test_frames_are_judged_by_the_type_the_decoder_reads() -> None:
         b'{"type":"rfq_created"': True,  # truncated
     }
     for frame, verdict in cases.items():
-        assert keep(frame) is verdict, frame
-        assert keep(frame.decode()) is verdict, frame
+        for form in (frame, frame.decode()):
+            fresh = build_prefilter(parse_config(CONFIG))  # no dropped RFQ remembered
+            assert fresh(form) is verdict, form
+
+
+def _deleted(rfq_id: str, ticker: str = "KXNFLGAME-25NOV24-KC") -> bytes:
+    return msgspec.json.encode({"type": "rfq_deleted", "sid": 1,
+                                "msg": {"id": rfq_id, "market_ticker": ticker}})
+
+
+def _created(rfq_id: str, ticker: str) -> bytes:
+    return msgspec.json.encode({"type": "rfq_created", "sid": 1, "msg": {
+        "id": rfq_id, "market_ticker": ticker, "contracts_fp": "10.00"}})
+
+
+def test_the_delete_of_a_dropped_rfq_is_dropped_once_and_only_that() -> None:
+    keep = build_prefilter(parse_config(CONFIG))
+    assert not keep(_created("gone", "KXNFLGAME-25NOV24-KC"))
+    assert keep(_created("ours", "KXHIGHNY-25NOV24-B45"))
+    assert keep(_deleted("unknown"))  # never seen: the engine decides
+    assert keep(_deleted("ours", "KXHIGHNY-25NOV24-B45"))
+    assert not keep(_deleted("gone"))  # the engine never heard of it
+    assert keep(_deleted("gone"))  # forgotten once used: a repeat goes through
+    assert keep(b'{"type":"rfq_deleted","sid":1,"msg":{"id":7}}')  # unreadable: the decoder
+
+
+def test_remembered_ids_are_bounded_oldest_forgotten_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(prefilter, "_DROPPED_IDS_MAX", 3)
+    keep = build_prefilter(parse_config(CONFIG))
+    for i in range(5):
+        assert not keep(_created(f"r{i}", "KXNFLGAME-25NOV24-KC"))
+    assert keep(_deleted("r0"))  # forgotten: passed on, harmlessly
+    assert keep(_deleted("r1"))
+    assert [keep(_deleted(f"r{i}")) for i in (2, 3, 4)] == [False, False, False]
