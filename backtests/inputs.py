@@ -24,10 +24,10 @@ from __future__ import annotations
 import gzip
 import heapq
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, cast
 
 from quoter.domain import events as ev
 from quoter.kalshi.frames import iter_frames
@@ -130,12 +130,23 @@ def _fact(line: EventLine) -> Fact | None:
     return Fact(event.ts_recv_ns, event)
 
 
+# A frozen dataclass's __init__ sets each field through object.__setattr__; filling the two
+# slots directly builds the same Frame in ~60% of the time (B5 reads every frame twice).
+_new: Final = object.__new__
+_set_frame_ts: Final[Callable[[Frame, int], None]] = cast(Any, Frame).ts_recv_ns.__set__
+_set_frame_data: Final[Callable[[Frame, bytes], None]] = cast(Any, Frame).data.__set__
+
+
 def _interchange_items(path: Path) -> Iterator[Item]:
     last_ns = 0
-    for frame in iter_frames(path):
-        if frame.ts_recv_ns is not None:
-            last_ns = frame.ts_recv_ns
-        yield Frame(last_ns, frame.raw)
+    new, set_ts, set_data = _new, _set_frame_ts, _set_frame_data
+    for _, ts_recv_ns, raw in iter_frames(path):
+        if ts_recv_ns is not None:
+            last_ns = ts_recv_ns
+        frame: Frame = new(Frame)
+        set_ts(frame, last_ns)
+        set_data(frame, raw)
+        yield frame
 
 
 def iter_file(path: Path | str) -> Iterator[Item]:
@@ -151,6 +162,11 @@ def iter_file(path: Path | str) -> Iterator[Item]:
 
 def merged(paths: Iterable[Path | str]) -> Iterator[Item]:
     """Yield the items of every file, merged by receive time (then file, then file order)."""
+    paths = list(paths)
+    if len(paths) == 1:
+        # One file is already in its own order: merging it would only cost a tuple an item.
+        yield from iter_file(paths[0])
+        return
     streams = [
         ((item.ts_recv_ns, index, seq, item) for seq, item in enumerate(iter_file(p)))
         for index, p in enumerate(paths)

@@ -353,6 +353,10 @@ class Metrics:
 
     # -- inventory and exposure --------------------------------------------------------------
 
+    def tick(self, now_ns: int) -> None:
+        """Let time pass to ``now_ns`` (an event :meth:`observe` has nothing else to do with)."""
+        self._tick(now_ns)
+
     def _tick(self, now_ns: int) -> None:
         """Sample the inventory at the last interval boundary passed, if any: nothing changed
         since the last change point, so the values there are today's (a step, exactly)."""

@@ -19,7 +19,7 @@ import gzip
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, NamedTuple, cast
+from typing import IO, Final, NamedTuple, cast
 
 import msgspec
 
@@ -41,12 +41,13 @@ class _Wrapper(msgspec.Struct):
 
 _WRAPPER = msgspec.json.Decoder(_Wrapper)
 _RECORDING_META = b'"type":"quoter_recording_'
+_FRAME_KEY: Final = b'"frame"'
 _STR = msgspec.json.Decoder(str)
 
 
 def _unwrap(line: bytes) -> tuple[int | None, bytes] | None:
     # Cheap test first: a Kalshi frame never has a top-level "frame" key.
-    if b'"frame"' not in line:
+    if _FRAME_KEY not in line:
         return None
     try:
         wrapper = _WRAPPER.decode(line)
@@ -61,23 +62,43 @@ def _unwrap(line: bytes) -> tuple[int | None, bytes] | None:
     return wrapper.ts_recv_ns, frame
 
 
-def _iter_lines(stream: IO[bytes]) -> Iterator[FrameLine]:
-    for line_no, line in enumerate(stream, start=1):
+#: Bytes read from a file at a time (memory stays a few hundred kB a stream). Splitting a chunk
+#: in C costs less a line than ``GzipFile`` line iteration, which runs Python code each line.
+_CHUNK_BYTES: Final = 1 << 16
+
+
+def _lines_of(stream: IO[bytes], chunked: bool) -> Iterator[bytes]:
+    if not chunked:
+        # A pipe (``-``): lines as they come, never waiting for a chunk to fill.
+        yield from stream
+        return
+    rest = b""
+    while chunk := stream.read(_CHUNK_BYTES):
+        lines = (rest + chunk if rest else chunk).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
+def _iter_lines(stream: IO[bytes], *, chunked: bool = True) -> Iterator[FrameLine]:
+    new_line = tuple.__new__  # FrameLine(...) goes through a Python-level __new__
+    for line_no, line in enumerate(_lines_of(stream, chunked), start=1):
         text = line.strip()
         if not text or _RECORDING_META in text:
             # Recording header / REST / event lines (docs/recording-format.md) hold no frame.
             continue
-        unwrapped = _unwrap(text)
+        unwrapped = _unwrap(text) if _FRAME_KEY in text else None
         if unwrapped is None:
-            yield FrameLine(line_no, None, text)
+            yield new_line(FrameLine, (line_no, None, text))
         else:
-            yield FrameLine(line_no, unwrapped[0], unwrapped[1])
+            yield new_line(FrameLine, (line_no, unwrapped[0], unwrapped[1]))
 
 
 def iter_frames(path: str | Path) -> Iterator[FrameLine]:
     """Yield every frame of a frame file (``-`` = stdin, ``*.gz`` = gzip)."""
     if str(path) == "-":
-        yield from _iter_lines(sys.stdin.buffer)
+        yield from _iter_lines(sys.stdin.buffer, chunked=False)
         return
     p = Path(path)
     if p.suffix == ".gz":
