@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from backtests.exchange import Venue
 from backtests.features import FeatureBook, RfqFeatures
-from backtests.inputs import Fact, Frame, RoundTrip, is_recording, merged
+from backtests.inputs import Fact, Frame, FrameScan, Item, RoundTrip, is_recording, merged
 from backtests.metrics import Metrics
 from backtests.models import LatencyModel, RecordedQuote
 from quoter.clock import VirtualClock
@@ -61,6 +61,8 @@ from quoter.sim.exchange import SimError
 __all__ = ["DRAIN_NS", "BacktestLoop", "Prepass", "mirror_book", "prepass"]
 
 _BookDelta: Final = ev.BookDeltaReceived
+#: In every frame of our quotes' story (quote_created / _accepted / _executed).
+_QUOTE_FRAME: Final = b"quote_"
 
 #: After the last input, keep running this long so confirms, executions and markouts finish.
 DRAIN_NS = 120 * 1_000_000_000
@@ -197,7 +199,16 @@ class BacktestLoop:
                 # and replays nothing from it (``Venue.observe``), the feature book ignores
                 # it, and of the metrics only the inventory clock moves; so it goes to the
                 # mirror, that clock and the kernel, without three dispatches on its type.
-                self.mirror_event(event)
+                book = self.mirror.get(event.market_ticker)
+                if book is None:
+                    mirror_book(self.mirror, event)
+                else:
+                    try:
+                        book.apply_delta(event.side is Side.YES, event.price_micros,
+                                         event.delta_centi, event.ts_recv_ns,
+                                         yes_priced=event.yes_priced)
+                    except (QuoterError, MoneyError):
+                        book.clear()  # as mirror_book: the next snapshot starts it again
                 delivered = True
                 self.metrics.tick(now)
                 self.step(event, (frame, i))
@@ -387,7 +398,13 @@ def prepass(paths: Iterable[Path | str]) -> Prepass:
     files = [Path(p) for p in paths]
     out = Prepass()
     by_quote: dict[str, tuple[str, int]] = {}
-    for item in merged(files):
+    scan: FrameScan | None = None
+    items: Iterable[Item] = merged(files)
+    if len(files) == 1 and not (files[0].suffix == ".gz" and is_recording(files[0])):
+        # One interchange file: only the first frame and our quotes' frames matter here, so
+        # the rest are counted, not unwrapped (several files are merged by time: read all).
+        items = scan = FrameScan(files[0], _QUOTE_FRAME)
+    for item in items:
         if isinstance(item, RoundTrip):
             out.round_trips.append((item.method, item.path, item.rtt_ns))
             continue
@@ -401,7 +418,7 @@ def prepass(paths: Iterable[Path | str]) -> Prepass:
             else:
                 out.books.setdefault(item.event.market_ticker, []).append(item.event)
             continue
-        if b"quote_" not in item.data:
+        if _QUOTE_FRAME not in item.data:
             continue
         try:
             _, events = production_decode(item.data, item.ts_recv_ns)
@@ -421,6 +438,8 @@ def prepass(paths: Iterable[Path | str]) -> Prepass:
                 out.quotes[rfq_id][index] = RecordedQuote(
                     q.yes_bid_micros, q.no_bid_micros, q.created_ns, event.accepted_side,
                     event.ts_recv_ns)
+    if scan is not None:
+        out.frames = scan.frames
     for f in (f for f in files if f.suffix == ".gz" and is_recording(f)):
         for line in read_recording(f):
             if isinstance(line, HeaderLine) and "wall_offset_ns" in line.fields:

@@ -60,6 +60,36 @@ _set_sid = _slot_setter("sid")
 _set_yes_priced = _slot_setter("yes_priced")
 
 
+#: Wire price / size strings already read, each with its value (prices: only those in (0, 1)).
+#: A book feed repeats a few hundred of them; a dict lookup is a third of the cost of the
+#: money module's cached parsers behind their wrappers. Bounded: when full it starts again.
+_PRICES: Final[dict[str | None, int]] = {}
+_SIZES: Final[dict[str | None, int]] = {}
+_CACHE_MAX: Final = 8192
+
+
+def _price_of(text: str | None) -> int | None:
+    if text is None:
+        return None  # legacy integer cents only, or no price: the general path
+    value = parse_dollars(text)
+    if not 0 < value < MAX_PRICE_MICROS:
+        return None
+    if len(_PRICES) >= _CACHE_MAX:
+        _PRICES.clear()
+    _PRICES[text] = value
+    return value
+
+
+def _size_of(text: str | None) -> int | None:
+    if text is None:
+        return None
+    value = parse_fp(text)
+    if len(_SIZES) >= _CACHE_MAX:
+        _SIZES.clear()
+    _SIZES[text] = value
+    return value
+
+
 def decode(data: bytes | str, ts_recv_ns: int) -> tuple[str | None, list[ev.Event]]:
     """Decode one frame into its wire type and domain events (books are YES-priced)."""
     # The orderbook_delta fast path, inline: a call is ~5% of a frame here.
@@ -69,12 +99,13 @@ def decode(data: bytes | str, ts_recv_ns: int) -> tuple[str | None, list[ev.Even
         try:
             frame = _DELTA_DECODER.decode(data)
             m = frame.msg
-            # Legacy cents / whole contracts, or a field missing: the general path.
-            price = -1 if m.price_dollars is None else parse_dollars(m.price_dollars)
-            delta = 0 if m.delta_fp is None else parse_fp(m.delta_fp)
+            price = _PRICES.get(m.price_dollars) or _price_of(m.price_dollars)
+            delta = _SIZES.get(m.delta_fp)
+            if delta is None:
+                delta = _size_of(m.delta_fp)
         except Exception:  # the general path reports every failure
-            price = -1
-        if 0 < price < MAX_PRICE_MICROS and m.delta_fp is not None:
+            price = None
+        if price is not None and delta is not None:
             event = _new(_Delta)
             _set_ticker(event, m.market_ticker)
             _set_side(event, m.side)

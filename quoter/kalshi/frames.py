@@ -15,6 +15,7 @@ Recordings (``quoter.recording``) are frame files too: their non-frame lines are
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import sys
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from typing import IO, Final, NamedTuple, cast
 
 import msgspec
 
-__all__ = ["FrameLine", "iter_frames", "wrap_frame"]
+__all__ = ["FrameLine", "iter_frame_lines", "iter_frames", "unwrap", "wrap_frame"]
 
 
 class FrameLine(NamedTuple):
@@ -95,18 +96,42 @@ def _iter_lines(stream: IO[bytes], *, chunked: bool = True) -> Iterator[FrameLin
             yield new_line(FrameLine, (line_no, unwrapped[0], unwrapped[1]))
 
 
-def iter_frames(path: str | Path) -> Iterator[FrameLine]:
-    """Yield every frame of a frame file (``-`` = stdin, ``*.gz`` = gzip)."""
+@contextlib.contextmanager
+def _opened(path: str | Path) -> Iterator[tuple[IO[bytes], bool]]:
+    """The file's byte stream, and whether to read it in chunks (not a pipe)."""
     if str(path) == "-":
-        yield from _iter_lines(sys.stdin.buffer, chunked=False)
+        yield sys.stdin.buffer, False
         return
     p = Path(path)
     if p.suffix == ".gz":
         with gzip.open(p, "rb") as gz:
-            yield from _iter_lines(cast(IO[bytes], gz))
+            yield cast(IO[bytes], gz), True
     else:
         with p.open("rb") as f:
-            yield from _iter_lines(f)
+            yield f, True
+
+
+def iter_frames(path: str | Path) -> Iterator[FrameLine]:
+    """Yield every frame of a frame file (``-`` = stdin, ``*.gz`` = gzip)."""
+    with _opened(path) as (stream, chunked):
+        yield from _iter_lines(stream, chunked=chunked)
+
+
+def iter_frame_lines(path: str | Path) -> Iterator[bytes]:
+    """Yield the lines of a frame file that :func:`iter_frames` reads a frame from, still
+    wrapped (stripped; :func:`unwrap` reads each), one to one with its frames."""
+    with _opened(path) as (stream, chunked):
+        for line in _lines_of(stream, chunked):
+            text = line.strip()
+            if text and _RECORDING_META not in text:
+                yield text
+
+
+def unwrap(line: bytes) -> tuple[int | None, bytes]:
+    """One line of :func:`iter_frame_lines` as :func:`iter_frames` reads it: receive time
+    (None if not recorded) and frame bytes."""
+    unwrapped = _unwrap(line) if _FRAME_KEY in line else None
+    return (None, line) if unwrapped is None else unwrapped
 
 
 def wrap_frame(raw: bytes, ts_recv_ns: int) -> bytes:
