@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 from quoter.domain import events as ev
-from quoter.kalshi.frames import iter_frame_lines, iter_frames, unwrap
+from quoter.kalshi.frames import iter_frame_lines, unwrap
 from quoter.recording.format import (
     STEP_KIND,
     EventLine,
@@ -141,7 +141,8 @@ _set_frame_data: Final[Callable[[Frame, bytes], None]] = cast(Any, Frame).data._
 def _interchange_items(path: Path) -> Iterator[Item]:
     last_ns = 0
     new, set_ts, set_data = _new, _set_frame_ts, _set_frame_data
-    for _, ts_recv_ns, raw in iter_frames(path):
+    for line in iter_frame_lines(path):  # iter_frames without its line numbers
+        ts_recv_ns, raw = unwrap(line)
         if ts_recv_ns is not None:
             last_ns = ts_recv_ns
         frame: Frame = new(Frame)

@@ -46,20 +46,22 @@ _FRAME_KEY: Final = b'"frame"'
 _STR = msgspec.json.Decoder(str)
 
 
-def _unwrap(line: bytes) -> tuple[int | None, bytes] | None:
+def unwrap(line: bytes) -> tuple[int | None, bytes]:
+    """One line of :func:`iter_frame_lines` as :func:`iter_frames` reads it: receive time
+    (None if not recorded) and frame bytes (the line itself unless it is a valid wrapper)."""
     # Cheap test first: a Kalshi frame never has a top-level "frame" key.
     if _FRAME_KEY not in line:
-        return None
+        return None, line
     try:
         wrapper = _WRAPPER.decode(line)
     except msgspec.DecodeError:
-        return None
+        return None, line
     frame = bytes(wrapper.frame)
     if frame[:1] == b'"':
         try:
             frame = _STR.decode(frame).encode("utf-8")
         except (msgspec.DecodeError, UnicodeEncodeError):
-            return None
+            return None, line
     return wrapper.ts_recv_ns, frame
 
 
@@ -89,11 +91,8 @@ def _iter_lines(stream: IO[bytes], *, chunked: bool = True) -> Iterator[FrameLin
         if not text or _RECORDING_META in text:
             # Recording header / REST / event lines (docs/recording-format.md) hold no frame.
             continue
-        unwrapped = _unwrap(text) if _FRAME_KEY in text else None
-        if unwrapped is None:
-            yield new_line(FrameLine, (line_no, None, text))
-        else:
-            yield new_line(FrameLine, (line_no, unwrapped[0], unwrapped[1]))
+        ts_recv_ns, raw = unwrap(text)
+        yield new_line(FrameLine, (line_no, ts_recv_ns, raw))
 
 
 @contextlib.contextmanager
@@ -121,17 +120,24 @@ def iter_frame_lines(path: str | Path) -> Iterator[bytes]:
     """Yield the lines of a frame file that :func:`iter_frames` reads a frame from, still
     wrapped (stripped; :func:`unwrap` reads each), one to one with its frames."""
     with _opened(path) as (stream, chunked):
-        for line in _lines_of(stream, chunked):
-            text = line.strip()
-            if text and _RECORDING_META not in text:
-                yield text
-
-
-def unwrap(line: bytes) -> tuple[int | None, bytes]:
-    """One line of :func:`iter_frame_lines` as :func:`iter_frames` reads it: receive time
-    (None if not recorded) and frame bytes."""
-    unwrapped = _unwrap(line) if _FRAME_KEY in line else None
-    return (None, line) if unwrapped is None else unwrapped
+        if not chunked:
+            for line in stream:
+                text = line.strip()
+                if text and _RECORDING_META not in text:
+                    yield text
+            return
+        # _lines_of, inline: a generator less between the file and a backtest, each line.
+        rest = b""
+        while chunk := stream.read(_CHUNK_BYTES):
+            lines = (rest + chunk if rest else chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                text = line.strip()
+                if text and _RECORDING_META not in text:
+                    yield text
+        text = rest.strip()
+        if text and _RECORDING_META not in text:
+            yield text
 
 
 def wrap_frame(raw: bytes, ts_recv_ns: int) -> bytes:
