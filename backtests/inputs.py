@@ -188,21 +188,25 @@ class FrameScan:
                     break
             pending.clear()
 
-        for n, line in enumerate(iter_frame_lines(self.path), start=1):
+        n = 0
+        try:
+            for n, line in enumerate(iter_frame_lines(self.path), start=1):
+                if n > 1 and needle not in line and b"\\" not in line:
+                    if b'"frame"' in line:
+                        pending.append(line)
+                        if len(pending) >= self.PENDING_MAX:
+                            settle()
+                    continue
+                ts_recv_ns, raw = unwrap(line)
+                if ts_recv_ns is None:
+                    settle()
+                else:
+                    pending.clear()
+                    last_ns = ts_recv_ns
+                self.frames = n
+                yield Frame(last_ns, raw)
+        finally:
             self.frames = n
-            if n > 1 and needle not in line and b"\\" not in line:
-                if b'"frame"' in line:
-                    pending.append(line)
-                    if len(pending) >= self.PENDING_MAX:
-                        settle()
-                continue
-            ts_recv_ns, raw = unwrap(line)
-            if ts_recv_ns is None:
-                settle()
-            else:
-                pending.clear()
-                last_ns = ts_recv_ns
-            yield Frame(last_ns, raw)
 
 
 def iter_file(path: Path | str) -> Iterator[Item]:

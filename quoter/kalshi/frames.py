@@ -129,11 +129,14 @@ def iter_frame_lines(path: str | Path) -> Iterator[bytes]:
         # _lines_of, inline: a generator less between the file and a backtest, each line.
         rest = b""
         while chunk := stream.read(_CHUNK_BYTES):
-            lines = (rest + chunk if rest else chunk).split(b"\n")
+            buf = rest + chunk if rest else chunk
+            lines = buf.split(b"\n")
             rest = lines.pop()
+            # Searched once a chunk: in an interchange file no line is a recording's own.
+            meta = _RECORDING_META in buf
             for line in lines:
                 text = line.strip()
-                if text and _RECORDING_META not in text:
+                if text and not (meta and _RECORDING_META in text):
                     yield text
         text = rest.strip()
         if text and _RECORDING_META not in text:
