@@ -70,9 +70,14 @@ def run_backtest(
                                fair_of=loop.fair_of_rfq.get,
                                features_of=loop.features_of)
     loop.metrics.auction = auction.name
-    for n, frame in enumerate(frames_of(files), start=1):
-        loop.run_until(frame.ts_recv_ns)
-        loop.frame(frame.data)
+    n = 0
+    run_until, step = loop.run_until, loop.frame
+    for item in merged(files):  # frames_of, inline: a generator less each frame
+        if type(item) is not Frame:
+            continue
+        n += 1
+        run_until(item.ts_recv_ns)
+        step(item.data)
         if progress is not None and n % PROGRESS_EVERY == 0:
             progress(n, pre.frames)
     if progress is not None:

@@ -120,7 +120,11 @@ class Venue(Protocol):
         ...
 
     def observe(self, event: ev.Event, now_ns: int) -> bool:
-        """See a recorded event; False if it must not reach the engine (replaced by ours)."""
+        """See a recorded event; False if it must not reach the engine (replaced by ours).
+
+        Book deltas are not shown: they are public market data, which always reaches the
+        engine and from which a venue replays nothing (the backtest loop's fast path).
+        """
         ...
 
 

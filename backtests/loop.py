@@ -25,11 +25,11 @@ import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from backtests.exchange import Venue
 from backtests.features import FeatureBook, RfqFeatures
-from backtests.inputs import Fact, Frame, RoundTrip, is_recording, merged
+from backtests.inputs import Fact, Frame, FrameScan, Item, RoundTrip, is_recording, merged
 from backtests.metrics import Metrics
 from backtests.models import LatencyModel, RecordedQuote
 from quoter.clock import VirtualClock
@@ -38,7 +38,7 @@ from quoter.domain import commands as cmd
 from quoter.domain import events as ev
 from quoter.domain.book import OrderBook
 from quoter.domain.money import MoneyError
-from quoter.domain.types import MarketInfo
+from quoter.domain.types import MarketInfo, Side
 from quoter.engine.engine import Engine
 from quoter.engine.pricing import pricing_completed
 from quoter.errors import DecodeError, ExchangeRejectedError, QuoterError
@@ -60,6 +60,10 @@ from quoter.sim.exchange import SimError
 
 __all__ = ["DRAIN_NS", "BacktestLoop", "Prepass", "mirror_book", "prepass"]
 
+_BookDelta: Final = ev.BookDeltaReceived
+#: In every frame of our quotes' story (quote_created / _accepted / _executed).
+_QUOTE_FRAME: Final = b"quote_"
+
 #: After the last input, keep running this long so confirms, executions and markouts finish.
 DRAIN_NS = 120 * 1_000_000_000
 
@@ -68,13 +72,15 @@ def mirror_book(books: dict[str, OrderBook], event: ev.Event) -> None:
     """Apply a book event to ``books`` (other events are ignored); never raises on bad data."""
     if not isinstance(event, ev.BookSnapshotReceived | ev.BookDeltaReceived):
         return
-    book = books.setdefault(event.market_ticker, OrderBook(event.market_ticker))
+    book = books.get(event.market_ticker)
+    if book is None:
+        book = books[event.market_ticker] = OrderBook(event.market_ticker)
     try:
         if isinstance(event, ev.BookSnapshotReceived):
             book.apply_snapshot(event.yes_levels, event.no_levels, event.ts_recv_ns,
                                 yes_priced=event.yes_priced)
         else:
-            book.apply_delta(event.side.value == "yes", event.price_micros,
+            book.apply_delta(event.side is Side.YES, event.price_micros,
                              event.delta_centi, event.ts_recv_ns, yes_priced=event.yes_priced)
     except (QuoterError, MoneyError):
         # An inconsistent delta (e.g. two captures of one market merged): the engine's own
@@ -132,30 +138,33 @@ class BacktestLoop:
     def run_until(self, ts_ns: int) -> None:
         """Fire everything due by ``ts_ns`` in time order (timers, answers, venue), then stop."""
         clock = self.clock
+        agenda = self._agenda
+        timers = clock.timers
+        exchange = self.venue.exchange if self.venue else None
         while True:
-            candidates = []
-            if self._agenda:
-                candidates.append((self._agenda[0][0], 0))
-            timer_at = clock.timers.next_at()
-            if timer_at is not None:
-                candidates.append((timer_at, 1))
-            venue_at = self.venue.exchange.next_deadline_ns() if self.venue else None
-            if venue_at is not None:
-                candidates.append((venue_at, 2))
-            if not candidates:
-                break
-            at, which = min(candidates)
-            if at > ts_ns:
+            # The earliest of the three; on a tie the agenda, then timers, then the venue (the
+            # order of ``min`` over ``(at, which)``), without building tuples every frame.
+            which = -1
+            at = 0
+            if agenda:
+                at, which = agenda[0][0], 0
+            timer_at = timers.next_at()
+            if timer_at is not None and (which < 0 or timer_at < at):
+                at, which = timer_at, 1
+            venue_at = exchange.next_deadline_ns() if exchange is not None else None
+            if venue_at is not None and (which < 0 or venue_at < at):
+                at, which = venue_at, 2
+            if which < 0 or at > ts_ns:
                 break
             clock.advance_to(max(at, clock.now_ns()))
             if which == 0:
-                heapq.heappop(self._agenda)[2]()
+                heapq.heappop(agenda)[2]()
             elif which == 1:
-                for _, key in clock.timers.pop_due(clock.now_ns()):
+                for _, key in timers.pop_due(clock.now_ns()):
                     self.step(ev.TimerFired(key, clock.now_ns()))
             else:
-                assert self.venue is not None
-                self.venue.exchange.advance(clock.now_ns())
+                assert exchange is not None
+                exchange.advance(clock.now_ns())
         clock.advance_to(max(ts_ns, clock.now_ns()))
 
     def drain(self, extra_ns: int = DRAIN_NS) -> None:
@@ -185,6 +194,25 @@ class BacktestLoop:
         frame = InboundFrame(data, now)
         delivered = False
         for i, event in enumerate(events):
+            if type(event) is _BookDelta:
+                # Most of a book-heavy recording. A delta is market data: the venue keeps it
+                # and replays nothing from it (``Venue.observe``), the feature book ignores
+                # it, and of the metrics only the inventory clock moves; so it goes to the
+                # mirror, that clock and the kernel, without three dispatches on its type.
+                book = self.mirror.get(event.market_ticker)
+                if book is None:
+                    mirror_book(self.mirror, event)
+                else:
+                    try:
+                        book.apply_delta(event.side is Side.YES, event.price_micros,
+                                         event.delta_centi, event.ts_recv_ns,
+                                         yes_priced=event.yes_priced)
+                    except (QuoterError, MoneyError):
+                        book.clear()  # as mirror_book: the next snapshot starts it again
+                delivered = True
+                self.metrics.tick(now)
+                self.step(event, (frame, i))
+                continue
             self.mirror_event(event)
             if recorded and self.venue is not None and not self.venue.observe(event, now):
                 continue
@@ -220,6 +248,14 @@ class BacktestLoop:
 
     def apply(self, action: Action) -> None:
         """Carry out one kernel action against the venue, the clock and the metrics."""
+        # Every step starts with these two: by type first, not through the match below.
+        if type(action) is InputTaken:
+            if self.on_input is not None:
+                self.on_input(action)
+            return
+        if type(action) is EngineStepped:
+            self.commands.extend(action.commands)
+            return
         now = self.clock.now_ns()
         match action:
             case InputTaken():
@@ -370,7 +406,13 @@ def prepass(paths: Iterable[Path | str]) -> Prepass:
     files = [Path(p) for p in paths]
     out = Prepass()
     by_quote: dict[str, tuple[str, int]] = {}
-    for item in merged(files):
+    scan: FrameScan | None = None
+    items: Iterable[Item] = merged(files)
+    if len(files) == 1 and not (files[0].suffix == ".gz" and is_recording(files[0])):
+        # One interchange file: only the first frame and our quotes' frames matter here, so
+        # the rest are counted, not unwrapped (several files are merged by time: read all).
+        items = scan = FrameScan(files[0], _QUOTE_FRAME)
+    for item in items:
         if isinstance(item, RoundTrip):
             out.round_trips.append((item.method, item.path, item.rtt_ns))
             continue
@@ -384,7 +426,7 @@ def prepass(paths: Iterable[Path | str]) -> Prepass:
             else:
                 out.books.setdefault(item.event.market_ticker, []).append(item.event)
             continue
-        if b"quote_" not in item.data:
+        if _QUOTE_FRAME not in item.data:
             continue
         try:
             _, events = production_decode(item.data, item.ts_recv_ns)
@@ -404,6 +446,8 @@ def prepass(paths: Iterable[Path | str]) -> Prepass:
                 out.quotes[rfq_id][index] = RecordedQuote(
                     q.yes_bid_micros, q.no_bid_micros, q.created_ns, event.accepted_side,
                     event.ts_recv_ns)
+    if scan is not None:
+        out.frames = scan.frames
     for f in (f for f in files if f.suffix == ".gz" and is_recording(f)):
         for line in read_recording(f):
             if isinstance(line, HeaderLine) and "wall_offset_ns" in line.fields:

@@ -234,7 +234,7 @@ class Metrics:
 
     def observe(self, event: ev.Event, now_ns: int, loop: BacktestLoop) -> None:
         """Follow what the engine sees."""
-        self._tick(now_ns)
+        self.tick(now_ns)
         match event:
             case ev.RfqReceived(rfq_id=rfq_id, market_ticker=ticker, creator_id=creator):
                 self.rfqs_seen += 1
@@ -353,8 +353,10 @@ class Metrics:
 
     # -- inventory and exposure --------------------------------------------------------------
 
-    def _tick(self, now_ns: int) -> None:
-        """Sample the inventory at the last interval boundary passed, if any: nothing changed
+    def tick(self, now_ns: int) -> None:
+        """Let time pass to ``now_ns`` (an event :meth:`observe` has nothing else to do with).
+
+        Sample the inventory at the last interval boundary passed, if any: nothing changed
         since the last change point, so the values there are today's (a step, exactly)."""
         nxt = self._next_sample_ns
         if nxt is None:

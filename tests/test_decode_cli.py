@@ -142,3 +142,56 @@ def test_no_files_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
         main(["decode"])
     assert info.value.code == 2
     capsys.readouterr()
+
+
+def test_chunked_reading_matches_line_reading() -> None:
+    """Files are read in chunks: lines across chunk ends read as line by line would."""
+    import random
+
+    from quoter.kalshi import frames
+
+    rng = random.Random(3)
+    frame = b'{"type":"orderbook_delta","sid":1,"seq":%d,"msg":{"market_ticker":"M"}}'
+    parts = []
+    for i in range(20_000):
+        kind = rng.random()
+        if kind < 0.05:
+            parts.append(rng.choice([b"", b"  ", b"\r", b"\t \r"]))
+        elif kind < 0.5:
+            parts.append(frame % i + rng.choice([b"", b"\r", b"  "]))
+        else:
+            parts.append(wrap_frame(frame % i + b" " * rng.randrange(300), i))
+    for end in (b"", b"\n", b"\n\n", b"\r\n"):
+        data = b"\n".join(parts) + end
+        by_line = list(frames._iter_lines(io.BytesIO(data), chunked=False))
+        assert len(data) > 4 * frames._CHUNK_BYTES
+        assert list(frames._iter_lines(io.BytesIO(data))) == by_line
+        assert len(by_line) > 15_000
+
+
+def test_frame_lines_match_iter_frames(tmp_path: Path) -> None:
+    """``iter_frame_lines`` + ``unwrap`` read a file as ``iter_frames`` does (plain and gzip)."""
+    import random
+
+    from quoter.kalshi import frames
+
+    rng = random.Random(4)
+    frame = b'{"type":"ticker","sid":1,"seq":%d,"msg":{"market_ticker":"M"}}'
+    parts = []
+    for i in range(12_000):
+        kind = rng.random()
+        if kind < 0.05:
+            parts.append(rng.choice([b"", b" \r", b'{"type":"quoter_recording_event","k":1}']))
+        elif kind < 0.4:
+            parts.append(frame % i)
+        else:
+            parts.append(wrap_frame(frame % i + b" " * rng.randrange(200), i))
+    data = b"\n".join(parts)
+    reference = [(f.ts_recv_ns, f.raw)
+                 for f in frames._iter_lines(io.BytesIO(data), chunked=False)]
+    plain, packed = tmp_path / "f.jsonl", tmp_path / "f.jsonl.gz"
+    plain.write_bytes(data)
+    packed.write_bytes(gzip.compress(data))
+    for path in (plain, packed):
+        assert [frames.unwrap(line) for line in frames.iter_frame_lines(path)] == reference
+        assert [(f.ts_recv_ns, f.raw) for f in iter_frames(path)] == reference

@@ -3,6 +3,11 @@
 Kalshi books hold **bids only** on both sides: a NO bid at p is a YES offer at $1 - p
 (kalshi-api.md §2.6). We keep YES bids and NO bids, each keyed by its own side's price.
 Sequence checking lives with the subscription (the engine), not here.
+
+The best price of each side is cached and kept up on every change: top of book is read after
+every delta (replay, pricing), and ``max()`` over the levels made each read O(levels). Only
+removing the best level costs a scan. Levels stay in dicts keyed by price, not arrays by tick:
+snapshots are not grid-checked here, so any integer price must keep working.
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ __all__ = ["OrderBook"]
 class OrderBook:
     """Price levels of one market. Mutable, owned by the engine; pricers only read it."""
 
-    __slots__ = ("_no", "_yes", "market_ticker", "updated_ns")
+    __slots__ = ("_best_no", "_best_yes", "_no", "_yes", "market_ticker", "updated_ns")
 
     def __init__(self, market_ticker: str) -> None:
         self.market_ticker = market_ticker
         self._yes: dict[int, int] = {}
         self._no: dict[int, int] = {}
+        # Best (highest) price of each side, None when the side is empty.
+        self._best_yes: int | None = None
+        self._best_no: int | None = None
         self.updated_ns = 0
 
     def apply_snapshot(
@@ -38,6 +46,8 @@ class OrderBook:
         self._no = {
             (MAX_PRICE_MICROS - p if yes_priced else p): q for p, q in no_levels if q > 0
         }
+        self._best_yes = max(self._yes) if self._yes else None
+        self._best_no = max(self._no) if self._no else None
         self.updated_ns = ts_ns
 
     def apply_delta(
@@ -45,21 +55,40 @@ class OrderBook:
         *, yes_priced: bool = False,
     ) -> None:
         """Add ``delta_centi`` at one level; a level that would go negative raises."""
-        levels = self._yes if side_is_yes else self._no
-        price = price_micros if side_is_yes or not yes_priced else MAX_PRICE_MICROS - price_micros
+        if side_is_yes:
+            levels = self._yes
+            price = price_micros
+            best = self._best_yes
+        else:
+            levels = self._no
+            price = MAX_PRICE_MICROS - price_micros if yes_priced else price_micros
+            best = self._best_no
         qty = levels.get(price, 0) + delta_centi
         if qty < 0:
             raise MoneyError(f"{self.market_ticker}: level {price} would go negative ({qty})")
         if qty == 0:
-            levels.pop(price, None)
+            if levels.pop(price, None) is not None and price == best:
+                best = max(levels) if levels else None
+            else:
+                self.updated_ns = ts_ns
+                return
         else:
             levels[price] = qty
+            if best is not None and price <= best:
+                self.updated_ns = ts_ns
+                return
+            best = price
+        if side_is_yes:
+            self._best_yes = best
+        else:
+            self._best_no = best
         self.updated_ns = ts_ns
 
     def clear(self) -> None:
         """Forget all levels (the book is no longer trusted)."""
         self._yes.clear()
         self._no.clear()
+        self._best_yes = self._best_no = None
 
     @property
     def is_empty(self) -> bool:
@@ -68,22 +97,18 @@ class OrderBook:
 
     def best_yes_bid(self) -> tuple[int, int] | None:
         """Best YES bid as ``(price_micros, qty_centi)``."""
-        if not self._yes:
-            return None
-        p = max(self._yes)
-        return p, self._yes[p]
+        p = self._best_yes
+        return None if p is None else (p, self._yes[p])
 
     def best_no_bid(self) -> tuple[int, int] | None:
         """Best NO bid as ``(no_price_micros, qty_centi)``."""
-        if not self._no:
-            return None
-        p = max(self._no)
-        return p, self._no[p]
+        p = self._best_no
+        return None if p is None else (p, self._no[p])
 
     def best_yes_ask(self) -> tuple[int, int] | None:
         """Best YES offer (from the best NO bid) as ``(yes_price_micros, qty_centi)``."""
-        nb = self.best_no_bid()
-        return None if nb is None else (MAX_PRICE_MICROS - nb[0], nb[1])
+        p = self._best_no
+        return None if p is None else (MAX_PRICE_MICROS - p, self._no[p])
 
     def yes_levels(self) -> list[tuple[int, int]]:
         """YES bids, best first."""

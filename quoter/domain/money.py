@@ -13,6 +13,7 @@ and whole contracts (``contracts``). Everything is parsed here, exactly, or reje
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Final
 
@@ -86,8 +87,16 @@ def _parse_dollars_str(text: str) -> int:
     return _parse_fixed(text, _DOLLAR_PLACES, "dollar amount")
 
 
+#: The form Kalshi writes a ``*_fp`` in (``"-12.50"``): then the value is the digits without
+#: the point. A third of ``_parse_fixed``'s cost, which sizes miss the cache often enough
+#: for (a book's sizes drift over thousands of values).
+_CANONICAL_FP: Final = re.compile(r"-?[0-9]{1,30}\.[0-9]{2}")
+
+
 @lru_cache(maxsize=_PARSE_CACHE_SIZE)
 def _parse_fp_str(text: str) -> int:
+    if _CANONICAL_FP.fullmatch(text) is not None:
+        return int(text.replace(".", ""))
     return _parse_fixed(text, _FP_PLACES, "quantity")
 
 

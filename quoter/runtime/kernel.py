@@ -226,7 +226,8 @@ class Kernel:
         """Run one event through the engine at ``now_ns``; return what the shell must do."""
         self.stats.events += 1
         actions: list[Action] = []
-        self._track(event)
+        if type(event) is not ev.BookDeltaReceived:  # most events of a replay; none tracked
+            self._track(event)
         actions.append(InputTaken(event, now_ns, origin))
         if self._perf is not None:
             self._perf.start_step()

@@ -96,3 +96,57 @@ def test_merging_streams_in_constant_memory(tmp_path: Path) -> None:
     tracemalloc.stop()
     assert count == 100_000
     assert peak < 2_000_000  # 100k frames are ~8 MB: a stream holds a few lines, not a file
+
+
+def test_frame_scan_yields_what_iter_file_does(tmp_path: Path) -> None:
+    """The prepass's scan: same frames (bytes, receive times) with the needle, same count."""
+    import random
+
+    from backtests.inputs import FrameScan
+
+    rng = random.Random(5)
+    quote = '{"type":"quote_created","sid":1,"msg":{"quote_id":"q%d"}}'
+    for case in range(6):
+        lines = []
+        for i in range(3_000):
+            frame = quote % i if rng.random() < 0.05 else _frame(i).replace(" ", "")
+            kind = rng.random()
+            if kind < 0.55:
+                lines.append(json.dumps({"ts_recv_ns": 10 * i, "frame": json.loads(frame)}))
+            elif kind < 0.65:
+                lines.append(frame)  # bare: the time of the last wrapped frame before it
+            elif kind < 0.7:
+                lines.append(json.dumps({"frame": json.loads(frame)}))  # wrapped, no time
+            elif kind < 0.75:
+                lines.append(f'{{"ts_recv_ns": {10 * i}, "frame": {{"type": "x"')  # broken
+            elif kind < 0.8:
+                # Frame text whose escape decodes into the needle.
+                text = frame.replace("quote_", "quote\\u005f")
+                lines.append(f'{{"ts_recv_ns": {10 * i}, "frame": {json.dumps(text)}}}')
+            elif kind < 0.83:
+                lines.append(rng.choice(["", "  ", '{"type":"quoter_recording_header"}']))
+            elif kind < 0.9:
+                lines.append(json.dumps({"ts_recv_ns": 10 * i, "frame": frame}))  # as text
+            else:
+                lines.append(json.dumps({"ts_recv_ns": 10 * i, "frame": json.loads(frame),
+                                         "note": "quote_"}))
+        if case % 2:
+            lines[0] = _frame(0)  # a bare first frame: time 0
+        path = tmp_path / (f"f{case}.jsonl.gz" if case < 3 else f"f{case}.jsonl")
+        text = "\n".join(lines) + "\n"
+        if path.suffix == ".gz":
+            with gzip.open(path, "wt") as g:
+                g.write(text)
+        else:
+            path.write_text(text)
+        every = [i for i in iter_file(path) if isinstance(i, Frame)]
+        scan = FrameScan(path, b"quote_")
+        got = list(scan)
+        assert scan.frames == len(every)
+        assert got[0] == every[0]
+
+        def needed(frames: list[Frame]) -> list[Frame]:
+            return [f for f in frames if b"quote_" in f.data]
+
+        assert needed(got) == needed(every)
+        assert len(needed(every)) > 100

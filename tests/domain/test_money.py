@@ -89,3 +89,24 @@ def test_fp_round_trip(centi: int) -> None:
 def test_format_refuses_inexact() -> None:
     with pytest.raises(MoneyError):
         format_dollars(480_001, 4)
+
+
+def _outcome(fn: object, text: str) -> tuple[str, object]:
+    try:
+        return "ok", fn(text)  # type: ignore[operator]
+    except MoneyError as exc:
+        return "error", str(exc)
+
+
+@given(st.one_of(
+    st.text(alphabet="0123456789.-+ e٣", max_size=12),
+    st.builds(lambda sign, whole, frac: f"{sign}{whole}.{frac}", st.sampled_from(["", "-", "+"]),
+              st.text(alphabet="0123456789", min_size=0, max_size=45),
+              st.text(alphabet="0123456789", min_size=0, max_size=4)),
+))
+def test_fp_fast_form_parses_as_the_general_parser(text: str) -> None:
+    """The canonical ``*_fp`` shortcut gives exactly what the general parser gives."""
+    from quoter.domain import money
+
+    general = _outcome(lambda t: money._parse_fixed(t, 2, "quantity"), text)
+    assert _outcome(money._parse_fp_str.__wrapped__, text) == general
