@@ -206,6 +206,26 @@ async def test_priority_frames_skip_the_data_queue_from_the_socket_on(
     assert lane.empty()
 
 
+async def test_a_full_data_queue_sheds_new_rfqs_and_the_accept_behind_them_gets_through(
+    server: KalshiWsServer, signer: Signer
+) -> None:
+    lane: asyncio.Queue[RawFrame] = asyncio.Queue()
+    feed = make_feed(server, signer, out=asyncio.Queue(3), priority_out=lane,
+                     priority_types=frozenset({"quote_accepted"}),
+                     shed_types=frozenset({"rfq_created"}))
+    async with running(feed):
+        await feed.subscribe(["communications"])
+        for i in range(10):  # nobody reads the data queue: it holds 3
+            await server.push("communications", "rfq_created", {"id": f"r{i}"})
+        await server.push("communications", "quote_accepted", {"quote_id": "q1"})
+        async with asyncio.timeout(5):
+            accepted = await lane.get()
+        assert json.loads(accepted.data)["msg"] == {"quote_id": "q1"}
+        kept = await next_frames(feed, 3)
+    assert [json.loads(f.data)["msg"]["id"] for f in kept] == ["r0", "r1", "r2"]
+    assert feed.stats.shed_frames == 7
+
+
 async def test_without_a_priority_queue_every_data_frame_keeps_one_order(
     server: KalshiWsServer, signer: Signer
 ) -> None:

@@ -290,13 +290,15 @@ def build_feed_source(
     queue_size: int = 10_000,
     delete_batch: int = 50,
     priority_types: frozenset[str] = frozenset(),
+    shed_types: frozenset[str] = frozenset(),
     **feed_kwargs: Any,
 ) -> FeedSource:
     """Build ``shards`` communications feeds and one data feed (named ``data``) on ``url``.
 
     ``priority_types``: frames of these types (on any feed) take the priority lane from the
-    socket on (:meth:`FeedSource.lanes`). ``feed_kwargs`` go to every ``KalshiFeed`` (backoff,
-    sleep, taps, timeouts ...).
+    socket on (:meth:`FeedSource.lanes`); ``shed_types``: communications frames of these types
+    are dropped at the socket while the data queue is full. ``feed_kwargs`` go to every
+    ``KalshiFeed`` (backoff, sleep, taps, timeouts ...).
     """
     out: asyncio.Queue[RawFrame] = asyncio.Queue(queue_size)
     control: asyncio.Queue[FeedNotice] = asyncio.Queue()
@@ -304,7 +306,7 @@ def build_feed_source(
         asyncio.Queue(queue_size) if priority_types else None)
     comms = sharded_feeds(shards, url, signer, wall_ms=wall_ms, now_ns=now_ns, out=out,
                           control=control, priority_out=priority,
-                          priority_types=priority_types, **feed_kwargs)
+                          priority_types=priority_types, shed_types=shed_types, **feed_kwargs)
     data = KalshiFeed(url, signer, wall_ms=wall_ms, now_ns=now_ns, name="data", out=out,
                       control=control, priority_out=priority, priority_types=priority_types,
                       **feed_kwargs)

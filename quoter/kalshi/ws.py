@@ -139,6 +139,7 @@ class KalshiFeed:
         control: asyncio.Queue[FeedNotice] | None = None,
         priority_out: asyncio.Queue[RawFrame] | None = None,
         priority_types: frozenset[str] = frozenset(),
+        shed_types: frozenset[str] = frozenset(),
         tap: Callable[[RawFrame], None] | None = None,
         tap_out: Callable[[RawFrame], None] | None = None,
         backoff: Backoff | None = None,
@@ -169,6 +170,10 @@ class KalshiFeed:
         # still to be decoded and filtered. Order within each lane is kept.
         self.priority_out = priority_out
         self._priority_types = priority_types if priority_out is not None else frozenset()
+        # Overload: with the data queue full, a frame of these types (new RFQs: work that is
+        # worthless late) is dropped and counted instead of stopping the reader, which would
+        # leave an accept unread behind it in the socket.
+        self._shed_types = shed_types
         self._tap = tap
         self._tap_out = tap_out
         self._backoff = backoff if backoff is not None else Backoff()
@@ -445,6 +450,11 @@ class KalshiFeed:
             if msg_type in self._priority_types and self.priority_out is not None:
                 self.stats.priority_frames += 1
                 await self.priority_out.put(frame)
+            elif msg_type in self._shed_types and self.out.full():
+                self.stats.shed_frames += 1
+                if self.stats.shed_frames & (self.stats.shed_frames - 1) == 0:  # 1, 2, 4, ...
+                    log.warning("ws_frames_shed", feed=self.name, conn_id=conn.conn_id,
+                                shed_frames=self.stats.shed_frames, msg_type=msg_type)
             else:
                 await self.out.put(frame)
 

@@ -141,6 +141,8 @@ class FeedStats:
     unanswered_unsubscribes: int = 0
     #: Data frames sent down the priority lane at the socket (accepts, fills: ours).
     priority_frames: int = 0
+    #: Frames dropped at the socket because the data queue was full (``shed_types`` only).
+    shed_frames: int = 0
 
 
 @dataclass(slots=True)

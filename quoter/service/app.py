@@ -265,7 +265,7 @@ class Service:
             now_ns=self.clock.now_ns, shards=options.shards, on_notice=self._on_notice,
             tap=self.recorder.tap if self.recorder else None,
             tap_out=self.recorder.tap_out if self.recorder else None,
-            priority_types=PRIORITY_TYPES,
+            priority_types=PRIORITY_TYPES, shed_types=frozenset({"rfq_created"}),
         )
         self.runtime.subscriptions = self.source.books
         self._write_reserve = self.rest.limiter.write_reserve
@@ -339,7 +339,8 @@ class Service:
         counts["routed"] = hooks.routed
         counts["decode_errors"] = self.runtime.stats.decode_errors
         counts["reconnects"] = sum(f.stats.reconnects for f in self.source.feeds)
-        counts["shed_frames"] = self.runtime.stats.shed_frames
+        counts["shed_frames"] = (self.runtime.stats.shed_frames
+                                 + sum(f.stats.shed_frames for f in self.source.feeds))
         counts["shed_submits"] = self.runtime.stats.shed_submits
         return StatusSnapshot(
             mode=self.settings.mode, env=self.settings.env, venue=self._venue(),
