@@ -44,10 +44,13 @@ SHELL_REASONS = (PRICER_ERROR, PRICER_TIMEOUT, PRICER_BUSY)
 def _sane(p: Pricing) -> Pricing:
     """Raise ``MoneyError`` unless a module's answer is made of plausible integer prices."""
     fair, yes, no = p.fair_yes_micros, p.yes_bid_micros, p.no_bid_micros
+    low, high = p.fair_low_micros, p.fair_high_micros
     if (type(fair) is int and type(yes) is int and type(no) is int
-            and p.fair_low_micros is None and p.fair_high_micros is None
             and 0 < fair < MAX_PRICE_MICROS and yes < MAX_PRICE_MICROS
-            and no < MAX_PRICE_MICROS):
+            and no < MAX_PRICE_MICROS
+            and (low is None or type(low) is int) and (high is None or type(high) is int)
+            and 0 <= (0 if low is None else low) <= (MAX_PRICE_MICROS if high is None else high)
+            <= MAX_PRICE_MICROS):
         return p  # the common answer, checked without the general walk below (B6)
     for name in ("fair_yes_micros", "yes_bid_micros", "no_bid_micros"):
         value = getattr(p, name)

@@ -7,6 +7,8 @@ from typing import ClassVar
 
 import pytest
 from engine_fixtures import T2, T, market
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quoter.domain.book import OrderBook
 from quoter.domain.events import (
@@ -142,6 +144,41 @@ def test_run_pricing_turns_bad_answers_into_errors(value: object, reason: str) -
     out = run_pricing(_Returns(value), (), _inp(), budget_ns=10**9, perf_ns=None)
     assert isinstance(out, Decline)
     assert out.reason == reason
+
+
+_MAX = 1_000_000
+_money = st.one_of(st.integers(-10, _MAX + 10), st.sampled_from([True, False, 0.5, None, "1"]))
+
+
+def _plausible(p: Pricing) -> bool:
+    """The sanity rule, written out: integer prices, fair in (0, 1), bids below $1, an
+    interval within $0..$1 (None ends: the fair's own)."""
+    def is_int(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+    if not all(is_int(v) for v in (p.fair_yes_micros, p.yes_bid_micros, p.no_bid_micros)):
+        return False
+    if not 0 < p.fair_yes_micros < _MAX or max(p.yes_bid_micros, p.no_bid_micros) >= _MAX:
+        return False
+    low, high = p.fair_low_micros, p.fair_high_micros
+    if any(v is not None and not is_int(v) for v in (low, high)):
+        return False
+    return 0 <= (0 if low is None else low) <= (_MAX if high is None else high) <= _MAX
+
+
+@settings(max_examples=500)
+@given(fair=_money, yes=_money, no=_money,
+       low=st.one_of(st.none(), _money), high=st.one_of(st.none(), _money))
+def test_run_pricing_accepts_exactly_the_plausible_answers(
+    fair: object, yes: object, no: object, low: object, high: object
+) -> None:
+    # The check has a fast path for the common answer; it must agree with the rule.
+    answer = Pricing(fair, yes, no, low, high)  # type: ignore[arg-type]
+    out = run_pricing(_Returns(answer), (), _inp(), budget_ns=10**9, perf_ns=None)
+    if _plausible(answer):
+        assert out is answer
+    else:
+        assert isinstance(out, Decline)
+        assert out.reason == "pricer_error"
 
 
 def test_run_pricing_applies_overlays() -> None:
