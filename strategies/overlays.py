@@ -19,6 +19,7 @@ from typing import ClassVar
 
 from pydantic import Field, StrictBool, StrictInt
 
+from quoter.domain.fees import FeeSchedule
 from quoter.domain.money import CENTI_PER_CONTRACT, MAX_PRICE_MICROS
 from strategies._common import (
     Bps,
@@ -165,6 +166,7 @@ class SizeEdge:
 
 
 _FEE_ITERATIONS = 16
+_FEE_MEMO_MAX = 65_536
 
 # --- fee_edge -------------------------------------------------------------------------------
 
@@ -183,6 +185,9 @@ class FeeEdge:
 
     def __init__(self, params: FeeEdgeParams) -> None:
         self.params = params
+        # (fee schedule, bid, size) -> net bid: the fee iteration is pure, and bids sit on a
+        # grid while sizes repeat (B6). Bounded: cleared when full.
+        self._memo: dict[tuple[FeeSchedule, int, int], int] = {}
 
     def _fee_per_contract(self, inp: PricingInput, price_micros: int, size_centi: int) -> int:
         total = inp.market.fees.fee_micros(
@@ -192,6 +197,15 @@ class FeeEdge:
 
     def _net(self, inp: PricingInput, bid: int, size_centi: int) -> int:
         """Largest-found ``b <= bid`` with ``b + fee_per_contract(b) <= bid``, or 0."""
+        key = (inp.market.fees, bid, size_centi)
+        net = self._memo.get(key)
+        if net is None:
+            if len(self._memo) >= _FEE_MEMO_MAX:
+                self._memo.clear()
+            net = self._memo[key] = self._net_of(inp, bid, size_centi)
+        return net
+
+    def _net_of(self, inp: PricingInput, bid: int, size_centi: int) -> int:
         b = bid
         # The fee moves with the price (up as p nears 0.5): iterate b = bid - fee(b). The
         # sequence only decreases and the fee's slope is < 0.07, so it settles in a few steps.

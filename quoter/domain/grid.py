@@ -100,6 +100,11 @@ class PriceGrid:
 
     def snap_down(self, price_micros: int) -> int:
         """Largest valid price <= ``price_micros`` (bids round down); raises if none."""
+        if len(self.bands) == 1:  # most markets: no generator per snap (pricing, B6)
+            best: int | None = self.bands[0].floor(min(price_micros, MAX_PRICE_MICROS - 1))
+            if not best:
+                raise MoneyError(f"no valid price at or below {price_micros} micro-dollars")
+            return best
         best = max(
             (f for b in self.bands if (f := b.floor(min(price_micros, MAX_PRICE_MICROS - 1)))),
             default=None,
