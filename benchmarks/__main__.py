@@ -5,7 +5,7 @@ runs every benchmark with a few iterations (the smoke test and CI use it: it pro
 harness works, its figures mean nothing). Each figure is printed with its target, a baseline
 measured in the same run and the ratio, then the table; all of it goes to
 ``benchmarks/results/latest.json`` (``--out`` to change). The older in-process reports run by
-name: ``python -m benchmarks decode | engine | sim_world``.
+name: ``python -m benchmarks decode | engine | sim_world | stages | lean_http``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ SUITE: tuple[tuple[str, str], ...] = (
     ("B5", "benchmarks.b_backtest"),  # B5 and B9
 )
 ALIASES = {"B2": "B1", "B8": "B1", "B9": "B5"}
-LEGACY = ("decode", "engine", "sim_world", "stages")
+LEGACY = ("decode", "engine", "sim_world", "stages", "lean_http")
 
 
 def _line(r: Result) -> str:
