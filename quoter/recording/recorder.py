@@ -133,8 +133,7 @@ class Recorder:
         # (conn, ts_recv_ns) -> [(n, hash of the data)] of tapped frames not yet linked to an
         # engine step. Hashes, not the frames: nothing is kept alive (bytes cache their hash).
         self._links: dict[tuple[str, int], list[tuple[int, int]]] = {}
-        # Writer state (touched only by whoever holds ``_write_lock`` to write a batch: the
-        # writer thread, sync() while the writer is idle, or the caller if unthreaded).
+        # Writer state (touched only by the writer: the thread, or the caller if unthreaded).
         self._raw: IO[bytes] | None = None
         self._gz: gzip.GzipFile | None = None
         self._file_start_ns = 0
@@ -142,8 +141,6 @@ class Recorder:
         self._writer_error: BaseException | None = None
         self._queue: queue.Queue[tuple[list[str], int, int] | None] | None = None
         self._thread: threading.Thread | None = None
-        # Held while a batch is written: by the writer thread, or by sync() writing inline.
-        self._write_lock = threading.Lock()
         if threaded:
             self._queue = queue.Queue(maxsize=max_pending_batches)
             self._thread = threading.Thread(
@@ -296,25 +293,24 @@ class Recorder:
         if not self._buf and not self._unreported_drops and self._handed_off:
             return
         self.syncs += 1
-        if (self._queue is not None and self._queue.unfinished_tasks == 0
-                and self._writer_error is None):
-            # The writer is idle (only this thread hands it batches): write here instead of
-            # waking it and waiting. A confirm waits on this, and a thread hand-off costs a
-            # wake-up each way, milliseconds when the cores are busy (docs/performance.md).
-            batch = self._take_batch()
-            with self._write_lock:
-                self._write_guarded(batch)
-            return
         self._hand_off(block=True, force=True)
         if self._queue is not None:
             self._queue.join()
 
-    def _take_batch(self) -> tuple[list[str], int, int]:
-        """Empty the buffer into a batch (with a ``gap`` line first if lines were lost)."""
+    def _hand_off(self, *, block: bool = False, force: bool = False) -> None:
+        if not self._buf and not self._unreported_drops and not force:
+            return
         self._handed_off = True
         now_ns, wall_ns = self._clock.now_ns(), self._clock.wall_ns()
         lines, self._buf, self._buf_bytes = self._buf, [], 0
         self._buf_since_ns = now_ns
+        if self._queue is None:
+            self._write_batch(lines, now_ns, wall_ns)
+            return
+        if self._writer_error is not None:
+            # The disk failed: keep trading, count the loss; flush()/close() will raise.
+            self.dropped_lines += len(lines)
+            return
         if self._unreported_drops:
             # Say in-band where lines are missing, just before the first batch that made it.
             gap = _dumps(
@@ -322,41 +318,18 @@ class Recorder:
                  "ts_ns": now_ns, "wall_ns": wall_ns,
                  "payload": {"dropped_lines": self._unreported_drops}}
             )
-            self._unreported_drops = 0
-            return [gap, *lines], now_ns, wall_ns
-        return lines, now_ns, wall_ns
-
-    def _hand_off(self, *, block: bool = False, force: bool = False) -> None:
-        if not self._buf and not self._unreported_drops and not force:
-            return
-        if self._queue is None:
-            self._write_batch(*self._take_batch())
-            return
-        if self._writer_error is not None:
-            # The disk failed: keep trading, count the loss; flush()/close() will raise.
-            self._handed_off = True
-            self.dropped_lines += len(self._buf)
-            self._buf, self._buf_bytes = [], 0
-            self._buf_since_ns = self._clock.now_ns()
-            return
-        pending = self._unreported_drops
-        batch, now_ns, wall_ns = self._take_batch()
+            batch = [gap, *lines]
+        else:
+            batch = lines
         try:
             self._queue.put((batch, now_ns, wall_ns), block=block)
         except queue.Full:
             # Never stall trading on a slow disk: drop this batch and count it.
-            lost = len(batch) - (1 if pending else 0)
-            self.dropped_lines += lost
-            self._unreported_drops = pending + lost
-            _log.warning("recorder_dropped_lines", lines=lost)
-
-    def _write_guarded(self, batch: tuple[list[str], int, int]) -> None:
-        """Write one batch; a failure is recorded like the writer thread records it."""
-        try:
-            self._write_batch(*batch)
-        except Exception as exc:  # reported by flush()/close() and `healthy`
-            self._writer_error = exc
-            _log.error("recorder_write_failed", error=type(exc).__name__)
+            self.dropped_lines += len(lines)
+            self._unreported_drops += len(lines)
+            _log.warning("recorder_dropped_lines", lines=len(lines))
+            return
+        self._unreported_drops = 0
 
     @property
     def healthy(self) -> bool:
@@ -402,8 +375,7 @@ class Recorder:
                     self._close_file()
                     return
                 if self._writer_error is None:
-                    with self._write_lock:
-                        self._write_batch(*item)
+                    self._write_batch(*item)
             except Exception as exc:  # reported by flush()/close() and `healthy`
                 self._writer_error = exc
                 _log.error("recorder_write_failed", error=type(exc).__name__)

@@ -7,11 +7,8 @@ read while the recorder is still open, as a process killed at that moment would 
 
 from __future__ import annotations
 
-import io
-import threading
 import time
 from pathlib import Path
-from typing import IO, Any, cast
 
 from quoter.clock import ReplayClock
 from quoter.config import parse_config
@@ -104,48 +101,3 @@ def test_sync_cost_is_small(tmp_path: Path) -> None:
         per_sync_us = (time.perf_counter_ns() - started) / n / 1000
     print(f"recorder sync: {per_sync_us:.0f} us per line+sync")
     assert per_sync_us < 20_000  # a smoke bound only: real figures are in docs/operations.md
-
-
-class _ThreadNotingFile(io.FileIO):
-    """A recording file that notes which thread wrote to it last."""
-
-    writers: list[int] = []
-
-    def write(self, data: Any) -> int:
-        _ThreadNotingFile.writers.append(threading.get_ident())
-        return super().write(data)
-
-
-def _noting_opener(path: Path) -> IO[bytes]:
-    return cast(IO[bytes], io.BufferedWriter(_ThreadNotingFile(path, "wb")))
-
-
-def test_a_sync_with_the_writer_idle_writes_on_the_calling_thread(tmp_path: Path) -> None:
-    # No hand-off to wake the writer thread for: the claim line is written by the caller.
-    clock = ReplayClock(start_ns=1_000)
-    with Recorder(tmp_path, clock=clock, flush_bytes=1 << 30, flush_interval_s=3600.0,
-                  opener=_noting_opener) as rec:
-        rec.flush()  # the writer is idle
-        _ThreadNotingFile.writers.clear()
-        rec.record_event(CONFIRM_CLAIM_KIND, {"quote_id": "q1"})
-        rec.sync()
-        assert set(_ThreadNotingFile.writers) == {threading.get_ident()}
-        events = [e.kind for e in _lines(tmp_path) if isinstance(e, EventLine)]
-        assert events == [CONFIRM_CLAIM_KIND]
-
-
-def test_syncs_keep_the_order_whether_written_inline_or_by_the_writer(tmp_path: Path) -> None:
-    # Batches handed off (flush_bytes=1: every line) race the syncs between them; whichever
-    # path a sync takes, the file holds every line once, in recording order.
-    clock = ReplayClock(start_ns=1_000)
-    with Recorder(tmp_path, clock=clock, flush_bytes=1, flush_interval_s=3600.0,
-                  max_pending_batches=1_000) as rec:
-        for i in range(300):
-            rec.record_event("step", {"i": i})
-            if i % 3 == 0:
-                rec.sync()
-        rec.flush()
-        got = [dict(e.payload)["i"] for e in _lines(tmp_path)
-               if isinstance(e, EventLine) and e.kind == "step"]
-    assert got == list(range(300))
-    assert rec.dropped_lines == 0
