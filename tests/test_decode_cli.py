@@ -7,6 +7,7 @@ import io
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,17 +151,11 @@ def test_chunked_reading_matches_line_reading() -> None:
 
     from quoter.kalshi import frames
 
-    rng = random.Random(3)
-    frame = b'{"type":"orderbook_delta","sid":1,"seq":%d,"msg":{"market_ticker":"M"}}'
-    parts = []
-    for i in range(20_000):
-        kind = rng.random()
-        if kind < 0.05:
-            parts.append(rng.choice([b"", b"  ", b"\r", b"\t \r"]))
-        elif kind < 0.5:
-            parts.append(frame % i + rng.choice([b"", b"\r", b"  "]))
-        else:
-            parts.append(wrap_frame(frame % i + b" " * rng.randrange(300), i))
+    parts = _mixed_lines(
+        random.Random(3), 20_000,
+        b'{"type":"orderbook_delta","sid":1,"seq":%d,"msg":{"market_ticker":"M"}}',
+        odd=[b"", b"  ", b"\r", b"\t \r"], bare_share=0.5, bare_tails=[b"", b"\r", b"  "],
+        pad=300)
     for end in (b"", b"\n", b"\n\n", b"\r\n"):
         data = b"\n".join(parts) + end
         by_line = list(frames._iter_lines(io.BytesIO(data), chunked=False))
@@ -175,17 +170,10 @@ def test_frame_lines_match_iter_frames(tmp_path: Path) -> None:
 
     from quoter.kalshi import frames
 
-    rng = random.Random(4)
-    frame = b'{"type":"ticker","sid":1,"seq":%d,"msg":{"market_ticker":"M"}}'
-    parts = []
-    for i in range(12_000):
-        kind = rng.random()
-        if kind < 0.05:
-            parts.append(rng.choice([b"", b" \r", b'{"type":"quoter_recording_event","k":1}']))
-        elif kind < 0.4:
-            parts.append(frame % i)
-        else:
-            parts.append(wrap_frame(frame % i + b" " * rng.randrange(200), i))
+    parts = _mixed_lines(
+        random.Random(4), 12_000, b'{"type":"ticker","sid":1,"seq":%d,"msg":{"market_ticker":"M"}}',
+        odd=[b"", b" \r", b'{"type":"quoter_recording_event","k":1}'], bare_share=0.4,
+        bare_tails=[b""], pad=200)
     data = b"\n".join(parts)
     reference = [(f.ts_recv_ns, f.raw)
                  for f in frames._iter_lines(io.BytesIO(data), chunked=False)]
@@ -195,3 +183,18 @@ def test_frame_lines_match_iter_frames(tmp_path: Path) -> None:
     for path in (plain, packed):
         assert [frames.unwrap(line) for line in frames.iter_frame_lines(path)] == reference
         assert [(f.ts_recv_ns, f.raw) for f in iter_frames(path)] == reference
+
+
+def _mixed_lines(rng: Any, n: int, frame: bytes, *, odd: list[bytes], bare_share: float,
+                 bare_tails: list[bytes], pad: int) -> list[bytes]:
+    """``n`` lines: 5% ``odd`` ones, bare frames up to ``bare_share``, the rest wrapped."""
+    parts = []
+    for i in range(n):
+        kind = rng.random()
+        if kind < 0.05:
+            parts.append(rng.choice(odd))
+        elif kind < bare_share:
+            parts.append(frame % i + rng.choice(bare_tails))
+        else:
+            parts.append(wrap_frame(frame % i + b" " * rng.randrange(pad), i))
+    return parts

@@ -219,10 +219,9 @@ class FeedSource:
         self._priority = priority_out
         self._control = control
 
-    async def frames(self) -> AsyncIterator[InboundFrame]:
+    def frames(self) -> AsyncIterator[InboundFrame]:
         """Yield every feed's data frames in arrival order (needs :meth:`run` running)."""
-        async for frame in _drain(self._out):
-            yield frame
+        return _drain(self._out)
 
     def lanes(self) -> list[FrameSource]:
         """The sources to read, priority lane first: each gets its own reader task."""

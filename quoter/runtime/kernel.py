@@ -182,6 +182,10 @@ def _code(exc: QuoterError) -> str:
     return str(getattr(exc, "code", type(exc).__name__))
 
 
+#: The events :meth:`Kernel._track` follows.
+_TRACKED = (ev.QuotePlaced, ev.RfqDeleted, ev.QuoteAccepted, ev.QuoteCancelled,
+            ev.QuoteConfirmed, ev.KillSwitchChanged)
+
 class Kernel:
     """Step the engine, gate its commands and track our quotes; return actions for a shell."""
 
@@ -226,8 +230,7 @@ class Kernel:
         """Run one event through the engine at ``now_ns``; return what the shell must do."""
         self.stats.events += 1
         actions: list[Action] = []
-        if type(event) is not ev.BookDeltaReceived:  # most events of a replay; none tracked
-            self._track(event)
+        self._track(event)
         actions.append(InputTaken(event, now_ns, origin))
         if self._perf is not None:
             self._perf.start_step()
@@ -253,6 +256,8 @@ class Kernel:
 
     def _track(self, event: ev.Event) -> None:
         """Follow our quotes (and the kill switch) in what the engine is about to see."""
+        if not isinstance(event, _TRACKED):
+            return  # book deltas and the firehose: one check, not the pattern chain below
         match event:
             case ev.QuotePlaced(rfq_id=rfq_id, quote_id=quote_id):
                 old = self._rfq_quote.get(rfq_id)

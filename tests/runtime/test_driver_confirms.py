@@ -7,6 +7,7 @@ test releases it, so "two confirms in flight at once" is observed, not timed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from test_driver_failures import Exchange
@@ -42,22 +43,19 @@ class SlowConfirms(Exchange):
         self.release = asyncio.Event()
         self.in_flight = 0
         self.peak = 0
-        self.changed = asyncio.Event()
         self.confirmed: list[str] = []
 
     async def confirm_quote(self, rfq_id: str, quote_id: str, *,
                             deadline_ns: int | None = None) -> None:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
-        self.changed.set()
         await self.release.wait()
         self.in_flight -= 1
         self.confirmed.append(quote_id)
 
 
-async def _wait_for(cond: object, changed: asyncio.Event) -> None:
+async def _wait_for(cond: Callable[[], bool]) -> None:
     """Yield to the loop until ``cond()`` holds (the caller bounds it with a timeout)."""
-    assert callable(cond)
     while True:
         if cond():
             return
@@ -75,9 +73,9 @@ async def test_a_slow_confirm_does_not_hold_the_next_one() -> None:
     for rfq_id in ("r1", "r2", "r3"):
         runtime.post(ev.RfqReceived(rfq_id, "M-1", clock.now_ns(), contracts_centi=100))
     # With one worker the second confirm would wait for the first one's answer: never here.
-    await asyncio.wait_for(_wait_for(lambda: exchange.in_flight == 3, exchange.changed), 10)
+    await asyncio.wait_for(_wait_for(lambda: exchange.in_flight == 3), 10)
     exchange.release.set()
-    await asyncio.wait_for(_wait_for(lambda: len(exchange.confirmed) == 3, exchange.changed), 10)
+    await asyncio.wait_for(_wait_for(lambda: len(exchange.confirmed) == 3), 10)
     stop.set()
     await asyncio.wait_for(task, 10)
     assert sorted(exchange.confirmed) == ["q-r1", "q-r2", "q-r3"]
@@ -97,8 +95,7 @@ async def test_concurrent_workers_never_send_one_quote_twice() -> None:
     for _ in range(5):  # the same accept five times (a replayed frame, a resync)
         runtime.post(ev.RfqReceived("r1", "M-1", clock.now_ns(), contracts_centi=100))
     await asyncio.wait_for(_wait_for(lambda: runtime.stats.confirms_sent
-                                     + runtime.stats.confirms_skipped == 5,
-                                     exchange.changed), 10)
+                                     + runtime.stats.confirms_skipped == 5), 10)
     stop.set()
     await asyncio.wait_for(task, 10)
     assert exchange.confirmed == ["q-r1"]
