@@ -51,6 +51,9 @@ RISK_DAY_META = "risk_day"
 FUNNEL = ("rfqs_seen", "quoted", "accepted", "confirmed", "declined", "fills")
 
 
+#: Quotes whose strategy is remembered for attributing their execution.
+_MAX_QUOTE_STRATEGIES = 100_000
+
 class ServiceHooks(RuntimeHooks):
     """Persist decisions/quotes/confirms/fills, count and time everything."""
 
@@ -101,6 +104,10 @@ class ServiceHooks(RuntimeHooks):
         # state written per quote.
         self._counted: dict[tuple[str, str], None] = {}
         self._quote_state: dict[str, str] = {}
+        # Quote id -> its strategy, taken when the quote is placed: by its execution the RFQ's
+        # record may be retired (the requester's RFQ closes at the accept, and its delete can
+        # be stepped first). Oldest forgotten first, bounded.
+        self._quote_strategy: dict[str, str] = {}
         self._risk_day = engine.risk.day_state()
 
     # -- frames ------------------------------------------------------------------------
@@ -266,6 +273,11 @@ class ServiceHooks(RuntimeHooks):
                             self.metrics.pipe_lag_seconds, wall - event.created_ts_ms * 1_000_000
                         )
             case ev.QuotePlaced():
+                strategy = self._strategy_of(event.quote_id)
+                if strategy:
+                    if len(self._quote_strategy) >= _MAX_QUOTE_STRATEGIES:
+                        del self._quote_strategy[next(iter(self._quote_strategy))]
+                    self._quote_strategy[event.quote_id] = strategy
                 q = self.engine.quotes.get(event.quote_id)
                 if q is not None:
                     self.store.record_quote(
@@ -291,7 +303,8 @@ class ServiceHooks(RuntimeHooks):
                 self._quote_row(event.quote_id, "confirm_failed", wall, {"code": event.code})
             case ev.QuoteExecuted():
                 self._quote_row(event.quote_id, "executed", wall, {"order_id": event.order_id})
-                self.markouts.attribute(event.order_id, self._strategy_of(event.quote_id))
+                self.markouts.attribute(event.order_id, self._quote_strategy.pop(
+                    event.quote_id, "") or self._strategy_of(event.quote_id))
             case ev.QuoteCancelled():
                 self._quote_row(event.quote_id, "cancelled", wall)
             case ev.MarketLifecycleChanged(event_type="determined" | "settled" | "finalized"):
